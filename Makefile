@@ -1,0 +1,37 @@
+# mod_sse_mgr: build with apxs, test against a real httpd, run a demo.
+APXS      ?= apxs
+PYTHON    ?= /usr/bin/python3
+CORE_SRC   = src/sse_id.c src/sse_frame.c src/sse_route.c src/sse_registry.c
+GLUE_SRC   = mod_sse_mgr.c mod_sse_state.c mod_sse_ops.c mod_sse_handler.c \
+	         mod_sse_dispatch.c
+WARN      ?= -Wall -Wextra -Werror
+APR_CFLAGS = $(shell pkg-config --cflags apr-1 apr-util-1)
+APR_LIBS   = $(shell pkg-config --libs apr-1 apr-util-1)
+
+.PHONY: all install test unit demo clean deps
+
+all: .libs/mod_sse_mgr.so
+
+.libs/mod_sse_mgr.so: $(GLUE_SRC) $(CORE_SRC) src/*.h include/*.h mod_sse_mgr_private.h
+	$(APXS) -c -o mod_sse_mgr.la -Wc,"$(WARN) -std=gnu99" -I. $(GLUE_SRC) $(CORE_SRC) -ljansson
+
+install: all
+	$(APXS) -i -n sse_mgr .libs/mod_sse_mgr.so
+
+deps:
+	@sh t/install-deps.sh
+
+t/unit/run_tests: t/unit/*.c $(CORE_SRC) src/*.h
+	$(CC) -std=gnu99 $(WARN) -g -I. $(APR_CFLAGS) -o $@ t/unit/*.c $(CORE_SRC) $(APR_LIBS) -ljansson -lpthread
+
+unit: t/unit/run_tests
+	t/unit/run_tests
+
+test: deps all t/unit/run_tests
+	@sh t/run-tests.sh
+
+demo: deps all
+	@sh examples/run-demo.sh
+
+clean:
+	rm -rf .libs *.la *.lo *.slo *.o src/*.lo src/*.slo src/*.o src/.libs t/unit/run_tests

@@ -1,0 +1,92 @@
+/**
+ * @file mod_sse_mgr.h
+ * @brief mod_sse_mgr's public C API: one APR optional function per manager
+ *        operation, for other httpd modules.
+ *
+ * Retrieve each with APR_RETRIEVE_OPTIONAL_FN() in an optional_fn_retrieve
+ * hook (or later) and tolerate NULL: mod_sse_mgr may not be loaded.
+ * Every function works from any request in any child process, under
+ * prefork, worker and event MPMs, and acts on the registry of the virtual
+ * host @a s (each SSEPrefix has its own).
+ *
+ * Return codes, common to all:
+ * - APR_SUCCESS   done
+ * - APR_EINVAL    a name, key or task id is not 1..64 characters of
+ *                 [A-Za-z0-9.~-] starting with a letter or digit, or an id
+ *                 does not have the form `<name>_<suffix>`
+ * - APR_ENOENT    the id was not issued by this server, or has no listener
+ * - APR_ENOSPC    a bound was reached (listen keys per listener)
+ * - APR_EGENERAL  mod_sse_mgr has no shared state in this process (it
+ *                 failed to start); see the error log
+ */
+#ifndef MOD_SSE_MGR_H
+#define MOD_SSE_MGR_H
+
+#include <apr_optional.h>
+#include <httpd.h>
+
+/** Defined when the publish functions below are available. */
+#define SSE_MGR_HAS_PUBLISH 1
+
+/**
+ * Issue a new unforgeable id `<name>_<suffix>` for @a name.
+ * @param s    the virtual host whose registry issues it
+ * @param p    pool for @a id
+ * @param name the user or client name
+ * @param id   out: the id
+ */
+APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_make_id,
+                        (server_rec *s, apr_pool_t *p, const char *name,
+                         const char **id));
+
+/**
+ * Is @a id registered (does it have a listener, connected or not)?
+ * @return APR_SUCCESS if registered, APR_ENOENT if not
+ */
+APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_is_registered,
+                        (server_rec *s, const char *id));
+
+/**
+ * Subscribe listener @a id to @a key (notify-listeners reaches it).
+ * @return APR_ENOSPC when the listener already holds its maximum of keys
+ */
+APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_listen,
+                        (server_rec *s, const char *id, const char *key));
+
+/**
+ * Send `completed^{timestamp,id,taskid}` to every listener whose id has
+ * the same name as @a id (all tabs of one user).
+ * @param p         scratch pool (the request's)
+ * @param delivered out: listeners it was queued for (may be NULL)
+ */
+APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_notify_completions,
+                        (server_rec *s, apr_pool_t *p, const char *id,
+                         const char *taskid, int *delivered));
+
+/**
+ * Send `notify^<key>` to every listener holding @a key.
+ * @param delivered out: listeners it was queued for (may be NULL)
+ */
+APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_notify_listeners,
+                        (server_rec *s, const char *key, int *delivered));
+
+/** Remove listener @a id and end its stream. */
+APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_unregister,
+                        (server_rec *s, const char *id));
+
+/** Remove every listener and end every stream of @a s's registry. */
+APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_unregister_all,
+                        (server_rec *s));
+
+/** Remove dormant listeners now (no stream, idle for SSEDormantTimeout). */
+APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_trigger_cleanup,
+                        (server_rec *s));
+
+/**
+ * The listeners as JSON, as list-registrants returns them.
+ * @param json out: NUL-terminated, allocated from @a p
+ */
+APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_listeners_json,
+                        (server_rec *s, apr_pool_t *p, const char **json));
+
+#endif /* MOD_SSE_MGR_H */

@@ -1,0 +1,686 @@
+/*
+ * One dispatcher per child, and the streams it feeds (DESIGN §3, step 1).
+ *
+ * Every child binds a Unix datagram socket named after its pid (Linux
+ * abstract namespace: nothing on disk, gone with the process). A publisher
+ * in any process appends to the ring, releases the lock, and sends one
+ * byte to each child that holds streams. The woken dispatcher routes the
+ * new ring entries once, under the lock, to this child's streams through
+ * a local index (slot -> streams): it queues their sequence numbers and
+ * wakes each target's pollset. A stream's handler thread sleeps in that
+ * pollset on {its client, the wake-up, its heartbeat timeout}, copies its
+ * events out of the ring, and writes them through the output filters.
+ * A 1 s tick of the dispatcher covers a lost wake-up.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <ap_mpm.h>
+
+#include <apr_poll.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
+
+#include "mod_sse_mgr_private.h"
+
+#define SSE_QUEUE_LEN   64      /* queued seqs per stream before resync */
+#define SSE_BATCH       16      /* events copied per lock hold */
+#define SSE_TICK_MS     1000    /* safety net against a lost wake-up */
+#define SSE_WAKE_MAX    256     /* children woken per publish */
+
+typedef struct sse_stream_t sse_stream_t;
+
+struct sse_stream_t {
+    request_rec *r;
+    sse_local_t *local;
+    sse_hold_t hold;
+    apr_pollset_t *ps;
+    apr_bucket_brigade *bb;
+    apr_pool_t *scratch;        /* cleared after every batch */
+    apr_uint64_t sent;          /* last seq written */
+    apr_time_t next_beat;
+    /* written by the dispatcher, under disp.mu */
+    apr_uint64_t queue[SSE_QUEUE_LEN];
+    int qlen;
+    int resync;
+    int ending;
+    sse_stream_t *next;         /* same slot */
+};
+
+struct sse_local_t {
+    sse_registry_t *reg;
+    sse_stream_t **by_slot;
+    apr_uint32_t nslots;
+    apr_uint64_t cursor;        /* next ring entry to route */
+};
+
+static struct {
+    apr_thread_mutex_t *mu;     /* the local index and stream queues */
+    apr_thread_t *thread;
+    sse_local_t **locals;
+    int nlocals;
+    int fd;                     /* this child's wake-up socket */
+    volatile int stopping;
+    apr_uint32_t pid;
+} disp = {NULL, NULL, NULL, 0, -1, 0, 0};
+
+static int send_fd = -1;        /* any process: sends wake-ups */
+
+static socklen_t wake_addr(apr_uint32_t pid, struct sockaddr_un *sa)
+{
+    int n;
+
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    /* sun_path[0] == 0: Linux abstract namespace */
+    n = apr_snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1,
+                     "mod_sse_mgr.%u", pid);
+    return (socklen_t)(APR_OFFSETOF(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+static void wake_pid(apr_uint32_t pid)
+{
+    struct sockaddr_un sa;
+    socklen_t len = wake_addr(pid, &sa);
+
+    /* non-blocking: a full socket already has a wake-up pending */
+    (void)sendto(send_fd, "w", 1, MSG_DONTWAIT, (struct sockaddr *)&sa, len);
+}
+
+void sse_dispatch_wake(sse_registry_t *reg)
+{
+    apr_uint32_t pids[SSE_WAKE_MAX];
+    int i, n = sse_registry_holders(reg, pids, SSE_WAKE_MAX);
+
+    for (i = 0; i < n; i++) {
+        wake_pid(pids[i]);
+    }
+}
+
+static apr_status_t close_fd(void *data)
+{
+    int *fd = data;
+
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    return APR_SUCCESS;
+}
+
+/* ---- the dispatcher -------------------------------------------------- */
+
+static void wake_stream(sse_stream_t *st)
+{
+    apr_pollset_wakeup(st->ps);
+}
+
+/* Called under the registry lock: local work only, under disp.mu. */
+static void on_route(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
+                     const sse_event_t *ev)
+{
+    sse_local_t *l = baton;
+    apr_uint32_t i;
+    sse_stream_t *st;
+
+    apr_thread_mutex_lock(disp.mu);
+    for (i = (slot == SSE_SLOT_ALL) ? 0 : slot;
+         i < l->nslots && (slot == SSE_SLOT_ALL || i == slot); i++) {
+        for (st = l->by_slot[i]; st; st = st->next) {
+            if (slot != SSE_SLOT_ALL && st->hold.holder_gen != holder_gen) {
+                continue;
+            }
+            if (ev->kind == SSE_EV_END_SLOT || ev->kind == SSE_EV_END_ALL) {
+                st->ending = 1;
+            }
+            else if (st->qlen < SSE_QUEUE_LEN) {
+                st->queue[st->qlen++] = ev->seq;
+            }
+            else {
+                st->resync = 1;
+            }
+            wake_stream(st);
+        }
+    }
+    apr_thread_mutex_unlock(disp.mu);
+}
+
+static void mark_all(sse_local_t *l, int ending)
+{
+    apr_uint32_t i;
+    sse_stream_t *st;
+
+    apr_thread_mutex_lock(disp.mu);
+    for (i = 0; i < l->nslots; i++) {
+        for (st = l->by_slot[i]; st; st = st->next) {
+            if (ending) {
+                st->ending = 1;
+            }
+            else {
+                st->resync = 1;
+            }
+            wake_stream(st);
+        }
+    }
+    apr_thread_mutex_unlock(disp.mu);
+}
+
+static void dispatch_local(sse_local_t *l)
+{
+    apr_uint64_t head = sse_registry_head(l->reg);
+
+    if (head != l->cursor) {
+        if (sse_registry_route(l->reg, l->cursor, head, disp.pid, on_route,
+                               l)) {
+            mark_all(l, 0);     /* fell a ring behind: streams rescan */
+        }
+        l->cursor = head;
+    }
+}
+
+static int mpm_stopping(void)
+{
+    int state = AP_MPMQ_RUNNING;
+
+    ap_mpm_query(AP_MPMQ_MPM_STATE, &state);
+    return state == AP_MPMQ_STOPPING;
+}
+
+static void *APR_THREAD_FUNC dispatcher(apr_thread_t *thd, void *data)
+{
+    struct pollfd pfd;
+    char buf[64];
+    int i;
+
+    (void)data;
+    pfd.fd = disp.fd;
+    pfd.events = POLLIN;
+    while (!disp.stopping) {
+        (void)poll(&pfd, 1, SSE_TICK_MS);
+        while (recv(disp.fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+            /* drain: one pass serves every wake-up so far */
+        }
+        if (mpm_stopping()) {
+            /* graceful restart or stop (prefork has no child_stopping
+             * for graceful): end the streams, clients resume */
+            disp.stopping = 1;
+        }
+        for (i = 0; i < disp.nlocals; i++) {
+            dispatch_local(disp.locals[i]);
+        }
+    }
+    for (i = 0; i < disp.nlocals; i++) {
+        mark_all(disp.locals[i], 1);
+    }
+    apr_thread_exit(thd, APR_SUCCESS);
+    return NULL;
+}
+
+void sse_dispatch_child_stopping(apr_pool_t *pchild, int graceful)
+{
+    (void)pchild;
+    (void)graceful;
+    if (disp.thread) {
+        disp.stopping = 1;
+        wake_pid(disp.pid);
+    }
+}
+
+static apr_status_t dispatcher_cleanup(void *data)
+{
+    apr_status_t trv;
+
+    (void)data;
+    if (disp.thread) {
+        disp.stopping = 1;
+        wake_pid(disp.pid);
+        apr_thread_join(&trv, disp.thread);
+        disp.thread = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t bind_wake_socket(apr_pool_t *pchild)
+{
+    struct sockaddr_un sa;
+    socklen_t len = wake_addr(disp.pid, &sa);
+
+    disp.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (disp.fd < 0) {
+        return errno;
+    }
+    apr_pool_cleanup_register(pchild, &disp.fd, close_fd,
+                              apr_pool_cleanup_null);
+    return bind(disp.fd, (struct sockaddr *)&sa, len) == 0 ? APR_SUCCESS
+                                                          : errno;
+}
+
+static apr_status_t make_send_socket(apr_pool_t *p)
+{
+    if (send_fd >= 0) {
+        return APR_SUCCESS;
+    }
+    send_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (send_fd < 0) {
+        return errno;
+    }
+    apr_pool_cleanup_register(p, &send_fd, close_fd, apr_pool_cleanup_null);
+    return APR_SUCCESS;
+}
+
+apr_status_t sse_dispatch_post_config(apr_pool_t *pconf)
+{
+    return make_send_socket(pconf);
+}
+
+static void make_locals(apr_pool_t *pchild, server_rec *s)
+{
+    server_rec *vs;
+
+    disp.locals = apr_pcalloc(pchild, sizeof(sse_local_t *) * 64);
+    disp.nlocals = 0;
+    for (vs = s; vs; vs = vs->next) {
+        sse_srv_conf_t *conf = sse_srv_conf(vs);
+        if (conf->owner && disp.nlocals < 64) {
+            sse_local_t *l = apr_pcalloc(pchild, sizeof(*l));
+            l->reg = conf->reg;
+            l->nslots = sse_registry_sizes(l->reg)->max_listeners;
+            l->by_slot = apr_pcalloc(pchild, l->nslots * sizeof(*l->by_slot));
+            l->cursor = sse_registry_head(l->reg);
+            disp.locals[disp.nlocals++] = l;
+        }
+    }
+    for (vs = s; vs; vs = vs->next) {   /* sharers use the owner's */
+        sse_srv_conf_t *conf = sse_srv_conf(vs);
+        int i;
+        for (i = 0; i < disp.nlocals; i++) {
+            if (disp.locals[i]->reg == conf->reg) {
+                conf->local = disp.locals[i];
+            }
+        }
+    }
+}
+
+apr_status_t sse_dispatch_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_status_t rv;
+
+    disp.pid = (apr_uint32_t)getpid();
+    disp.stopping = 0;
+    make_locals(pchild, s);
+    rv = apr_thread_mutex_create(&disp.mu, APR_THREAD_MUTEX_DEFAULT, pchild);
+    if (rv == APR_SUCCESS) {
+        rv = bind_wake_socket(pchild);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_create(&disp.thread, NULL, dispatcher, NULL, pchild);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, SSE_LOGNO(00040)
+                     "cannot start the dispatcher: streams of this child "
+                     "will not receive events");
+        return rv;
+    }
+    /* pre-cleanup: join before the child pool's memory goes */
+    apr_pool_pre_cleanup_register(pchild, NULL, dispatcher_cleanup);
+    return APR_SUCCESS;
+}
+
+/* ---- streams: the local index ---------------------------------------- */
+
+static void index_add(sse_stream_t *st)
+{
+    sse_local_t *l = st->local;
+
+    apr_thread_mutex_lock(disp.mu);
+    st->next = l->by_slot[st->hold.slot];
+    l->by_slot[st->hold.slot] = st;
+    apr_thread_mutex_unlock(disp.mu);
+}
+
+static void index_remove(sse_stream_t *st)
+{
+    sse_stream_t **link;
+
+    apr_thread_mutex_lock(disp.mu);
+    for (link = &st->local->by_slot[st->hold.slot]; *link;
+         link = &(*link)->next) {
+        if (*link == st) {
+            *link = st->next;
+            break;
+        }
+    }
+    apr_thread_mutex_unlock(disp.mu);
+}
+
+/* What the dispatcher queued for @a st; returns 1 when it must end. */
+static int take(sse_stream_t *st, apr_uint64_t *seqs, int *n, int *resync)
+{
+    int ending;
+
+    apr_thread_mutex_lock(disp.mu);
+    *n = st->qlen;
+    memcpy(seqs, st->queue, sizeof(*seqs) * (apr_size_t)st->qlen);
+    st->qlen = 0;
+    *resync = st->resync;
+    st->resync = 0;
+    ending = st->ending || disp.stopping;
+    apr_thread_mutex_unlock(disp.mu);
+    return ending;
+}
+
+/* ---- streams: writing ------------------------------------------------ */
+
+static apr_status_t put(sse_stream_t *st, const char *buf, apr_size_t len)
+{
+    return apr_brigade_write(st->bb, NULL, NULL, buf, len);
+}
+
+static apr_status_t flush(sse_stream_t *st)
+{
+    conn_rec *c = st->r->connection;
+    apr_status_t rv;
+
+    APR_BRIGADE_INSERT_TAIL(st->bb,
+                            apr_bucket_flush_create(c->bucket_alloc));
+    rv = ap_pass_brigade(st->r->output_filters, st->bb);
+    apr_brigade_cleanup(st->bb);
+    apr_pool_clear(st->scratch);
+    st->next_beat = apr_time_now() + sse_conf_heartbeat();
+    return (rv == APR_SUCCESS && c->aborted) ? APR_ECONNABORTED : rv;
+}
+
+/* Frame and write the events not yet sent; flush; record delivery. */
+static apr_status_t write_events(sse_stream_t *st, const sse_event_t *evs,
+                                 int n)
+{
+    apr_status_t rv = APR_SUCCESS;
+    int i, count = 0;
+
+    for (i = 0; i < n && rv == APR_SUCCESS; i++) {
+        apr_size_t len;
+        const char *b;
+        if (evs[i].seq <= st->sent || evs[i].kind == SSE_EV_END_SLOT
+            || evs[i].kind == SSE_EV_END_ALL) {
+            continue;
+        }
+        b = sse_frame_event(st->scratch, evs[i].seq, evs[i].data,
+                            evs[i].len, &len);
+        rv = put(st, b, len);
+        st->sent = evs[i].seq;
+        count++;
+    }
+    if (rv == APR_SUCCESS && count) {
+        rv = flush(st);
+    }
+    if (rv == APR_SUCCESS && count) {
+        rv = sse_registry_ack(st->local->reg, &st->hold, st->sent, count,
+                              apr_time_as_msec(apr_time_now()));
+    }
+    return rv;
+}
+
+/* Everything for this listener after st->sent that is still in the ring. */
+static apr_status_t write_backlog(sse_stream_t *st)
+{
+    sse_event_t evs[SSE_BATCH];
+    apr_status_t rv;
+    int n;
+
+    do {
+        rv = sse_registry_read(st->local->reg, &st->hold, st->sent, evs,
+                               SSE_BATCH, &n);
+        if (rv == APR_SUCCESS && n) {
+            rv = write_events(st, evs, n);
+        }
+    } while (rv == APR_SUCCESS && n == SSE_BATCH);
+    return rv;
+}
+
+static apr_status_t write_queued(sse_stream_t *st, const apr_uint64_t *seqs,
+                                 int n)
+{
+    sse_event_t evs[SSE_BATCH];
+    apr_status_t rv = APR_SUCCESS;
+    int i, got;
+
+    for (i = 0; i < n && rv == APR_SUCCESS; i += SSE_BATCH) {
+        got = (n - i < SSE_BATCH) ? n - i : SSE_BATCH;
+        sse_registry_fetch(st->local->reg, seqs + i, evs, &got);
+        rv = write_events(st, evs, got);
+    }
+    return rv;
+}
+
+/* retry:, the registered event (its id is the resume point, so the id
+ * sequence the client sees never goes back), missed, backlog. */
+static apr_status_t stream_open(sse_stream_t *st, const char *id)
+{
+    char data[SSE_DATA_MAX];
+    apr_size_t len;
+    apr_status_t rv;
+    const char *b;
+
+    b = sse_frame_retry(st->scratch, SSE_RETRY_MS, &len);
+    rv = put(st, b, len);
+    if (rv == APR_SUCCESS) {
+        rv = sse_frame_data("registered", id, data, &len);
+    }
+    if (rv == APR_SUCCESS) {
+        b = sse_frame_event(st->scratch, st->sent, data, len, &len);
+        rv = put(st, b, len);
+    }
+    if (rv == APR_SUCCESS && st->hold.missed_to) {
+        b = sse_frame_missed(st->scratch, st->hold.missed_from,
+                             st->hold.missed_to, &len);
+        rv = put(st, b, len);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = flush(st);
+    }
+    return rv == APR_SUCCESS ? write_backlog(st) : rv;
+}
+
+/* ---- streams: the loop ----------------------------------------------- */
+
+/* The client spoke: a non-blocking read tells EOF (gone) from bytes (a
+ * pipelined request we ignore). Never a blocking read: mod_reqtimeout
+ * would cut the stream. */
+static int client_gone(sse_stream_t *st, apr_int16_t rtnevents)
+{
+    conn_rec *c = st->r->connection;
+    apr_bucket_brigade *in;
+    apr_status_t rv;
+
+    if (rtnevents & (APR_POLLERR | APR_POLLNVAL)) {
+        return 1;
+    }
+    in = apr_brigade_create(st->scratch, c->bucket_alloc);
+    rv = ap_get_brigade(c->input_filters, in, AP_MODE_READBYTES,
+                        APR_NONBLOCK_READ, 4096);
+    apr_brigade_destroy(in);
+    return !(rv == APR_SUCCESS || APR_STATUS_IS_EAGAIN(rv));
+}
+
+static apr_status_t wait_once(sse_stream_t *st)
+{
+    apr_interval_time_t timeout = st->next_beat - apr_time_now();
+    const apr_pollfd_t *fds;
+    apr_int32_t num = 0, i;
+    apr_status_t rv;
+
+    if (timeout <= 0) {
+        rv = put(st, SSE_FRAME_HEARTBEAT, sizeof(SSE_FRAME_HEARTBEAT) - 1);
+        return rv == APR_SUCCESS ? flush(st) : rv;
+    }
+    rv = apr_pollset_poll(st->ps, timeout, &num, &fds);
+    if (APR_STATUS_IS_EINTR(rv) || APR_STATUS_IS_TIMEUP(rv)) {
+        return APR_SUCCESS;     /* woken, or a heartbeat is due */
+    }
+    for (i = 0; rv == APR_SUCCESS && i < num; i++) {
+        if (client_gone(st, fds[i].rtnevents)) {
+            rv = APR_EOF;
+        }
+    }
+    return rv;
+}
+
+static apr_status_t stream_loop(sse_stream_t *st)
+{
+    apr_uint64_t seqs[SSE_QUEUE_LEN];
+    apr_status_t rv = APR_SUCCESS;
+    int n, resync;
+
+    while (rv == APR_SUCCESS) {
+        if (take(st, seqs, &n, &resync)) {
+            break;
+        }
+        if (resync) {
+            rv = write_backlog(st);
+        }
+        else if (n) {
+            rv = write_queued(st, seqs, n);
+        }
+        if (rv == APR_SUCCESS) {
+            rv = wait_once(st);
+        }
+    }
+    return rv;
+}
+
+static apr_status_t stream_setup(sse_stream_t *st)
+{
+    request_rec *r = st->r;
+    apr_pollfd_t pfd;
+    apr_status_t rv;
+
+    apr_pool_create(&st->scratch, r->pool);
+    st->bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    rv = apr_pollset_create(&st->ps, 1, r->pool, APR_POLLSET_WAKEABLE);
+    if (rv == APR_SUCCESS) {
+        rv = ap_get_pollfd_from_conn(r->connection, &pfd, NULL);
+    }
+    if (rv == APR_SUCCESS) {
+        pfd.p = r->pool;
+        pfd.reqevents = APR_POLLIN;
+        pfd.client_data = st;
+        rv = apr_pollset_add(st->ps, &pfd);
+    }
+    ap_set_content_type(r, "text/event-stream");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-cache");
+    apr_table_setn(r->headers_out, "X-Accel-Buffering", "no");
+    /* nothing may buffer the stream */
+    apr_table_setn(r->subprocess_env, "no-gzip", "1");
+    apr_table_setn(r->subprocess_env, "no-brotli", "1");
+    return rv;
+}
+
+/* Last-Event-ID header, else ?last_event_id=; digits only. */
+static int parse_last_id(request_rec *r, apr_uint64_t *out)
+{
+    const char *v = apr_table_get(r->headers_in, "Last-Event-ID");
+    char *end;
+
+    if (v == NULL && r->args
+        && strncmp(r->args, "last_event_id=", 14) == 0) {
+        v = r->args + 14;
+    }
+    if (v == NULL) {
+        return 0;
+    }
+    if (*v < '0' || *v > '9' || strlen(v) > 20) {
+        return -1;
+    }
+    errno = 0;
+    *out = (apr_uint64_t)apr_strtoi64(v, &end, 10);
+    return (*end == '\0' && errno == 0) ? 1 : -1;
+}
+
+static int reject(request_rec *r, int status, const char *line)
+{
+    r->status = status;
+    ap_set_content_type(r, "text/plain; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_rputs(line, r);
+    ap_rputs("\n", r);
+    return OK;
+}
+
+int sse_stream_run(request_rec *r, const char *id)
+{
+    sse_srv_conf_t *conf = sse_srv_conf(r->server);
+    sse_stream_t *st;
+    apr_uint64_t last_id = 0;
+    apr_status_t rv;
+    int has_last = parse_last_id(r, &last_id), created = 0;
+
+    if (has_last < 0) {
+        return reject(r, HTTP_BAD_REQUEST, "Last-Event-ID must be a number");
+    }
+    if (conf->local == NULL || disp.stopping) {
+        apr_table_setn(r->err_headers_out, "Retry-After", "1");
+        return reject(r, HTTP_SERVICE_UNAVAILABLE, "not dispatching here");
+    }
+    st = apr_pcalloc(r->pool, sizeof(*st));
+    st->r = r;
+    st->local = conf->local;
+    if ((rv = stream_setup(st)) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SSE_LOGNO(00041)
+                      "cannot set up the stream");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (r->header_only) {
+        return OK;
+    }
+    rv = sse_registry_connect(conf->reg, id, disp.pid,
+                              apr_time_as_msec(apr_time_now()),
+                              has_last ? &last_id : NULL, &st->hold,
+                              &created);
+    if (rv == APR_ENOSPC || rv == APR_EAGAIN) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, SSE_LOGNO(00042)
+                      "listener table full: SSEMaxListeners reached");
+        apr_table_setn(r->err_headers_out, "Retry-After", "10");
+        return reject(r, HTTP_SERVICE_UNAVAILABLE,
+                      "too many listeners, retry later");
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SSE_LOGNO(00043)
+                      "cannot register the listener");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SSE_LOGNO(00044)
+                  "stream opened for %s (slot %u, %s, from seq %"
+                  APR_UINT64_T_FMT ")", id, st->hold.slot,
+                  created ? "new" : "existing", st->hold.cursor);
+    /* other streams of this registry may be in other children: wake them
+     * so an older stream of this id hears the takeover */
+    sse_dispatch_wake(conf->reg);
+    if (created) {
+        sse_op_changed(r->server);
+    }
+    st->sent = st->hold.cursor;
+    index_add(st);
+    rv = stream_open(st, id);
+    if (rv == APR_SUCCESS) {
+        rv = stream_loop(st);
+    }
+    index_remove(st);
+    sse_registry_release(conf->reg, &st->hold, disp.pid, st->sent,
+                         apr_time_as_msec(apr_time_now()));
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, SSE_LOGNO(00045)
+                  "stream ended for %s after seq %" APR_UINT64_T_FMT, id,
+                  st->sent);
+    apr_pool_destroy(st->scratch);
+    return OK;
+}

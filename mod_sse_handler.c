@@ -1,0 +1,253 @@
+/*
+ * The HTTP routes of SPEC §2: claim the URL, check method and arguments,
+ * call one operation, answer. A table and a dispatch; the work is in
+ * mod_sse_ops.c and, for streams, mod_sse_dispatch.c.
+ */
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include <apr_strings.h>
+
+#include "mod_sse_mgr_private.h"
+#include "src/sse_route.h"
+
+#define SSE_NOTE_ROUTE "sse-mgr-route"
+
+/* Claim only the routes we know, so other modules (the demo's submit-task)
+ * can serve their own paths under the same prefix. */
+int sse_translate(request_rec *r)
+{
+    sse_srv_conf_t *conf = sse_srv_conf(r->server);
+    apr_size_t plen;
+
+    if (conf->reg == NULL || conf->prefix == NULL) {
+        return DECLINED;
+    }
+    plen = strlen(conf->prefix);
+    if (strncmp(r->uri, conf->prefix, plen) != 0
+        || sse_route_find(r->uri + plen) == NULL) {
+        return DECLINED;
+    }
+    r->handler = SSE_HANDLER;
+    r->filename = apr_pstrcat(r->pool, SSE_HANDLER ":", r->uri, NULL);
+    apr_table_setn(r->notes, SSE_NOTE_ROUTE, "1");
+    return OK;
+}
+
+/* No file behind our URLs: skip the directory walk. <Location> sections,
+ * and so `Require`, still apply. */
+int sse_map_to_storage(request_rec *r)
+{
+    return apr_table_get(r->notes, SSE_NOTE_ROUTE) ? OK : DECLINED;
+}
+
+/* ---- responses ------------------------------------------------------- */
+
+static int respond(request_rec *r, int status, const char *type,
+                   const char *body)
+{
+    r->status = status;
+    ap_set_content_type(r, type);
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_set_content_length(r, (apr_off_t)strlen(body));
+    if (!r->header_only) {
+        ap_rputs(body, r);
+    }
+    return OK;
+}
+
+static int text(request_rec *r, int status, const char *line)
+{
+    return respond(r, status, "text/plain; charset=utf-8",
+                   status < 300 ? line : apr_pstrcat(r->pool, line, "\n",
+                                                     NULL));
+}
+
+static int delivered(request_rec *r, int n)
+{
+    return respond(r, HTTP_OK, "application/json",
+                   apr_psprintf(r->pool, "{\"delivered\": %d}", n));
+}
+
+/* An operation's status as an HTTP answer: the only place codes map. */
+static int fail(request_rec *r, apr_status_t rv, const char *what)
+{
+    switch (rv) {
+    case APR_ENOENT:
+        return text(r, HTTP_NOT_FOUND, apr_pstrcat(r->pool, "unknown ",
+                                                   what, NULL));
+    case APR_EINVAL:
+        return text(r, HTTP_BAD_REQUEST, apr_pstrcat(r->pool, "invalid ",
+                                                     what, NULL));
+    case APR_ENOSPC:
+        return text(r, HTTP_BAD_REQUEST,
+                    apr_psprintf(r->pool, "too many listen keys for this "
+                                 "id (at most %d)", SSE_MAX_KEYS));
+    default:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SSE_LOGNO(00030)
+                      "%s failed", r->uri);
+        return text(r, HTTP_INTERNAL_SERVER_ERROR, "internal error");
+    }
+}
+
+/* ---- routes ---------------------------------------------------------- */
+
+typedef int route_fn(request_rec *r, const sse_route_t *rt);
+
+static int do_make_id(request_rec *r, const sse_route_t *rt)
+{
+    const char *id;
+    apr_status_t rv = sse_op_make_id(r->server, r->pool, rt->args[0], &id);
+    return rv ? fail(r, rv, "name") : text(r, HTTP_OK, id);
+}
+
+static int do_register(request_rec *r, const sse_route_t *rt)
+{
+    return sse_stream_run(r, rt->args[0]);
+}
+
+static int do_disconnect(request_rec *r, const sse_route_t *rt)
+{
+    apr_status_t rv = sse_op_unregister(r->server, rt->args[0]);
+    return rv ? fail(r, rv, "id") : text(r, HTTP_OK, "ok");
+}
+
+static int do_list(request_rec *r, const sse_route_t *rt)
+{
+    const char *json;
+    apr_status_t rv = sse_op_listeners_json(r->server, r->pool, &json);
+    (void)rt;
+    return rv ? fail(r, rv, "registry")
+              : respond(r, HTTP_OK, "application/json", json);
+}
+
+static int do_clear(request_rec *r, const sse_route_t *rt)
+{
+    apr_status_t rv = sse_op_unregister_all(r->server);
+    (void)rt;
+    return rv ? fail(r, rv, "registry") : text(r, HTTP_OK, "ok");
+}
+
+static int do_cleanup(request_rec *r, const sse_route_t *rt)
+{
+    apr_status_t rv = sse_op_cleanup(r->server, NULL);
+    (void)rt;
+    return rv ? fail(r, rv, "registry") : text(r, HTTP_OK, "ok");
+}
+
+static int do_listen(request_rec *r, const sse_route_t *rt)
+{
+    apr_status_t rv = sse_op_listen(r->server, rt->args[0], rt->args[1]);
+    return rv ? fail(r, rv, "id") : text(r, HTTP_OK, "ok");
+}
+
+static int do_completions(request_rec *r, const sse_route_t *rt)
+{
+    int n = 0;
+    apr_status_t rv = sse_op_notify_completions(r->server, r->pool,
+                                                rt->args[0], rt->args[1], &n);
+    return rv ? fail(r, rv, "id") : delivered(r, n);
+}
+
+static int do_listeners(request_rec *r, const sse_route_t *rt)
+{
+    int n = 0;
+    apr_status_t rv = sse_op_notify_listeners(r->server, rt->args[0], &n);
+    return rv ? fail(r, rv, "key") : delivered(r, n);
+}
+
+static route_fn *const route_fns[SSE_ROUTE_COUNT] = {
+    [SSE_ROUTE_MAKE_ID] = do_make_id,
+    [SSE_ROUTE_REGISTER] = do_register,
+    [SSE_ROUTE_DISCONNECT] = do_disconnect,
+    [SSE_ROUTE_LIST] = do_list,
+    [SSE_ROUTE_CLEAR] = do_clear,
+    [SSE_ROUTE_CLEANUP] = do_cleanup,
+    [SSE_ROUTE_LISTEN] = do_listen,
+    [SSE_ROUTE_NOTIFY_COMPLETIONS] = do_completions,
+    [SSE_ROUTE_NOTIFY_LISTENERS] = do_listeners,
+};
+
+static unsigned int method_bit(const request_rec *r)
+{
+    switch (r->method_number) {
+    case M_GET:
+        return SSE_METHOD_GET;
+    case M_PUT:
+        return SSE_METHOD_PUT;
+    case M_POST:
+        return SSE_METHOD_POST;
+    default:
+        return 0;
+    }
+}
+
+static int preflight(request_rec *r, const sse_route_def_t *def)
+{
+    apr_table_setn(r->headers_out, "Allow", def->allow);
+    apr_table_setn(r->headers_out, "Access-Control-Allow-Methods",
+                   def->allow);
+    apr_table_setn(r->headers_out, "Access-Control-Allow-Headers",
+                   "Content-Type, Last-Event-ID, Cache-Control");
+    apr_table_setn(r->headers_out, "Access-Control-Max-Age", "600");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    r->status = HTTP_NO_CONTENT;
+    return OK;
+}
+
+/* An issued id is checked before any route touches the registry, so a
+ * forged one costs a MAC and nothing else. */
+static int check_ids(request_rec *r, const sse_route_t *rt)
+{
+    int i;
+
+    for (i = 0; i < rt->def->nargs; i++) {
+        if (rt->def->args[i] == SSE_ARG_ID
+            && sse_op_check_id(r->server, rt->args[i]) != APR_SUCCESS) {
+            return fail(r, APR_ENOENT, "id");
+        }
+    }
+    return DECLINED;
+}
+
+int sse_handler(request_rec *r)
+{
+    sse_srv_conf_t *conf = sse_srv_conf(r->server);
+    sse_route_t rt;
+    apr_status_t rv;
+    int status;
+
+    if (r->handler == NULL || strcmp(r->handler, SSE_HANDLER) != 0) {
+        return DECLINED;
+    }
+    /* err_headers_out: kept on error responses too */
+    apr_table_setn(r->err_headers_out, "Access-Control-Allow-Origin",
+                   conf->allow_origin);
+    rv = sse_route_parse(r->pool, r->uri + strlen(conf->prefix), &rt);
+    if (rv == APR_ENOENT) {
+        return HTTP_NOT_FOUND;
+    }
+    if (r->method_number == M_OPTIONS) {
+        return preflight(r, rt.def);
+    }
+    if ((method_bit(r) & rt.def->methods) == 0) {
+        apr_table_setn(r->err_headers_out, "Allow", rt.def->allow);
+        return text(r, HTTP_METHOD_NOT_ALLOWED,
+                    apr_pstrcat(r->pool, rt.def->name, " allows ",
+                                rt.def->allow, NULL));
+    }
+    if ((status = ap_discard_request_body(r)) != OK) {
+        return status;
+    }
+    if (rv == APR_EINVAL) {
+        return text(r, HTTP_BAD_REQUEST, rt.error);
+    }
+    if ((status = check_ids(r, &rt)) != DECLINED) {
+        return status;
+    }
+    return route_fns[rt.route](r, &rt);
+}

@@ -1,0 +1,321 @@
+/*
+ * mod_sse_mgr: server-sent events manager for Apache httpd 2.4.
+ *
+ * This file is the module's face: its configuration (directives, merge),
+ * its hooks, registered in one place at the end. The routes live in
+ * mod_sse_handler.c, the operations in mod_sse_ops.c, shared state in
+ * mod_sse_state.c, stream holding in mod_sse_dispatch.c; the core in src/
+ * knows nothing of httpd.
+ */
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <ap_mpm.h>
+#include <mpm_common.h>
+#include <util_mutex.h>
+
+#include <apr_strings.h>
+
+#define SSE_MGR_DECLARING_MODULE
+#include "mod_sse_mgr_private.h"
+
+sse_global_conf_t sse_gconf;
+
+static apr_interval_time_t last_cleanup;
+
+apr_interval_time_t sse_conf_heartbeat(void)
+{
+    return sse_gconf.heartbeat >= 0 ? sse_gconf.heartbeat
+                                    : apr_time_from_sec(SSE_DEF_HEARTBEAT);
+}
+
+apr_interval_time_t sse_conf_dormant(void)
+{
+    return sse_gconf.dormant >= 0 ? sse_gconf.dormant
+                                  : apr_time_from_sec(SSE_DEF_DORMANT);
+}
+
+static apr_interval_time_t conf_cleanup(void)
+{
+    return sse_gconf.cleanup >= 0 ? sse_gconf.cleanup
+                                  : apr_time_from_sec(SSE_DEF_CLEANUP);
+}
+
+/* ---- configuration --------------------------------------------------- */
+
+static void *create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    sse_srv_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
+
+    (void)s;
+    conf->reg_index = -1;
+    return conf;
+}
+
+static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    sse_srv_conf_t *base = basev, *add = addv;
+    sse_srv_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->prefix = add->prefix ? add->prefix : base->prefix;
+    conf->prefix_set = add->prefix_set;
+    conf->allow_origin = add->allow_origin ? add->allow_origin
+                                           : base->allow_origin;
+    conf->changed_key = add->changed_key ? add->changed_key
+                                         : base->changed_key;
+    conf->reg_index = -1;
+    return conf;
+}
+
+static const char *set_prefix(cmd_parms *cmd, void *dc, const char *arg)
+{
+    sse_srv_conf_t *conf = sse_srv_conf(cmd->server);
+    apr_size_t len = strlen(arg);
+
+    (void)dc;
+    if (len < 2 || arg[0] != '/' || arg[len - 1] != '/'
+        || strpbrk(arg, "?#%\\ \t") || strstr(arg, "//")) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' must be a URL path that starts and "
+                            "ends with '/', e.g. " SSE_DEF_PREFIX,
+                            cmd->cmd->name, arg);
+    }
+    conf->prefix = arg;
+    conf->prefix_set = 1;
+    return NULL;
+}
+
+static const char *set_origin(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    if (strpbrk(arg, "\r\n")) {
+        return apr_psprintf(cmd->pool, "%s: invalid origin",
+                            cmd->cmd->name);
+    }
+    sse_srv_conf(cmd->server)->allow_origin = arg;
+    return NULL;
+}
+
+static const char *set_changed_key(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    if (!sse_token_valid(arg, strlen(arg))) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a valid key (1..%d characters "
+                            "of [A-Za-z0-9.~-], starting with a letter or "
+                            "digit)", cmd->cmd->name, arg, SSE_TOKEN_MAX);
+    }
+    sse_srv_conf(cmd->server)->changed_key = arg;
+    return NULL;
+}
+
+/* A whole number in [lo, hi], or a message naming the directive. */
+static const char *parse_int(cmd_parms *cmd, const char *arg, int lo, int hi,
+                             int *out)
+{
+    char *end;
+    apr_int64_t v;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return err;
+    }
+    v = apr_strtoi64(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || errno == ERANGE || v < lo
+        || v > hi) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number "
+                            "between %d and %d", cmd->cmd->name, arg, lo, hi);
+    }
+    *out = (int)v;
+    return NULL;
+}
+
+static const char *set_count(cmd_parms *cmd, void *dc, const char *arg)
+{
+    int *field = (int *)((char *)&sse_gconf + (apr_size_t)cmd->info);
+
+    (void)dc;
+    errno = 0;
+    return parse_int(cmd, arg, 1, 1000000, field);
+}
+
+static const char *set_seconds(cmd_parms *cmd, void *dc, const char *arg)
+{
+    apr_interval_time_t *field =
+        (apr_interval_time_t *)((char *)&sse_gconf + (apr_size_t)cmd->info);
+    int secs = 0;
+    const char *err;
+
+    (void)dc;
+    errno = 0;
+    err = parse_int(cmd, arg, 1, 7 * 24 * 3600, &secs);
+    *field = apr_time_from_sec(secs);
+    return err;
+}
+
+static const char *set_secret(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (strlen(arg) < 16) {
+        return apr_psprintf(cmd->pool, "%s: the secret must be at least 16 "
+                            "characters", cmd->cmd->name);
+    }
+    sse_gconf.secret = arg;
+    return NULL;
+}
+
+#define GOFF(f) ((void *)APR_OFFSETOF(sse_global_conf_t, f))
+
+static const command_rec sse_cmds[] = {
+    AP_INIT_TAKE1("SSEPrefix", set_prefix, NULL, RSRC_CONF,
+                  "URL prefix of the SSE routes (default " SSE_DEF_PREFIX
+                  "); a vhost with its own prefix has its own registry"),
+    AP_INIT_TAKE1("SSEMaxListeners", set_count, GOFF(max_listeners),
+                  RSRC_CONF, "Listener slots in shared memory (default "
+                  APR_STRINGIFY(SSE_DEF_MAX_LISTENERS) ")"),
+    AP_INIT_TAKE1("SSEHistory", set_count, GOFF(history), RSRC_CONF,
+                  "Events kept for resume (default "
+                  APR_STRINGIFY(SSE_DEF_HISTORY) ")"),
+    AP_INIT_TAKE1("SSEDormantTimeout", set_seconds, GOFF(dormant), RSRC_CONF,
+                  "Seconds without stream or activity before a listener "
+                  "is removed (default " APR_STRINGIFY(SSE_DEF_DORMANT) ")"),
+    AP_INIT_TAKE1("SSECleanupInterval", set_seconds, GOFF(cleanup),
+                  RSRC_CONF, "Seconds between dormant-listener scans "
+                  "(default " APR_STRINGIFY(SSE_DEF_CLEANUP) ")"),
+    AP_INIT_TAKE1("SSEHeartbeat", set_seconds, GOFF(heartbeat), RSRC_CONF,
+                  "Seconds between comment lines on idle streams (default "
+                  APR_STRINGIFY(SSE_DEF_HEARTBEAT) ")"),
+    AP_INIT_TAKE1("SSEAllowOrigin", set_origin, NULL, RSRC_CONF,
+                  "Access-Control-Allow-Origin sent on every route "
+                  "(default " SSE_DEF_ORIGIN ")"),
+    AP_INIT_TAKE1("SSENotifyListenersChanged", set_changed_key, NULL,
+                  RSRC_CONF, "Key notified when the set of listeners "
+                  "changes (default: none)"),
+    AP_INIT_TAKE1("SSESecret", set_secret, NULL, RSRC_CONF,
+                  "Secret for unforgeable ids (default: random per start)"),
+    {NULL}
+};
+
+/* ---- hooks ----------------------------------------------------------- */
+
+static int sse_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    sse_gconf.max_listeners = -1;
+    sse_gconf.history = -1;
+    sse_gconf.dormant = sse_gconf.cleanup = sse_gconf.heartbeat = -1;
+    sse_gconf.secret = NULL;
+    return ap_mutex_register(pconf, SSE_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT,
+                             0);
+}
+
+static int sse_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp, server_rec *s)
+{
+    (void)plog;
+    (void)ptemp;
+    /* The first pass only checks the configuration; shared state is made
+     * once the server really starts. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    if (sse_conf_heartbeat() >= s->timeout) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SSE_LOGNO(00001)
+                     "SSEHeartbeat (%" APR_TIME_T_FMT " s) must be shorter "
+                     "than Timeout (%" APR_TIME_T_FMT " s)",
+                     apr_time_sec(sse_conf_heartbeat()),
+                     apr_time_sec(s->timeout));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (sse_state_post_config(pconf, s) != APR_SUCCESS
+        || sse_dispatch_post_config(pconf) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    last_cleanup = apr_time_now();
+    return OK;
+}
+
+static void sse_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    if (sse_state_child_init(pchild, s) == APR_SUCCESS) {
+        sse_dispatch_child_init(pchild, s);
+    }
+}
+
+/* Parent: a child is gone; what it held becomes resumable. */
+static void sse_child_status(server_rec *s, pid_t pid, ap_generation_t gen,
+                             int slot, mpm_child_status state)
+{
+    server_rec *vs;
+
+    (void)gen;
+    (void)slot;
+    if (state != MPM_CHILD_EXITED) {
+        return;
+    }
+    for (vs = s; vs; vs = vs->next) {
+        sse_srv_conf_t *conf = sse_srv_conf(vs);
+        if (conf->reg && conf->owner) {
+            sse_registry_child_gone(conf->reg, (apr_uint32_t)pid);
+        }
+    }
+}
+
+/* Parent's maintenance loop: periodic dormant cleanup. */
+static int sse_monitor(apr_pool_t *p, server_rec *s)
+{
+    apr_time_t now = apr_time_now();
+    server_rec *vs;
+
+    (void)p;
+    if (now - last_cleanup < conf_cleanup()) {
+        return DECLINED;
+    }
+    last_cleanup = now;
+    for (vs = s; vs; vs = vs->next) {
+        int removed = 0;
+        if (sse_srv_conf(vs)->owner
+            && sse_op_cleanup(vs, &removed) == APR_SUCCESS && removed) {
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, vs, SSE_LOGNO(00002)
+                         "cleanup removed %d dormant listener(s)", removed);
+        }
+    }
+    return DECLINED;
+}
+
+static void register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_pre_config(sse_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(sse_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(sse_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_stopping(sse_dispatch_child_stopping, NULL, NULL,
+                           APR_HOOK_MIDDLE);
+    ap_hook_child_status(sse_child_status, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_monitor(sse_monitor, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_translate_name(sse_translate, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_map_to_storage(sse_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_handler(sse_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    sse_ops_register();
+}
+
+AP_DECLARE_MODULE(sse_mgr) = {
+    STANDARD20_MODULE_STUFF,
+    NULL,               /* per-directory config */
+    NULL,
+    create_srv_conf,
+    merge_srv_conf,
+    sse_cmds,
+    register_hooks,
+    AP_MODULE_FLAG_NONE
+};

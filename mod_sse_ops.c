@@ -1,0 +1,220 @@
+/*
+ * Every manager operation, once: the routes (mod_sse_handler.c) and the
+ * optional functions (include/mod_sse_mgr.h) both call these. Each
+ * validates its input, calls the core under its lock, then wakes the
+ * children that hold streams, outside the lock.
+ */
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+
+#include <apr_optional.h>
+#include <apr_strings.h>
+
+#include "include/mod_sse_mgr.h"
+#include "mod_sse_mgr_private.h"
+
+static apr_int64_t now_ms(void)
+{
+    return (apr_int64_t)apr_time_as_msec(apr_time_now());
+}
+
+static sse_registry_t *reg_of(server_rec *s)
+{
+    return s ? sse_srv_conf(s)->reg : NULL;
+}
+
+apr_status_t sse_op_make_id(server_rec *s, apr_pool_t *p, const char *name,
+                            const char **id)
+{
+    char buf[SSE_ID_MAX + 1];
+    apr_status_t rv;
+
+    if (reg_of(s) == NULL) {
+        return APR_EGENERAL;
+    }
+    rv = sse_registry_make_id(reg_of(s), name, buf);
+    if (rv == APR_SUCCESS) {
+        *id = apr_pstrdup(p, buf);
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, SSE_LOGNO(00020)
+                     "issued an id for name %s", name);
+    }
+    return rv;
+}
+
+/* APR_SUCCESS for an id this registry issued; APR_ENOENT for a forged
+ * one (it is unknown, whatever its shape); APR_EINVAL when malformed. */
+apr_status_t sse_op_check_id(server_rec *s, const char *id)
+{
+    apr_status_t rv;
+
+    if (reg_of(s) == NULL) {
+        return APR_EGENERAL;
+    }
+    rv = sse_registry_check_id(reg_of(s), id);
+    return rv == APR_EACCES ? APR_ENOENT : rv;
+}
+
+void sse_op_changed(server_rec *s)
+{
+    const char *key = sse_srv_conf(s)->changed_key;
+    int n;
+
+    if (key) {
+        sse_op_notify_listeners(s, key, &n);
+    }
+}
+
+static apr_status_t is_registered(server_rec *s, const char *id)
+{
+    apr_status_t rv = sse_op_check_id(s, id);
+    return rv ? rv : sse_registry_lookup(reg_of(s), id);
+}
+
+apr_status_t sse_op_listen(server_rec *s, const char *id, const char *key)
+{
+    apr_status_t rv = sse_op_check_id(s, id);
+
+    if (rv == APR_SUCCESS) {
+        rv = sse_registry_listen(reg_of(s), id, key, now_ms());
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00021)
+                 "listen: key %s for %s", key, id);
+    return rv;
+}
+
+apr_status_t sse_op_notify_completions(server_rec *s, apr_pool_t *p,
+                                       const char *id, const char *taskid,
+                                       int *delivered)
+{
+    apr_status_t rv = sse_op_check_id(s, id);
+    int n = 0;
+
+    if (rv == APR_SUCCESS) {
+        rv = sse_registry_notify_completion(reg_of(s), p, id, taskid,
+                                            now_ms(), &n);
+    }
+    if (rv == APR_SUCCESS && n) {
+        sse_dispatch_wake(reg_of(s));
+    }
+    if (delivered) {
+        *delivered = n;
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00022)
+                 "completion of task %s for %s: %d listener(s)", taskid, id,
+                 n);
+    return rv;
+}
+
+apr_status_t sse_op_notify_listeners(server_rec *s, const char *key,
+                                     int *delivered)
+{
+    apr_status_t rv = reg_of(s) ? APR_SUCCESS : APR_EGENERAL;
+    int n = 0;
+
+    if (rv == APR_SUCCESS) {
+        rv = sse_registry_notify_key(reg_of(s), key, now_ms(), &n);
+    }
+    if (rv == APR_SUCCESS && n) {
+        sse_dispatch_wake(reg_of(s));
+    }
+    if (delivered) {
+        *delivered = n;
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00023)
+                 "notify key %s: %d listener(s)", key, n);
+    return rv;
+}
+
+apr_status_t sse_op_unregister(server_rec *s, const char *id)
+{
+    apr_status_t rv = sse_op_check_id(s, id);
+
+    if (rv == APR_SUCCESS) {
+        rv = sse_registry_unregister(reg_of(s), id);
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00024)
+                 "unregister %s", id);
+    if (rv == APR_SUCCESS) {
+        sse_dispatch_wake(reg_of(s));
+        sse_op_changed(s);
+    }
+    return rv;
+}
+
+apr_status_t sse_op_unregister_all(server_rec *s)
+{
+    apr_status_t rv = reg_of(s) ? APR_SUCCESS : APR_EGENERAL;
+    int n = 0;
+
+    if (rv == APR_SUCCESS) {
+        rv = sse_registry_clear(reg_of(s), &n);
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00025)
+                 "cleared %d listener(s)", n);
+    if (rv == APR_SUCCESS) {
+        sse_dispatch_wake(reg_of(s));
+        if (n) {
+            sse_op_changed(s);
+        }
+    }
+    return rv;
+}
+
+apr_status_t sse_op_cleanup(server_rec *s, int *removed)
+{
+    apr_status_t rv = reg_of(s) ? APR_SUCCESS : APR_EGENERAL;
+    int n = 0;
+
+    if (rv == APR_SUCCESS) {
+        rv = sse_registry_cleanup(reg_of(s), now_ms(),
+                                  apr_time_as_msec(sse_conf_dormant()), &n);
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00026)
+                 "cleanup: removed %d dormant listener(s)", n);
+    if (rv == APR_SUCCESS && n) {
+        sse_dispatch_wake(reg_of(s));
+        sse_op_changed(s);
+    }
+    if (removed) {
+        *removed = n;
+    }
+    return rv;
+}
+
+apr_status_t sse_op_listeners_json(server_rec *s, apr_pool_t *p,
+                                   const char **json)
+{
+    char *out = NULL;
+    apr_status_t rv = reg_of(s) ? sse_registry_json(reg_of(s), p, &out)
+                                : APR_EGENERAL;
+
+    *json = out;
+    return rv;
+}
+
+static apr_status_t opt_trigger_cleanup(server_rec *s)
+{
+    return sse_op_cleanup(s, NULL);
+}
+
+/* APR_REGISTER_OPTIONAL_FN with the implementation's own name; the
+ * assignment keeps the compiler's check of the signature. */
+#define REGISTER_AS(name, fn)                                               \
+    do {                                                                    \
+        APR_OPTIONAL_FN_TYPE(name) *checked_ = fn;                          \
+        apr_dynamic_fn_register(#name, (apr_opt_fn_t *)checked_);           \
+    } while (0)
+
+void sse_ops_register(void)
+{
+    REGISTER_AS(sse_mgr_make_id, sse_op_make_id);
+    REGISTER_AS(sse_mgr_is_registered, is_registered);
+    REGISTER_AS(sse_mgr_listen, sse_op_listen);
+    REGISTER_AS(sse_mgr_notify_completions, sse_op_notify_completions);
+    REGISTER_AS(sse_mgr_notify_listeners, sse_op_notify_listeners);
+    REGISTER_AS(sse_mgr_unregister, sse_op_unregister);
+    REGISTER_AS(sse_mgr_unregister_all, sse_op_unregister_all);
+    REGISTER_AS(sse_mgr_trigger_cleanup, opt_trigger_cleanup);
+    REGISTER_AS(sse_mgr_listeners_json, sse_op_listeners_json);
+}

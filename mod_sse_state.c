@@ -1,0 +1,206 @@
+/*
+ * Shared state across processes and generations: one anonymous segment
+ * holding every registry, and one global mutex, both kept in retained data
+ * so that `apachectl graceful` keeps every listener and queued event (the
+ * way the MPMs keep the scoreboard). Not mod_slotmem_shm: it makes a new
+ * segment per generation, and old-generation children still hold streams.
+ */
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <ap_mpm.h>
+#include <util_mutex.h>
+
+#include <apr_shm.h>
+#include <apr_strings.h>
+
+#include "mod_sse_mgr_private.h"
+
+typedef struct {
+    apr_shm_t *shm;
+    apr_global_mutex_t *mutex;
+    int nregs;
+    sse_registry_sizes_t sz;
+    apr_size_t reg_size;
+} sse_retained_t;
+
+static sse_retained_t *retained;
+
+static void sizes_from_conf(sse_registry_sizes_t *sz)
+{
+    int limit = 0;
+
+    sz->max_listeners = sse_gconf.max_listeners > 0
+                            ? (apr_uint32_t)sse_gconf.max_listeners
+                            : SSE_DEF_MAX_LISTENERS;
+    sz->history = sse_gconf.history > 0 ? (apr_uint32_t)sse_gconf.history
+                                        : SSE_DEF_HISTORY;
+    ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit);
+    /* old generations linger after graceful: room for two of them */
+    sz->max_children = (apr_uint32_t)(limit > 0 ? limit : 16) * 3;
+}
+
+/* Number the registries: the main server and each vhost with its own
+ * SSEPrefix own one; the other vhosts share the main server's. */
+static int assign_registries(server_rec *s)
+{
+    sse_srv_conf_t *main_conf = sse_srv_conf(s);
+    server_rec *vs;
+    int n = 0;
+
+    if (main_conf->prefix == NULL) {
+        main_conf->prefix = SSE_DEF_PREFIX;
+    }
+    for (vs = s; vs; vs = vs->next) {
+        sse_srv_conf_t *conf = sse_srv_conf(vs);
+        conf->owner = (vs == s) || conf->prefix_set;
+        conf->reg_index = conf->owner ? n++ : main_conf->reg_index;
+        if (conf->prefix == NULL) {
+            conf->prefix = main_conf->prefix;
+        }
+        if (conf->allow_origin == NULL) {
+            conf->allow_origin = SSE_DEF_ORIGIN;
+        }
+    }
+    return n;
+}
+
+static apr_status_t make_mutex(server_rec *s)
+{
+    apr_status_t rv;
+
+    if (retained->mutex) {
+        return APR_SUCCESS;
+    }
+    rv = ap_global_mutex_create(&retained->mutex, NULL, SSE_MUTEX_TYPE, NULL,
+                                s, s->process->pool, 0);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SSE_LOGNO(00010)
+                     "cannot create the sse-mgr mutex");
+    }
+    return rv;
+}
+
+/* A new segment, every registry formatted. */
+static apr_status_t make_segment(server_rec *s, int nregs,
+                                 const sse_registry_sizes_t *sz)
+{
+    unsigned char secret[SSE_SECRET_LEN];
+    apr_size_t reg_size = APR_ALIGN_DEFAULT(sse_registry_size(sz));
+    apr_status_t rv;
+    sse_registry_t *reg;
+    int i;
+
+    if (retained->shm) {
+        apr_shm_destroy(retained->shm);   /* children keep their mapping */
+        retained->shm = NULL;
+    }
+    rv = apr_shm_create(&retained->shm, reg_size * (apr_size_t)nregs, NULL,
+                        s->process->pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SSE_LOGNO(00011)
+                     "cannot create %" APR_SIZE_T_FMT " bytes of shared "
+                     "memory for %d registries", reg_size * nregs, nregs);
+        return rv;
+    }
+    for (i = 0; i < nregs && rv == APR_SUCCESS; i++) {
+        rv = sse_id_secret(sse_gconf.secret, secret);
+        if (rv == APR_SUCCESS) {
+            rv = sse_registry_create(s->process->pool,
+                                     (char *)apr_shm_baseaddr_get(
+                                         retained->shm) + i * reg_size,
+                                     sz, secret, (apr_uint64_t)apr_time_now(),
+                                     retained->mutex, &reg);
+        }
+    }
+    retained->nregs = nregs;
+    retained->sz = *sz;
+    retained->reg_size = reg_size;
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00012)
+                 "shared memory: %d registries of %u listeners, %u events, "
+                 "%" APR_SIZE_T_FMT " bytes each", nregs, sz->max_listeners,
+                 sz->history, reg_size);
+    return rv;
+}
+
+/* Attach this process's handles, in @a p (pconf or pchild). */
+static apr_status_t attach_all(apr_pool_t *p, server_rec *s)
+{
+    char *base = apr_shm_baseaddr_get(retained->shm);
+    sse_registry_t **regs = apr_pcalloc(p, retained->nregs * sizeof(*regs));
+    server_rec *vs;
+    apr_status_t rv;
+    int i;
+
+    for (i = 0; i < retained->nregs; i++) {
+        rv = sse_registry_attach(p, base + i * retained->reg_size,
+                                 &retained->sz, retained->mutex, &regs[i]);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SSE_LOGNO(00013)
+                         "shared memory of registry %d is not valid", i);
+            return rv;
+        }
+    }
+    for (vs = s; vs; vs = vs->next) {
+        sse_srv_conf(vs)->reg = regs[sse_srv_conf(vs)->reg_index];
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t sse_state_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    sse_registry_sizes_t sz;
+    apr_status_t rv;
+    int nregs = assign_registries(s);
+    server_rec *vs;
+
+    retained = ap_retained_data_get("mod_sse_mgr");
+    if (retained == NULL) {
+        retained = ap_retained_data_create("mod_sse_mgr", sizeof(*retained));
+    }
+    sizes_from_conf(&sz);
+    if ((rv = make_mutex(s)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (retained->shm && (retained->nregs != nregs
+                          || memcmp(&retained->sz, &sz, sizeof(sz)) != 0)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SSE_LOGNO(00014)
+                     "SSEMaxListeners, SSEHistory, ServerLimit or the set of "
+                     "SSEPrefix registries changed: starting with empty "
+                     "registries; streams held by the old generation end "
+                     "and their clients reconnect");
+    }
+    else if (retained->shm) {
+        rv = attach_all(pconf, s);
+        if (rv == APR_SUCCESS && sse_gconf.secret) {
+            unsigned char secret[SSE_SECRET_LEN];
+            sse_id_secret(sse_gconf.secret, secret);
+            for (vs = s; vs; vs = vs->next) {
+                if (sse_srv_conf(vs)->owner) {
+                    sse_registry_set_secret(sse_srv_conf(vs)->reg, secret);
+                }
+            }
+        }
+        return rv;
+    }
+    rv = make_segment(s, nregs, &sz);
+    return rv == APR_SUCCESS ? attach_all(pconf, s) : rv;
+}
+
+apr_status_t sse_state_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_status_t rv;
+
+    if (retained == NULL || retained->shm == NULL) {
+        return APR_EGENERAL;
+    }
+    rv = apr_global_mutex_child_init(&retained->mutex,
+                                     apr_global_mutex_lockfile(
+                                         retained->mutex), pchild);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SSE_LOGNO(00015)
+                     "cannot attach to the sse-mgr mutex in the child");
+        return rv;
+    }
+    return attach_all(pchild, s);
+}

@@ -1,0 +1,1021 @@
+/* The registry in shared memory: slots, hash chains, event ring. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <jansson.h>
+
+#include "sse_registry.h"
+
+#define SSE_REG_MAGIC   0x53534552u    /* "SSER" */
+#define SSE_REG_VERSION 1u
+
+enum { SLOT_FREE = 0, SLOT_REGISTERED, SLOT_CONNECTED };
+
+typedef struct {
+    char key[SSE_TOKEN_MAX + 1];
+    apr_uint32_t hash;
+    apr_uint32_t next;          /* key chain: node index + 1 */
+    apr_uint64_t since;         /* events after this seq match */
+} sse_keynode_t;
+
+typedef struct {
+    apr_uint32_t state;
+    apr_uint32_t gen;           /* bumped each time the slot is reused */
+    apr_uint32_t holder_pid;
+    apr_uint32_t holder_gen;    /* bumped by every new stream */
+    apr_uint32_t next_id;       /* chains: slot index + 1 */
+    apr_uint32_t next_name;
+    apr_uint32_t next_free;
+    apr_uint32_t id_hash;
+    apr_uint32_t name_hash;
+    apr_uint32_t name_len;
+    apr_uint32_t nkeys;
+    apr_int64_t registered_ms;
+    apr_int64_t activity_ms;
+    apr_uint64_t created_seq;   /* events after this seq are for it */
+    apr_uint64_t last_seq;      /* the last seq its streams delivered */
+    apr_uint64_t missed;        /* events lost before delivery, total */
+    apr_uint64_t missed_from, missed_to;  /* not yet told to a stream */
+    char id[SSE_ID_MAX + 1];
+    sse_keynode_t keys[SSE_MAX_KEYS];
+} sse_slot_t;
+
+typedef struct {
+    apr_uint32_t pid;
+    apr_uint32_t streams;
+} sse_child_t;
+
+typedef struct {
+    apr_uint32_t magic;
+    apr_uint32_t version;
+    sse_registry_sizes_t sz;
+    apr_uint32_t nbuckets;
+    apr_uint32_t free_head;     /* slot index + 1 */
+    apr_uint64_t next_seq;      /* atomic: release store, acquire load */
+    apr_uint64_t first_seq;
+    unsigned char secret[SSE_SECRET_LEN];
+    sse_stats_t stats;
+} sse_reg_header_t;
+
+struct sse_registry_t {
+    apr_global_mutex_t *lock;
+    sse_reg_header_t *h;
+    apr_uint32_t *id_bucket;
+    apr_uint32_t *name_bucket;
+    apr_uint32_t *key_bucket;
+    sse_child_t *child;
+    sse_slot_t *slot;
+    sse_event_t *ring;
+};
+
+#define ALIGN8(n) (((n) + 7) & ~(apr_size_t)7)
+
+static apr_uint32_t buckets_for(apr_uint32_t n)
+{
+    apr_uint32_t b = 64;
+    while (b < n && b < (1u << 30)) {
+        b <<= 1;
+    }
+    return b;
+}
+
+apr_size_t sse_registry_size(const sse_registry_sizes_t *sz)
+{
+    apr_size_t nb = buckets_for(sz->max_listeners);
+    return ALIGN8(sizeof(sse_reg_header_t))
+           + ALIGN8(3 * nb * sizeof(apr_uint32_t))
+           + ALIGN8(sz->max_children * sizeof(sse_child_t))
+           + (apr_size_t)sz->max_listeners * sizeof(sse_slot_t)
+           + (apr_size_t)sz->history * sizeof(sse_event_t);
+}
+
+static void layout(sse_registry_t *reg, void *mem,
+                   const sse_registry_sizes_t *sz)
+{
+    char *p = mem;
+    apr_size_t nb = buckets_for(sz->max_listeners);
+
+    reg->h = (sse_reg_header_t *)p;
+    p += ALIGN8(sizeof(sse_reg_header_t));
+    reg->id_bucket = (apr_uint32_t *)p;
+    reg->name_bucket = reg->id_bucket + nb;
+    reg->key_bucket = reg->name_bucket + nb;
+    p += ALIGN8(3 * nb * sizeof(apr_uint32_t));
+    reg->child = (sse_child_t *)p;
+    p += ALIGN8(sz->max_children * sizeof(sse_child_t));
+    reg->slot = (sse_slot_t *)p;
+    p += (apr_size_t)sz->max_listeners * sizeof(sse_slot_t);
+    reg->ring = (sse_event_t *)p;
+}
+
+apr_status_t sse_registry_create(apr_pool_t *p, void *mem,
+                                 const sse_registry_sizes_t *sz,
+                                 const unsigned char *secret,
+                                 apr_uint64_t first_seq,
+                                 apr_global_mutex_t *lock,
+                                 sse_registry_t **out)
+{
+    sse_registry_t *reg = apr_pcalloc(p, sizeof(*reg));
+    apr_uint32_t i;
+
+    if (sz->max_listeners == 0 || sz->history == 0 || sz->max_children == 0) {
+        return APR_EINVAL;
+    }
+    memset(mem, 0, sse_registry_size(sz));
+    layout(reg, mem, sz);
+    reg->lock = lock;
+    reg->h->sz = *sz;
+    reg->h->nbuckets = buckets_for(sz->max_listeners);
+    reg->h->first_seq = first_seq ? first_seq : 1;
+    reg->h->next_seq = reg->h->first_seq;
+    memcpy(reg->h->secret, secret, SSE_SECRET_LEN);
+    for (i = 0; i < sz->max_listeners; i++) {
+        reg->slot[i].next_free = (i + 1 < sz->max_listeners) ? i + 2 : 0;
+    }
+    reg->h->free_head = 1;
+    reg->h->version = SSE_REG_VERSION;
+    reg->h->magic = SSE_REG_MAGIC;
+    *out = reg;
+    return APR_SUCCESS;
+}
+
+apr_status_t sse_registry_attach(apr_pool_t *p, void *mem,
+                                 const sse_registry_sizes_t *sz,
+                                 apr_global_mutex_t *lock,
+                                 sse_registry_t **out)
+{
+    const sse_reg_header_t *h = mem;
+    sse_registry_t *reg;
+
+    if (h->magic != SSE_REG_MAGIC || h->version != SSE_REG_VERSION
+        || memcmp(&h->sz, sz, sizeof(*sz)) != 0) {
+        return APR_EINVAL;
+    }
+    reg = apr_pcalloc(p, sizeof(*reg));
+    layout(reg, mem, sz);
+    reg->lock = lock;
+    *out = reg;
+    return APR_SUCCESS;
+}
+
+const sse_registry_sizes_t *sse_registry_sizes(const sse_registry_t *reg)
+{
+    return &reg->h->sz;
+}
+
+void sse_registry_set_secret(sse_registry_t *reg,
+                             const unsigned char *secret)
+{
+    memcpy(reg->h->secret, secret, SSE_SECRET_LEN);
+}
+
+/* ---- hashing and chains (all under the mutex) ------------------------ */
+
+static apr_uint32_t hash_of(const char *s, apr_size_t len)
+{
+    apr_ssize_t klen = (apr_ssize_t)len;
+    return apr_hashfunc_default(s, &klen);
+}
+
+static apr_uint32_t bucket_of(const sse_registry_t *reg, apr_uint32_t hash)
+{
+    return hash & (reg->h->nbuckets - 1);
+}
+
+static sse_slot_t *find_id(sse_registry_t *reg, const char *id)
+{
+    apr_uint32_t hash = hash_of(id, strlen(id));
+    apr_uint32_t i = reg->id_bucket[bucket_of(reg, hash)];
+
+    while (i) {
+        sse_slot_t *sl = &reg->slot[i - 1];
+        if (sl->id_hash == hash && strcmp(sl->id, id) == 0) {
+            return sl;
+        }
+        i = sl->next_id;
+    }
+    return NULL;
+}
+
+static apr_uint32_t slot_index(const sse_registry_t *reg,
+                               const sse_slot_t *sl)
+{
+    return (apr_uint32_t)(sl - reg->slot);
+}
+
+/* Unlink slot index @a idx (+1 form) from a chain whose links live in a
+ * field of the slot at byte offset @a off. */
+static void chain_unlink(sse_registry_t *reg, apr_uint32_t *head,
+                         apr_uint32_t idx1, apr_size_t off)
+{
+    apr_uint32_t *link = head;
+
+    while (*link) {
+        apr_uint32_t *next = (apr_uint32_t *)((char *)&reg->slot[*link - 1]
+                                              + off);
+        if (*link == idx1) {
+            *link = *next;
+            *next = 0;
+            return;
+        }
+        link = next;
+    }
+}
+
+static sse_keynode_t *node_at(sse_registry_t *reg, apr_uint32_t n1)
+{
+    return &reg->slot[(n1 - 1) / SSE_MAX_KEYS].keys[(n1 - 1) % SSE_MAX_KEYS];
+}
+
+static void key_unlink(sse_registry_t *reg, apr_uint32_t n1)
+{
+    sse_keynode_t *kn = node_at(reg, n1);
+    apr_uint32_t *link = &reg->key_bucket[bucket_of(reg, kn->hash)];
+
+    while (*link) {
+        if (*link == n1) {
+            *link = kn->next;
+            kn->next = 0;
+            return;
+        }
+        link = &node_at(reg, *link)->next;
+    }
+}
+
+/* ---- the ring (under the mutex) -------------------------------------- */
+
+static int holds_key(const sse_slot_t *sl, const sse_event_t *e)
+{
+    apr_uint32_t k;
+
+    for (k = 0; k < sl->nkeys; k++) {
+        if (sl->keys[k].hash == e->key_hash && sl->keys[k].since < e->seq
+            && strcmp(sl->keys[k].key, e->key) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int targets(const sse_registry_t *reg, const sse_event_t *e,
+                   const sse_slot_t *sl)
+{
+    if (e->seq <= sl->created_seq) {
+        return 0;
+    }
+    if (e->kind == SSE_EV_SLOT) {
+        return e->slot == slot_index(reg, sl) && e->slot_gen == sl->gen;
+    }
+    return e->kind == SSE_EV_KEY && holds_key(sl, e);
+}
+
+static void note_missed(sse_registry_t *reg, sse_slot_t *sl,
+                        const sse_event_t *e)
+{
+    if (sl->state == SLOT_FREE || sl->last_seq >= e->seq
+        || !targets(reg, e, sl)) {
+        return;
+    }
+    sl->missed++;
+    reg->h->stats.missed++;
+    if (sl->missed_from == 0) {
+        sl->missed_from = e->seq;
+    }
+    sl->missed_to = e->seq;
+}
+
+/* An entry about to be overwritten: count it against every listener that
+ * should have had it and did not; work proportional to its targets. */
+static void evict(sse_registry_t *reg, const sse_event_t *e)
+{
+    apr_uint32_t n1;
+
+    if (e->kind == SSE_EV_SLOT) {
+        note_missed(reg, &reg->slot[e->slot], e);
+    }
+    else if (e->kind == SSE_EV_KEY) {
+        for (n1 = reg->key_bucket[bucket_of(reg, e->key_hash)]; n1;
+             n1 = node_at(reg, n1)->next) {
+            note_missed(reg, &reg->slot[(n1 - 1) / SSE_MAX_KEYS], e);
+        }
+    }
+}
+
+static sse_event_t *ring_append(sse_registry_t *reg, apr_uint32_t kind,
+                                apr_int64_t now_ms)
+{
+    apr_uint64_t seq = reg->h->next_seq;
+    sse_event_t *e = &reg->ring[seq % reg->h->sz.history];
+
+    if (e->seq) {
+        evict(reg, e);
+    }
+    memset(e, 0, sizeof(*e));
+    e->kind = kind;
+    e->ms = now_ms;
+    return e;
+}
+
+/* Complete the entry from ring_append: give it its seq, then publish it
+ * with a release store so an acquire reader never sees a half entry. */
+static apr_uint64_t ring_commit(sse_registry_t *reg, sse_event_t *e)
+{
+    apr_uint64_t seq = reg->h->next_seq;
+
+    e->seq = seq;
+    reg->h->stats.published++;
+    __atomic_store_n(&reg->h->next_seq, seq + 1, __ATOMIC_RELEASE);
+    return seq;
+}
+
+static void append_end(sse_registry_t *reg, apr_uint32_t slot,
+                       apr_uint32_t holder_gen)
+{
+    sse_event_t *e = ring_append(reg, slot == SSE_SLOT_ALL ? SSE_EV_END_ALL
+                                                          : SSE_EV_END_SLOT,
+                                 0);
+    e->slot = slot;
+    e->holder_gen = holder_gen;
+    ring_commit(reg, e);
+}
+
+static apr_uint64_t oldest_seq(const sse_registry_t *reg)
+{
+    apr_uint64_t head = reg->h->next_seq;
+    apr_uint64_t hist = reg->h->sz.history;
+
+    return (head - reg->h->first_seq > hist) ? head - hist
+                                             : reg->h->first_seq;
+}
+
+apr_uint64_t sse_registry_head(sse_registry_t *reg)
+{
+    return __atomic_load_n(&reg->h->next_seq, __ATOMIC_ACQUIRE);
+}
+
+/* ---- locking --------------------------------------------------------- */
+
+/* Runs its block once with the registry mutex held, and releases it when
+ * the block ends or `continue`s. Never `return`, `break` or `goto` out of
+ * a LOCKED block: the unlock would be skipped. */
+#define LOCKED(reg, rv)                                                     \
+    for (int once_ = ((rv) = apr_global_mutex_lock((reg)->lock)) == 0;      \
+         once_; once_ = 0, apr_global_mutex_unlock((reg)->lock))
+
+/* ---- ids and slots --------------------------------------------------- */
+
+apr_status_t sse_registry_make_id(sse_registry_t *reg, const char *name,
+                                  char out[SSE_ID_MAX + 1])
+{
+    return sse_id_make(reg->h->secret, name, out);
+}
+
+apr_status_t sse_registry_check_id(sse_registry_t *reg, const char *id)
+{
+    return sse_id_verify(reg->h->secret, id);
+}
+
+apr_status_t sse_registry_lookup(sse_registry_t *reg, const char *id)
+{
+    apr_status_t rv;
+    int found = 0;
+
+    LOCKED(reg, rv) {
+        found = find_id(reg, id) != NULL;
+    }
+    return rv ? rv : (found ? APR_SUCCESS : APR_ENOENT);
+}
+
+static sse_slot_t *slot_alloc(sse_registry_t *reg, const char *id,
+                              apr_int64_t now_ms)
+{
+    apr_uint32_t i1 = reg->h->free_head;
+    apr_size_t name_len;
+    sse_slot_t *sl;
+
+    if (i1 == 0 || sse_id_parse(id, &name_len) != APR_SUCCESS) {
+        return NULL;
+    }
+    sl = &reg->slot[i1 - 1];
+    reg->h->free_head = sl->next_free;
+    sl->next_free = 0;
+    sl->gen++;
+    sl->state = SLOT_REGISTERED;
+    sl->holder_pid = 0;
+    sl->nkeys = 0;
+    apr_cpystrn(sl->id, id, sizeof(sl->id));
+    sl->name_len = (apr_uint32_t)name_len;
+    sl->id_hash = hash_of(id, strlen(id));
+    sl->name_hash = hash_of(id, name_len);
+    sl->registered_ms = sl->activity_ms = now_ms;
+    sl->created_seq = sl->last_seq = reg->h->next_seq - 1;
+    sl->missed = sl->missed_from = sl->missed_to = 0;
+    sl->next_id = reg->id_bucket[bucket_of(reg, sl->id_hash)];
+    reg->id_bucket[bucket_of(reg, sl->id_hash)] = i1;
+    sl->next_name = reg->name_bucket[bucket_of(reg, sl->name_hash)];
+    reg->name_bucket[bucket_of(reg, sl->name_hash)] = i1;
+    reg->h->stats.listeners++;
+    return sl;
+}
+
+static sse_child_t *child_entry(sse_registry_t *reg, apr_uint32_t pid,
+                                int claim)
+{
+    sse_child_t *free_entry = NULL;
+    apr_uint32_t i;
+
+    for (i = 0; i < reg->h->sz.max_children; i++) {
+        if (reg->child[i].pid == pid) {
+            return &reg->child[i];
+        }
+        if (free_entry == NULL && reg->child[i].streams == 0) {
+            free_entry = &reg->child[i];
+        }
+    }
+    if (claim && free_entry) {
+        free_entry->pid = pid;
+        free_entry->streams = 0;
+        return free_entry;
+    }
+    return NULL;
+}
+
+/* The slot's stream is gone (ended, taken over or its child died). */
+static void slot_unhold(sse_registry_t *reg, sse_slot_t *sl)
+{
+    sse_child_t *c;
+
+    if (sl->state != SLOT_CONNECTED) {
+        return;
+    }
+    c = child_entry(reg, sl->holder_pid, 0);
+    if (c && c->streams) {
+        c->streams--;
+    }
+    sl->state = SLOT_REGISTERED;
+    sl->holder_pid = 0;
+    reg->h->stats.connected--;
+}
+
+/* Free a slot; @a end_stream: tell its stream to end (clear ends all
+ * streams with one entry instead). */
+static void slot_free(sse_registry_t *reg, sse_slot_t *sl, int end_stream)
+{
+    apr_uint32_t i1 = slot_index(reg, sl) + 1;
+    apr_uint32_t k;
+
+    if (sl->state == SLOT_CONNECTED) {
+        if (end_stream) {
+            append_end(reg, i1 - 1, sl->holder_gen);
+        }
+        slot_unhold(reg, sl);
+    }
+    chain_unlink(reg, &reg->id_bucket[bucket_of(reg, sl->id_hash)], i1,
+                 APR_OFFSETOF(sse_slot_t, next_id));
+    chain_unlink(reg, &reg->name_bucket[bucket_of(reg, sl->name_hash)], i1,
+                 APR_OFFSETOF(sse_slot_t, next_name));
+    for (k = 0; k < sl->nkeys; k++) {
+        key_unlink(reg, (i1 - 1) * SSE_MAX_KEYS + k + 1);
+    }
+    sl->nkeys = 0;
+    sl->state = SLOT_FREE;
+    sl->id[0] = '\0';
+    sl->next_free = reg->h->free_head;
+    reg->h->free_head = i1;
+    reg->h->stats.listeners--;
+}
+
+/* ---- streams --------------------------------------------------------- */
+
+static apr_status_t hold_slot(sse_registry_t *reg, sse_slot_t *sl,
+                              apr_uint32_t pid, const apr_uint64_t *last_id,
+                              sse_hold_t *hold)
+{
+    sse_child_t *c = child_entry(reg, pid, 1);
+    apr_uint64_t head = reg->h->next_seq;
+
+    if (c == NULL) {
+        return APR_EAGAIN;
+    }
+    if (sl->state == SLOT_CONNECTED) {
+        append_end(reg, slot_index(reg, sl), sl->holder_gen);
+        slot_unhold(reg, sl);
+    }
+    c->streams++;
+    sl->state = SLOT_CONNECTED;
+    sl->holder_pid = pid;
+    sl->holder_gen++;
+    reg->h->stats.connected++;
+    hold->slot = slot_index(reg, sl);
+    hold->slot_gen = sl->gen;
+    hold->holder_gen = sl->holder_gen;
+    hold->cursor = last_id ? *last_id : sl->last_seq;
+    if (hold->cursor >= head) {
+        hold->cursor = head - 1;
+    }
+    hold->missed_from = hold->missed_to = 0;
+    if (sl->missed_to > hold->cursor) {
+        hold->missed_from = sl->missed_from;
+        hold->missed_to = sl->missed_to;
+        sl->missed_from = sl->missed_to = 0;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
+                                  apr_uint32_t pid, apr_int64_t now_ms,
+                                  const apr_uint64_t *last_event_id,
+                                  sse_hold_t *hold, int *created)
+{
+    apr_status_t rv, rv2 = APR_SUCCESS;
+
+    *created = 0;
+    LOCKED(reg, rv) {
+        sse_slot_t *sl = find_id(reg, id);
+        if (sl == NULL) {
+            sl = slot_alloc(reg, id, now_ms);
+            *created = sl != NULL;
+        }
+        if (sl == NULL) {
+            reg->h->stats.rejected_full++;
+            rv2 = APR_ENOSPC;
+            continue;
+        }
+        rv2 = hold_slot(reg, sl, pid, last_event_id, hold);
+        if (rv2 == APR_SUCCESS) {
+            sl->activity_ms = now_ms;
+        }
+        else if (*created) {
+            slot_free(reg, sl, 0);
+            *created = 0;
+        }
+    }
+    return rv ? rv : rv2;
+}
+
+static sse_slot_t *held(sse_registry_t *reg, const sse_hold_t *hold)
+{
+    sse_slot_t *sl = &reg->slot[hold->slot];
+
+    if (sl->gen != hold->slot_gen || sl->state != SLOT_CONNECTED
+        || sl->holder_gen != hold->holder_gen) {
+        return NULL;
+    }
+    return sl;
+}
+
+static void advance(sse_slot_t *sl, apr_uint64_t sent, apr_int64_t now_ms)
+{
+    if (sent > sl->last_seq) {
+        sl->last_seq = sent;
+    }
+    sl->activity_ms = now_ms;
+}
+
+void sse_registry_release(sse_registry_t *reg, const sse_hold_t *hold,
+                          apr_uint32_t pid, apr_uint64_t sent,
+                          apr_int64_t now_ms)
+{
+    apr_status_t rv;
+
+    (void)pid;
+    LOCKED(reg, rv) {
+        sse_slot_t *sl = held(reg, hold);
+        if (sl) {
+            advance(sl, sent, now_ms);
+            slot_unhold(reg, sl);
+        }
+    }
+}
+
+apr_status_t sse_registry_ack(sse_registry_t *reg, const sse_hold_t *hold,
+                              apr_uint64_t sent, int count,
+                              apr_int64_t now_ms)
+{
+    apr_status_t rv;
+    sse_slot_t *sl = NULL;
+
+    LOCKED(reg, rv) {
+        sl = held(reg, hold);
+        if (sl) {
+            reg->h->stats.delivered += (apr_uint64_t)count;
+            advance(sl, sent, now_ms);
+        }
+    }
+    return rv ? rv : (sl ? APR_SUCCESS : APR_EOF);
+}
+
+apr_status_t sse_registry_read(sse_registry_t *reg, const sse_hold_t *hold,
+                               apr_uint64_t after, sse_event_t *evs, int max,
+                               int *n)
+{
+    apr_status_t rv;
+    sse_slot_t *sl = NULL;
+
+    *n = 0;
+    LOCKED(reg, rv) {
+        apr_uint64_t seq = oldest_seq(reg), head = reg->h->next_seq;
+        sl = held(reg, hold);
+        if (sl == NULL) {
+            continue;
+        }
+        for (seq = (after + 1 > seq) ? after + 1 : seq;
+             seq < head && *n < max; seq++) {
+            const sse_event_t *e = &reg->ring[seq % reg->h->sz.history];
+            if (e->seq == seq && targets(reg, e, sl)) {
+                evs[(*n)++] = *e;
+            }
+        }
+    }
+    return rv ? rv : (sl ? APR_SUCCESS : APR_EOF);
+}
+
+void sse_registry_fetch(sse_registry_t *reg, const apr_uint64_t *seqs,
+                        sse_event_t *evs, int *n)
+{
+    apr_status_t rv;
+    int i, count = *n;
+
+    *n = 0;
+    LOCKED(reg, rv) {
+        for (i = 0; i < count; i++) {
+            const sse_event_t *e = &reg->ring[seqs[i] % reg->h->sz.history];
+            if (e->seq == seqs[i]) {
+                evs[(*n)++] = *e;
+            }
+        }
+    }
+}
+
+static void route_one(sse_registry_t *reg, const sse_event_t *e,
+                      apr_uint32_t pid, sse_route_fn *fn, void *baton)
+{
+    apr_uint32_t n1;
+    sse_slot_t *sl;
+
+    switch (e->kind) {
+    case SSE_EV_SLOT:
+        sl = &reg->slot[e->slot];
+        if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid
+            && targets(reg, e, sl)) {
+            fn(baton, e->slot, sl->holder_gen, e);
+        }
+        break;
+    case SSE_EV_KEY:
+        for (n1 = reg->key_bucket[bucket_of(reg, e->key_hash)]; n1;
+             n1 = node_at(reg, n1)->next) {
+            sl = &reg->slot[(n1 - 1) / SSE_MAX_KEYS];
+            if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid
+                && targets(reg, e, sl)) {
+                fn(baton, (n1 - 1) / SSE_MAX_KEYS, sl->holder_gen, e);
+            }
+        }
+        break;
+    default:    /* ends: the holder knows whether it has that stream */
+        fn(baton, e->slot, e->holder_gen, e);
+        break;
+    }
+}
+
+apr_uint64_t sse_registry_route(sse_registry_t *reg, apr_uint64_t from,
+                                apr_uint64_t to, apr_uint32_t pid,
+                                sse_route_fn *fn, void *baton)
+{
+    apr_uint64_t lost = 0, seq;
+    apr_status_t rv;
+
+    LOCKED(reg, rv) {
+        for (seq = from; seq < to; seq++) {
+            const sse_event_t *e = &reg->ring[seq % reg->h->sz.history];
+            if (e->seq != seq) {
+                lost++;
+                continue;
+            }
+            route_one(reg, e, pid, fn, baton);
+        }
+    }
+    return lost;
+}
+
+/* ---- listen keys and publishing -------------------------------------- */
+
+static apr_status_t add_key(sse_registry_t *reg, sse_slot_t *sl,
+                            const char *key)
+{
+    apr_uint32_t hash = hash_of(key, strlen(key)), k, n1;
+    sse_keynode_t *kn;
+
+    for (k = 0; k < sl->nkeys; k++) {
+        if (sl->keys[k].hash == hash && strcmp(sl->keys[k].key, key) == 0) {
+            return APR_SUCCESS;         /* already listening */
+        }
+    }
+    if (sl->nkeys == SSE_MAX_KEYS) {
+        return APR_ENOSPC;
+    }
+    kn = &sl->keys[sl->nkeys];
+    n1 = slot_index(reg, sl) * SSE_MAX_KEYS + sl->nkeys + 1;
+    apr_cpystrn(kn->key, key, sizeof(kn->key));
+    kn->hash = hash;
+    kn->since = reg->h->next_seq - 1;
+    kn->next = reg->key_bucket[bucket_of(reg, hash)];
+    reg->key_bucket[bucket_of(reg, hash)] = n1;
+    sl->nkeys++;
+    return APR_SUCCESS;
+}
+
+apr_status_t sse_registry_listen(sse_registry_t *reg, const char *id,
+                                 const char *key, apr_int64_t now_ms)
+{
+    apr_status_t rv, rv2 = APR_ENOENT;
+
+    if (!sse_token_valid(key, strlen(key))) {
+        return APR_EINVAL;
+    }
+    LOCKED(reg, rv) {
+        sse_slot_t *sl = find_id(reg, id);
+        if (sl) {
+            rv2 = add_key(reg, sl, key);
+            sl->activity_ms = now_ms;
+        }
+    }
+    return rv ? rv : rv2;
+}
+
+static int count_holders(sse_registry_t *reg, const char *key,
+                         apr_uint32_t hash)
+{
+    apr_uint32_t n1;
+    int count = 0;
+
+    for (n1 = reg->key_bucket[bucket_of(reg, hash)]; n1;
+         n1 = node_at(reg, n1)->next) {
+        const sse_keynode_t *kn = node_at(reg, n1);
+        count += kn->hash == hash && strcmp(kn->key, key) == 0;
+    }
+    return count;
+}
+
+apr_status_t sse_registry_notify_key(sse_registry_t *reg, const char *key,
+                                     apr_int64_t now_ms, int *delivered)
+{
+    char data[SSE_DATA_MAX];
+    apr_size_t len;
+    apr_status_t rv = APR_EINVAL;
+
+    *delivered = 0;
+    if (!sse_token_valid(key, strlen(key))
+        || (rv = sse_frame_data("notify", key, data, &len)) != APR_SUCCESS) {
+        return rv;
+    }
+    LOCKED(reg, rv) {
+        apr_uint32_t hash = hash_of(key, strlen(key));
+        sse_event_t *e;
+        *delivered = count_holders(reg, key, hash);
+        if (*delivered == 0) {
+            continue;
+        }
+        e = ring_append(reg, SSE_EV_KEY, now_ms);
+        e->key_hash = hash;
+        apr_cpystrn(e->key, key, sizeof(e->key));
+        memcpy(e->data, data, len + 1);
+        e->len = (apr_uint32_t)len;
+        ring_commit(reg, e);
+    }
+    return rv;
+}
+
+static void append_completion(sse_registry_t *reg, sse_slot_t *sl,
+                              const char *data, apr_size_t len,
+                              apr_int64_t now_ms)
+{
+    sse_event_t *e = ring_append(reg, SSE_EV_SLOT, now_ms);
+
+    e->slot = slot_index(reg, sl);
+    e->slot_gen = sl->gen;
+    memcpy(e->data, data, len + 1);
+    e->len = (apr_uint32_t)len;
+    ring_commit(reg, e);
+}
+
+/* The ids of one name: copied out under the mutex so that the framing
+ * (jansson, allocation) happens outside it. */
+typedef struct {
+    char id[SSE_ID_MAX + 1];
+} sse_idbuf_t;
+
+static int ids_of_name(sse_registry_t *reg, const sse_slot_t *me,
+                       sse_idbuf_t *out, int max)
+{
+    apr_uint32_t i1 = reg->name_bucket[bucket_of(reg, me->name_hash)];
+    int n = 0;
+
+    for (; i1 && n < max; i1 = reg->slot[i1 - 1].next_name) {
+        const sse_slot_t *sl = &reg->slot[i1 - 1];
+        if (sl->name_hash == me->name_hash && sl->name_len == me->name_len
+            && memcmp(sl->id, me->id, me->name_len) == 0) {
+            apr_cpystrn(out[n++].id, sl->id, sizeof(out->id));
+        }
+    }
+    return n;
+}
+
+apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
+                                            apr_pool_t *p, const char *id,
+                                            const char *taskid,
+                                            apr_int64_t now_ms,
+                                            int *delivered)
+{
+    sse_idbuf_t *ids = apr_palloc(p, SSE_IDS_PER_NAME * sizeof(*ids));
+    char *data = apr_palloc(p, SSE_IDS_PER_NAME * SSE_DATA_MAX);
+    apr_size_t *len = apr_palloc(p, SSE_IDS_PER_NAME * sizeof(*len));
+    apr_status_t rv, rv2 = APR_ENOENT;
+    int n = 0, i;
+
+    *delivered = 0;
+    if (!sse_token_valid(taskid, strlen(taskid))) {
+        return APR_EINVAL;
+    }
+    LOCKED(reg, rv) {
+        const sse_slot_t *me = find_id(reg, id);
+        if (me) {
+            n = ids_of_name(reg, me, ids, SSE_IDS_PER_NAME);
+            rv2 = APR_SUCCESS;
+        }
+    }
+    for (i = 0; rv == APR_SUCCESS && i < n; i++) {   /* jansson: unlocked */
+        rv = sse_frame_completed(now_ms, ids[i].id, taskid,
+                                 data + i * SSE_DATA_MAX, &len[i]);
+    }
+    if (rv || rv2) {
+        return rv ? rv : rv2;
+    }
+    LOCKED(reg, rv) {
+        for (i = 0; i < n; i++) {
+            sse_slot_t *sl = find_id(reg, ids[i].id);
+            if (sl) {           /* may have gone while we framed */
+                append_completion(reg, sl, data + i * SSE_DATA_MAX, len[i],
+                                  now_ms);
+                ++*delivered;
+            }
+        }
+    }
+    return rv;
+}
+
+/* ---- removal --------------------------------------------------------- */
+
+apr_status_t sse_registry_unregister(sse_registry_t *reg, const char *id)
+{
+    apr_status_t rv, rv2 = APR_ENOENT;
+
+    LOCKED(reg, rv) {
+        sse_slot_t *sl = find_id(reg, id);
+        if (sl) {
+            slot_free(reg, sl, 1);
+            rv2 = APR_SUCCESS;
+        }
+    }
+    return rv ? rv : rv2;
+}
+
+apr_status_t sse_registry_clear(sse_registry_t *reg, int *removed)
+{
+    apr_status_t rv;
+    apr_uint32_t i;
+
+    *removed = 0;
+    LOCKED(reg, rv) {
+        for (i = 0; i < reg->h->sz.max_listeners; i++) {
+            if (reg->slot[i].state != SLOT_FREE) {
+                slot_free(reg, &reg->slot[i], 0);
+                ++*removed;
+            }
+        }
+        append_end(reg, SSE_SLOT_ALL, 0);
+    }
+    return rv;
+}
+
+apr_status_t sse_registry_cleanup(sse_registry_t *reg, apr_int64_t now_ms,
+                                  apr_int64_t dormant_ms, int *removed)
+{
+    apr_status_t rv;
+    apr_uint32_t i;
+
+    *removed = 0;
+    LOCKED(reg, rv) {
+        for (i = 0; i < reg->h->sz.max_listeners; i++) {
+            sse_slot_t *sl = &reg->slot[i];
+            if (sl->state == SLOT_REGISTERED
+                && now_ms - sl->activity_ms >= dormant_ms) {
+                slot_free(reg, sl, 1);
+                ++*removed;
+            }
+        }
+    }
+    return rv;
+}
+
+void sse_registry_child_gone(sse_registry_t *reg, apr_uint32_t pid)
+{
+    apr_status_t rv;
+    apr_uint32_t i;
+
+    LOCKED(reg, rv) {
+        sse_child_t *c = child_entry(reg, pid, 0);
+        if (c == NULL || c->streams == 0) {
+            continue;
+        }
+        for (i = 0; i < reg->h->sz.max_listeners; i++) {
+            sse_slot_t *sl = &reg->slot[i];
+            if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid) {
+                slot_unhold(reg, sl);
+            }
+        }
+        c->pid = 0;
+        c->streams = 0;
+    }
+}
+
+int sse_registry_holders(sse_registry_t *reg, apr_uint32_t *pids, int max)
+{
+    apr_uint32_t i;
+    int n = 0;
+
+    for (i = 0; i < reg->h->sz.max_children && n < max; i++) {
+        const volatile sse_child_t *c = &reg->child[i];
+        apr_uint32_t pid = c->pid;
+        if (pid && c->streams) {
+            pids[n++] = pid;
+        }
+    }
+    return n;
+}
+
+/* ---- reporting ------------------------------------------------------- */
+
+static json_t *slot_json(const sse_slot_t *sl)
+{
+    json_t *keys = json_array(), *o;
+    apr_uint32_t k;
+
+    for (k = 0; k < sl->nkeys; k++) {
+        json_array_append_new(keys, json_string(sl->keys[k].key));
+    }
+    o = json_object();
+    json_object_set_new(o, "listenKeys", keys);
+    json_object_set_new(o, "registered-ts", json_integer(sl->registered_ms));
+    json_object_set_new(o, "connected",
+                        json_boolean(sl->state == SLOT_CONNECTED));
+    json_object_set_new(o, "last-activity", json_integer(sl->activity_ms));
+    json_object_set_new(o, "missed", json_integer((json_int_t)sl->missed));
+    return o;
+}
+
+apr_status_t sse_registry_json(sse_registry_t *reg, apr_pool_t *p,
+                               char **out)
+{
+    apr_uint32_t max = reg->h->sz.max_listeners, i, n = 0;
+    sse_slot_t *copy = NULL;
+    json_t *all;
+    apr_status_t rv;
+    char *js;
+
+    LOCKED(reg, rv) {
+        /* copy bytes under the mutex; build the JSON after */
+        copy = apr_palloc(p, (reg->h->stats.listeners + 1) * sizeof(*copy));
+        for (i = 0; i < max; i++) {
+            if (reg->slot[i].state != SLOT_FREE) {
+                copy[n++] = reg->slot[i];
+            }
+        }
+    }
+    if (rv) {
+        return rv;
+    }
+    all = json_object();
+    for (i = 0; i < n; i++) {
+        json_object_set_new(all, copy[i].id, slot_json(&copy[i]));
+    }
+    js = json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(all);
+    if (js == NULL) {
+        return APR_ENOMEM;
+    }
+    *out = apr_pstrdup(p, js);
+    free(js);
+    return APR_SUCCESS;
+}
+
+void sse_registry_stats(sse_registry_t *reg, sse_stats_t *st)
+{
+    apr_status_t rv;
+
+    memset(st, 0, sizeof(*st));
+    LOCKED(reg, rv) {
+        *st = reg->h->stats;
+    }
+}

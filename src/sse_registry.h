@@ -1,0 +1,259 @@
+/**
+ * @file sse_registry.h
+ * @brief One manager's state in shared memory: listener slots, their
+ *        indexes, the event ring and the table of children holding streams.
+ *
+ * Shared memory layout of one registry (offsets only, never pointers:
+ * every process maps the segment at its own address):
+ *
+ *   sse_reg_header_t   magic, sizes, secret, next_seq (atomic), stats,
+ *                      free-list head, listener count
+ *   uint32 id_bucket[nbuckets]     slot index + 1 of the first slot in the
+ *   uint32 name_bucket[nbuckets]   id / name / listen-key hash chains
+ *   uint32 key_bucket[nbuckets]    (key chains link key nodes:
+ *                                   slot * SSE_MAX_KEYS + k, plus 1)
+ *   sse_child_t child[max_children]  pid, streams held: who to wake
+ *   sse_slot_t slot[max_listeners]   one listener each
+ *   sse_event_t ring[history]        entry of seq s at ring[s % history]
+ *
+ * Who writes what:
+ * - Everything but next_seq is read and written under the registry's
+ *   global mutex only, by any child (routes, optional functions, streams)
+ *   or the parent (cleanup, reaping a dead child).
+ * - next_seq is written under the mutex with a release store after the
+ *   entry it publishes is complete; it may be read without the mutex
+ *   (acquire) to learn whether anything is new, never to read an entry.
+ * - A ring entry is valid for seq s only while entry.seq == s; readers copy
+ *   it out under the mutex.
+ */
+#ifndef SSE_REGISTRY_H
+#define SSE_REGISTRY_H
+
+#include <apr.h>
+#include <apr_errno.h>
+#include <apr_global_mutex.h>
+#include <apr_pools.h>
+
+#include "sse_frame.h"
+#include "sse_id.h"
+
+#define SSE_MAX_KEYS 32           /**< listen keys per listener */
+#define SSE_SLOT_ALL 0xffffffffu  /**< "every stream" in a routed end */
+#define SSE_IDS_PER_NAME 256      /**< completions reach at most so many */
+
+typedef struct sse_registry_t sse_registry_t;
+
+/** Sizes fixed when the segment is created. */
+typedef struct {
+    apr_uint32_t max_listeners;
+    apr_uint32_t history;
+    apr_uint32_t max_children;
+} sse_registry_sizes_t;
+
+/** Kinds of ring entries. */
+typedef enum {
+    SSE_EV_SLOT = 1,    /**< data for one listener (slot + gen) */
+    SSE_EV_KEY,         /**< data for every holder of a key */
+    SSE_EV_END_SLOT,    /**< end the stream (slot, holder_gen) */
+    SSE_EV_END_ALL      /**< end every stream of this registry */
+} sse_ev_kind_e;
+
+/** One ring entry, in the segment or copied out of it. */
+typedef struct {
+    apr_uint64_t seq;
+    apr_int64_t ms;
+    apr_uint32_t kind;
+    apr_uint32_t slot;
+    apr_uint32_t slot_gen;
+    apr_uint32_t holder_gen;
+    apr_uint32_t key_hash;
+    apr_uint32_t len;
+    char key[SSE_TOKEN_MAX + 1];
+    char data[SSE_DATA_MAX];
+} sse_event_t;
+
+/** What a stream holds: its listener and its place in the sequence. */
+typedef struct {
+    apr_uint32_t slot;
+    apr_uint32_t slot_gen;
+    apr_uint32_t holder_gen;
+    apr_uint64_t cursor;    /**< the last seq the client has */
+    apr_uint64_t missed_from, missed_to;  /**< lost before connect, or 0 */
+} sse_hold_t;
+
+/** Counters kept in the segment. */
+typedef struct {
+    apr_uint64_t published;
+    apr_uint64_t delivered;
+    apr_uint64_t missed;
+    apr_uint64_t rejected_full;
+    apr_uint32_t listeners;
+    apr_uint32_t connected;
+} sse_stats_t;
+
+/**
+ * Called under the registry mutex for every stream of process @a pid that
+ * an entry targets. Must only do short, non-blocking, local work.
+ * @param slot       the listener's slot, or SSE_SLOT_ALL
+ * @param holder_gen which stream of that slot
+ * @param ev         the entry (kind, seq)
+ */
+typedef void sse_route_fn(void *baton, apr_uint32_t slot,
+                          apr_uint32_t holder_gen, const sse_event_t *ev);
+
+/** Bytes the segment needs for these sizes. */
+apr_size_t sse_registry_size(const sse_registry_sizes_t *sz);
+
+/**
+ * Format a fresh registry in @a mem and attach to it.
+ * @param first_seq sequence number of the first event (keeps ids of events
+ *                  increasing across restarts when taken from the clock)
+ */
+apr_status_t sse_registry_create(apr_pool_t *p, void *mem,
+                                 const sse_registry_sizes_t *sz,
+                                 const unsigned char *secret,
+                                 apr_uint64_t first_seq,
+                                 apr_global_mutex_t *lock,
+                                 sse_registry_t **out);
+
+/**
+ * Attach to a registry formatted earlier (by this or another process).
+ * @return APR_SUCCESS, or APR_EINVAL if @a mem holds no registry of these
+ *         sizes
+ */
+apr_status_t sse_registry_attach(apr_pool_t *p, void *mem,
+                                 const sse_registry_sizes_t *sz,
+                                 apr_global_mutex_t *lock,
+                                 sse_registry_t **out);
+
+/** The sizes the registry was made with. */
+const sse_registry_sizes_t *sse_registry_sizes(const sse_registry_t *reg);
+
+/** Replace the id secret (configured SSESecret on a restart). */
+void sse_registry_set_secret(sse_registry_t *reg,
+                             const unsigned char *secret);
+
+/** Issue an id for @a name: APR_SUCCESS or APR_EINVAL. */
+apr_status_t sse_registry_make_id(sse_registry_t *reg, const char *name,
+                                  char out[SSE_ID_MAX + 1]);
+
+/** APR_SUCCESS if issued here; APR_EINVAL malformed; APR_EACCES forged. */
+apr_status_t sse_registry_check_id(sse_registry_t *reg, const char *id);
+
+/** APR_SUCCESS if @a id has a listener, else APR_ENOENT. */
+apr_status_t sse_registry_lookup(sse_registry_t *reg, const char *id);
+
+/**
+ * Register @a id if needed and make the caller (process @a pid) its one
+ * stream holder; an earlier stream is told to end.
+ * @param last_event_id resume point given by the client, or NULL: then
+ *        the events queued since the listener's last delivered one
+ * @param created out: 1 if the listener was new
+ * @return APR_SUCCESS; APR_ENOSPC table full; APR_EAGAIN child table full
+ */
+apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
+                                  apr_uint32_t pid, apr_int64_t now_ms,
+                                  const apr_uint64_t *last_event_id,
+                                  sse_hold_t *hold, int *created);
+
+/**
+ * The stream ended: the listener stays, resumable from @a sent.
+ */
+void sse_registry_release(sse_registry_t *reg, const sse_hold_t *hold,
+                          apr_uint32_t pid, apr_uint64_t sent,
+                          apr_int64_t now_ms);
+
+/**
+ * Record that the stream delivered everything up to @a sent, @a count
+ * events since its last ack.
+ * @return APR_SUCCESS, or APR_EOF when the stream no longer holds its
+ *         listener (taken over or removed): it must end
+ */
+apr_status_t sse_registry_ack(sse_registry_t *reg, const sse_hold_t *hold,
+                              apr_uint64_t sent, int count,
+                              apr_int64_t now_ms);
+
+/**
+ * Copy up to @a max events for @a hold with seq > @a after, in order.
+ * @param n    out: events copied
+ * @param next out: where to continue (== after when nothing more)
+ * @return APR_SUCCESS, APR_EOF if the stream no longer holds its listener
+ */
+apr_status_t sse_registry_read(sse_registry_t *reg, const sse_hold_t *hold,
+                               apr_uint64_t after, sse_event_t *evs, int max,
+                               int *n);
+
+/**
+ * Copy the entries of sequence numbers @a seqs (those still in the ring;
+ * the others are skipped).
+ * @param n in: count of seqs; out: events copied
+ */
+void sse_registry_fetch(sse_registry_t *reg, const apr_uint64_t *seqs,
+                        sse_event_t *evs, int *n);
+
+/**
+ * Route entries [@a from, @a to) to the streams of process @a pid, calling
+ * @a fn under the mutex for each target.
+ * @return the number of entries in the range that were already overwritten
+ */
+apr_uint64_t sse_registry_route(sse_registry_t *reg, apr_uint64_t from,
+                                apr_uint64_t to, apr_uint32_t pid,
+                                sse_route_fn *fn, void *baton);
+
+/** The next sequence number (read without the mutex). */
+apr_uint64_t sse_registry_head(sse_registry_t *reg);
+
+/** Add a listen key. APR_ENOENT unknown id; APR_ENOSPC too many keys. */
+apr_status_t sse_registry_listen(sse_registry_t *reg, const char *id,
+                                 const char *key, apr_int64_t now_ms);
+
+/** Publish `notify^key` to every holder of @a key. */
+apr_status_t sse_registry_notify_key(sse_registry_t *reg, const char *key,
+                                     apr_int64_t now_ms, int *delivered);
+
+/**
+ * Publish a completion of @a taskid to every listener with the same name
+ * as @a id. APR_ENOENT when @a id has no listener.
+ */
+apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
+                                            apr_pool_t *p, const char *id,
+                                            const char *taskid,
+                                            apr_int64_t now_ms,
+                                            int *delivered);
+
+/** Remove one listener and end its stream. APR_ENOENT if unknown. */
+apr_status_t sse_registry_unregister(sse_registry_t *reg, const char *id);
+
+/** Remove every listener and end every stream. */
+apr_status_t sse_registry_clear(sse_registry_t *reg, int *removed);
+
+/**
+ * Remove listeners with no stream and no activity for @a dormant_ms.
+ */
+apr_status_t sse_registry_cleanup(sse_registry_t *reg, apr_int64_t now_ms,
+                                  apr_int64_t dormant_ms, int *removed);
+
+/**
+ * Process @a pid is gone: its streams' listeners become resumable and its
+ * wake-up entry is dropped.
+ */
+void sse_registry_child_gone(sse_registry_t *reg, apr_uint32_t pid);
+
+/**
+ * Pids of the processes that hold streams now (read without the mutex: a
+ * stale answer is covered by the dispatchers' periodic check).
+ * @return the count written to @a pids (at most @a max)
+ */
+int sse_registry_holders(sse_registry_t *reg, apr_uint32_t *pids, int max);
+
+/**
+ * The listeners as the JSON object of list-registrants.
+ * @param out NUL-terminated, allocated from @a p
+ */
+apr_status_t sse_registry_json(sse_registry_t *reg, apr_pool_t *p,
+                               char **out);
+
+/** A copy of the counters. */
+void sse_registry_stats(sse_registry_t *reg, sse_stats_t *st);
+
+#endif /* SSE_REGISTRY_H */
