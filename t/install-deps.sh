@@ -1,0 +1,22 @@
+#!/bin/sh
+# Install what building and testing mod_sse_mgr needs on Debian 12, when it
+# is missing. Safe to run again: it does nothing when all is there.
+set -e
+PKGS="apache2 apache2-dev libjansson-dev pkg-config python3 python3-pytest nodejs npm curl"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
+        || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+# The original browser client, for the compatibility test.
+top=$(dirname "$0")/..
+if [ ! -d "$top/t/node/node_modules/@aphorica/server-event-client" ]; then
+    (cd "$top/t/node" && npm ci --no-audit --no-fund --loglevel=error)
+fi
