@@ -13,7 +13,7 @@ APR_LIBS   = $(shell pkg-config --libs apr-1 apr-util-1)
 all: .libs/mod_sse_mgr.so
 
 .libs/mod_sse_mgr.so: $(GLUE_SRC) $(CORE_SRC) src/*.h include/*.h mod_sse_mgr_private.h
-	$(APXS) -c -o mod_sse_mgr.la -Wc,"$(WARN) -std=gnu99" -I. $(GLUE_SRC) $(CORE_SRC) -ljansson
+	$(APXS) -c -o mod_sse_mgr.la -Wc,"$(WARN) -std=gnu99" -I. $(GLUE_SRC) $(CORE_SRC) -ljansson >/dev/null
 
 install: all
 	$(APXS) -i -n sse_mgr .libs/mod_sse_mgr.so

@@ -647,6 +647,14 @@ int sse_stream_run(request_rec *r, const char *id)
                               apr_time_as_msec(apr_time_now()),
                               has_last ? &last_id : NULL, &st->hold,
                               &created);
+    if (rv == APR_EEXIST) {
+        /* EventSource: 204 means "stop reconnecting" */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SSE_LOGNO(00046)
+                      "refused retired id %s", id);
+        r->status = HTTP_NO_CONTENT;
+        apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+        return OK;
+    }
     if (rv == APR_ENOSPC || rv == APR_EAGAIN) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, SSE_LOGNO(00042)
                       "listener table full: SSEMaxListeners reached");

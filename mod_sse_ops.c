@@ -19,6 +19,12 @@ static apr_int64_t now_ms(void)
     return (apr_int64_t)apr_time_as_msec(apr_time_now());
 }
 
+/* Disconnected ids stay refused as long as a dormant listener would live. */
+static apr_int64_t retire_until(void)
+{
+    return now_ms() + apr_time_as_msec(sse_conf_dormant());
+}
+
 static sse_registry_t *reg_of(server_rec *s)
 {
     return s ? sse_srv_conf(s)->reg : NULL;
@@ -131,7 +137,7 @@ apr_status_t sse_op_unregister(server_rec *s, const char *id)
     apr_status_t rv = sse_op_check_id(s, id);
 
     if (rv == APR_SUCCESS) {
-        rv = sse_registry_unregister(reg_of(s), id);
+        rv = sse_registry_unregister(reg_of(s), id, retire_until());
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00024)
                  "unregister %s", id);
@@ -148,7 +154,7 @@ apr_status_t sse_op_unregister_all(server_rec *s)
     int n = 0;
 
     if (rv == APR_SUCCESS) {
-        rv = sse_registry_clear(reg_of(s), &n);
+        rv = sse_registry_clear(reg_of(s), retire_until(), &n);
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00025)
                  "cleared %d listener(s)", n);

@@ -47,12 +47,23 @@ typedef struct {
     apr_uint32_t streams;
 } sse_child_t;
 
+/* An id removed by disconnect or clear: register-listener answers 204
+ * until @a until_ms, so the seed's client (which leaves its EventSource
+ * open) stops reconnecting. A ring: when full, the oldest goes. */
+typedef struct {
+    char id[SSE_ID_MAX + 1];
+    apr_uint32_t hash;
+    apr_uint32_t next;          /* retired chain: index + 1 */
+    apr_int64_t until_ms;
+} sse_retired_t;
+
 typedef struct {
     apr_uint32_t magic;
     apr_uint32_t version;
     sse_registry_sizes_t sz;
     apr_uint32_t nbuckets;
     apr_uint32_t free_head;     /* slot index + 1 */
+    apr_uint32_t retired_next;  /* ring position of the next retirement */
     apr_uint64_t next_seq;      /* atomic: release store, acquire load */
     apr_uint64_t first_seq;
     unsigned char secret[SSE_SECRET_LEN];
@@ -65,6 +76,8 @@ struct sse_registry_t {
     apr_uint32_t *id_bucket;
     apr_uint32_t *name_bucket;
     apr_uint32_t *key_bucket;
+    apr_uint32_t *retired_bucket;
+    sse_retired_t *retired;
     sse_child_t *child;
     sse_slot_t *slot;
     sse_event_t *ring;
@@ -85,7 +98,8 @@ apr_size_t sse_registry_size(const sse_registry_sizes_t *sz)
 {
     apr_size_t nb = buckets_for(sz->max_listeners);
     return ALIGN8(sizeof(sse_reg_header_t))
-           + ALIGN8(3 * nb * sizeof(apr_uint32_t))
+           + ALIGN8(4 * nb * sizeof(apr_uint32_t))
+           + ALIGN8(sz->max_listeners * sizeof(sse_retired_t))
            + ALIGN8(sz->max_children * sizeof(sse_child_t))
            + (apr_size_t)sz->max_listeners * sizeof(sse_slot_t)
            + (apr_size_t)sz->history * sizeof(sse_event_t);
@@ -102,7 +116,10 @@ static void layout(sse_registry_t *reg, void *mem,
     reg->id_bucket = (apr_uint32_t *)p;
     reg->name_bucket = reg->id_bucket + nb;
     reg->key_bucket = reg->name_bucket + nb;
-    p += ALIGN8(3 * nb * sizeof(apr_uint32_t));
+    reg->retired_bucket = reg->key_bucket + nb;
+    p += ALIGN8(4 * nb * sizeof(apr_uint32_t));
+    reg->retired = (sse_retired_t *)p;
+    p += ALIGN8(sz->max_listeners * sizeof(sse_retired_t));
     reg->child = (sse_child_t *)p;
     p += ALIGN8(sz->max_children * sizeof(sse_child_t));
     reg->slot = (sse_slot_t *)p;
@@ -487,6 +504,56 @@ static void slot_free(sse_registry_t *reg, sse_slot_t *sl, int end_stream)
     reg->h->stats.listeners--;
 }
 
+/* ---- retired ids ----------------------------------------------------- */
+
+static void retired_unlink(sse_registry_t *reg, apr_uint32_t r1)
+{
+    sse_retired_t *rt = &reg->retired[r1 - 1];
+    apr_uint32_t *link = &reg->retired_bucket[bucket_of(reg, rt->hash)];
+
+    while (*link) {
+        if (*link == r1) {
+            *link = rt->next;
+            break;
+        }
+        link = &reg->retired[*link - 1].next;
+    }
+    rt->next = 0;
+    rt->id[0] = '\0';
+}
+
+static void retire(sse_registry_t *reg, const sse_slot_t *sl,
+                   apr_int64_t until_ms)
+{
+    apr_uint32_t r1 = reg->h->retired_next + 1;
+    sse_retired_t *rt = &reg->retired[r1 - 1];
+
+    reg->h->retired_next = (reg->h->retired_next + 1)
+                           % reg->h->sz.max_listeners;
+    if (rt->id[0]) {
+        retired_unlink(reg, r1);        /* the oldest retirement goes */
+    }
+    apr_cpystrn(rt->id, sl->id, sizeof(rt->id));
+    rt->hash = sl->id_hash;
+    rt->until_ms = until_ms;
+    rt->next = reg->retired_bucket[bucket_of(reg, rt->hash)];
+    reg->retired_bucket[bucket_of(reg, rt->hash)] = r1;
+}
+
+static int is_retired(sse_registry_t *reg, const char *id, apr_int64_t now)
+{
+    apr_uint32_t hash = hash_of(id, strlen(id));
+    apr_uint32_t r1 = reg->retired_bucket[bucket_of(reg, hash)];
+
+    for (; r1; r1 = reg->retired[r1 - 1].next) {
+        const sse_retired_t *rt = &reg->retired[r1 - 1];
+        if (rt->hash == hash && strcmp(rt->id, id) == 0) {
+            return rt->until_ms > now;
+        }
+    }
+    return 0;
+}
+
 /* ---- streams --------------------------------------------------------- */
 
 static apr_status_t hold_slot(sse_registry_t *reg, sse_slot_t *sl,
@@ -534,6 +601,10 @@ apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
     *created = 0;
     LOCKED(reg, rv) {
         sse_slot_t *sl = find_id(reg, id);
+        if (sl == NULL && is_retired(reg, id, now_ms)) {
+            rv2 = APR_EEXIST;
+            continue;
+        }
         if (sl == NULL) {
             sl = slot_alloc(reg, id, now_ms);
             *created = sl != NULL;
@@ -867,13 +938,15 @@ apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
 
 /* ---- removal --------------------------------------------------------- */
 
-apr_status_t sse_registry_unregister(sse_registry_t *reg, const char *id)
+apr_status_t sse_registry_unregister(sse_registry_t *reg, const char *id,
+                                     apr_int64_t retire_until_ms)
 {
     apr_status_t rv, rv2 = APR_ENOENT;
 
     LOCKED(reg, rv) {
         sse_slot_t *sl = find_id(reg, id);
         if (sl) {
+            retire(reg, sl, retire_until_ms);
             slot_free(reg, sl, 1);
             rv2 = APR_SUCCESS;
         }
@@ -881,7 +954,8 @@ apr_status_t sse_registry_unregister(sse_registry_t *reg, const char *id)
     return rv ? rv : rv2;
 }
 
-apr_status_t sse_registry_clear(sse_registry_t *reg, int *removed)
+apr_status_t sse_registry_clear(sse_registry_t *reg,
+                                apr_int64_t retire_until_ms, int *removed)
 {
     apr_status_t rv;
     apr_uint32_t i;
@@ -890,6 +964,7 @@ apr_status_t sse_registry_clear(sse_registry_t *reg, int *removed)
     LOCKED(reg, rv) {
         for (i = 0; i < reg->h->sz.max_listeners; i++) {
             if (reg->slot[i].state != SLOT_FREE) {
+                retire(reg, &reg->slot[i], retire_until_ms);
                 slot_free(reg, &reg->slot[i], 0);
                 ++*removed;
             }

@@ -12,6 +12,8 @@
  *   uint32 name_bucket[nbuckets]   id / name / listen-key hash chains
  *   uint32 key_bucket[nbuckets]    (key chains link key nodes:
  *                                   slot * SSE_MAX_KEYS + k, plus 1)
+ *   uint32 retired_bucket[nbuckets]
+ *   sse_retired_t retired[max_listeners]  ids refused for a while (ring)
  *   sse_child_t child[max_children]  pid, streams held: who to wake
  *   sse_slot_t slot[max_listeners]   one listener each
  *   sse_event_t ring[history]        entry of seq s at ring[s % history]
@@ -149,7 +151,9 @@ apr_status_t sse_registry_lookup(sse_registry_t *reg, const char *id);
  * @param last_event_id resume point given by the client, or NULL: then
  *        the events queued since the listener's last delivered one
  * @param created out: 1 if the listener was new
- * @return APR_SUCCESS; APR_ENOSPC table full; APR_EAGAIN child table full
+ * @return APR_SUCCESS; APR_ENOSPC table full; APR_EAGAIN child table full;
+ *         APR_EEXIST the id was retired (disconnected) and may not return
+ *         yet
  */
 apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
                                   apr_uint32_t pid, apr_int64_t now_ms,
@@ -221,11 +225,16 @@ apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
                                             apr_int64_t now_ms,
                                             int *delivered);
 
-/** Remove one listener and end its stream. APR_ENOENT if unknown. */
-apr_status_t sse_registry_unregister(sse_registry_t *reg, const char *id);
+/**
+ * Remove one listener and end its stream; the id is retired (connect
+ * refuses it) until @a retire_until_ms. APR_ENOENT if unknown.
+ */
+apr_status_t sse_registry_unregister(sse_registry_t *reg, const char *id,
+                                     apr_int64_t retire_until_ms);
 
-/** Remove every listener and end every stream. */
-apr_status_t sse_registry_clear(sse_registry_t *reg, int *removed);
+/** Remove every listener, retire their ids, end every stream. */
+apr_status_t sse_registry_clear(sse_registry_t *reg,
+                                apr_int64_t retire_until_ms, int *removed);
 
 /**
  * Remove listeners with no stream and no activity for @a dormant_ms.
