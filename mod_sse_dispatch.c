@@ -401,6 +401,29 @@ static apr_status_t flush(sse_stream_t *st)
     return (rv == APR_SUCCESS && c->aborted) ? APR_ECONNABORTED : rv;
 }
 
+/* Record delivery; tell the client about events of its listener that the
+ * ring lost before they could be written (a burst beyond SSEHistory). */
+static apr_status_t ack(sse_stream_t *st, int count)
+{
+    apr_uint64_t from, to;
+    apr_size_t len;
+    const char *b;
+    apr_status_t rv;
+
+    rv = sse_registry_ack(st->local->reg, &st->hold, st->sent, count,
+                          apr_time_as_msec(apr_time_now()), &from, &to);
+    if (rv != APR_SUCCESS || to == 0) {
+        return rv;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, st->r, SSE_LOGNO(00047)
+                  "events %" APR_UINT64_T_FMT "..%" APR_UINT64_T_FMT " were "
+                  "overwritten before this stream could send them: raise "
+                  "SSEHistory", from, to);
+    b = sse_frame_missed(st->scratch, from, to, &len);
+    rv = put(st, b, len);
+    return rv == APR_SUCCESS ? flush(st) : rv;
+}
+
 /* Frame and write the events not yet sent; flush; record delivery. */
 static apr_status_t write_events(sse_stream_t *st, const sse_event_t *evs,
                                  int n)
@@ -424,11 +447,7 @@ static apr_status_t write_events(sse_stream_t *st, const sse_event_t *evs,
     if (rv == APR_SUCCESS && count) {
         rv = flush(st);
     }
-    if (rv == APR_SUCCESS && count) {
-        rv = sse_registry_ack(st->local->reg, &st->hold, st->sent, count,
-                              apr_time_as_msec(apr_time_now()));
-    }
-    return rv;
+    return (rv == APR_SUCCESS && count) ? ack(st, count) : rv;
 }
 
 /* Everything for this listener after st->sent that is still in the ring. */
@@ -457,7 +476,7 @@ static apr_status_t write_queued(sse_stream_t *st, const apr_uint64_t *seqs,
 
     for (i = 0; i < n && rv == APR_SUCCESS; i += SSE_BATCH) {
         got = (n - i < SSE_BATCH) ? n - i : SSE_BATCH;
-        sse_registry_fetch(st->local->reg, seqs + i, evs, &got);
+        sse_registry_fetch(st->local->reg, &st->hold, seqs + i, evs, &got);
         rv = write_events(st, evs, got);
     }
     return rv;
@@ -548,6 +567,9 @@ static apr_status_t stream_loop(sse_stream_t *st)
         }
         if (resync) {
             rv = write_backlog(st);
+            if (rv == APR_SUCCESS) {
+                rv = ack(st, 0);        /* reports what the lag lost */
+            }
         }
         else if (n) {
             rv = write_queued(st, seqs, n);

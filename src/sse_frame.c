@@ -27,9 +27,12 @@ static apr_status_t dump_into(json_t *j, char *buf, apr_size_t *len)
     return APR_SUCCESS;
 }
 
+/* json_string() refuses invalid UTF-8 with NULL: APR_EINVAL, not a
+ * payload with a hole in it. */
 static apr_status_t dump_string(const char *text, char *buf, apr_size_t *len)
 {
-    return dump_into(json_string(text), buf, len);
+    json_t *s = json_string(text);
+    return s ? dump_into(s, buf, len) : APR_EINVAL;
 }
 
 apr_status_t sse_frame_data(const char *kind, const char *arg,
@@ -56,9 +59,12 @@ apr_status_t sse_frame_completed(apr_int64_t ms, const char *id,
     if (o == NULL) {
         return APR_ENOMEM;
     }
-    json_object_set_new(o, "timestamp", json_integer(ms));
-    json_object_set_new(o, "id", json_string(id));
-    json_object_set_new(o, "taskid", json_string(taskid));
+    if (json_object_set_new(o, "timestamp", json_integer(ms))
+        || json_object_set_new(o, "id", json_string(id))
+        || json_object_set_new(o, "taskid", json_string(taskid))) {
+        json_decref(o);
+        return APR_EINVAL;      /* not UTF-8, or out of memory */
+    }
     memcpy(text, "completed^", 10);
     rv = dump_into(o, text + 10, &n);
     if (rv != APR_SUCCESS || n + 10 >= SSE_DATA_MAX - 1) {

@@ -36,6 +36,7 @@ typedef struct {
     apr_int64_t activity_ms;
     apr_uint64_t created_seq;   /* events after this seq are for it */
     apr_uint64_t last_seq;      /* the last seq its streams delivered */
+    apr_uint64_t taken_seq;     /* the last seq its stream copied out */
     apr_uint64_t missed;        /* events lost before delivery, total */
     apr_uint64_t missed_from, missed_to;  /* not yet told to a stream */
     char id[SSE_ID_MAX + 1];
@@ -291,7 +292,10 @@ static int targets(const sse_registry_t *reg, const sse_event_t *e,
 static void note_missed(sse_registry_t *reg, sse_slot_t *sl,
                         const sse_event_t *e)
 {
+    /* copies are taken in seq order: a stream that took anything at or
+     * after this entry took this one too */
     if (sl->state == SLOT_FREE || sl->last_seq >= e->seq
+        || (sl->state == SLOT_CONNECTED && sl->taken_seq >= e->seq)
         || !targets(reg, e, sl)) {
         return;
     }
@@ -582,6 +586,7 @@ static apr_status_t hold_slot(sse_registry_t *reg, sse_slot_t *sl,
     if (hold->cursor >= head) {
         hold->cursor = head - 1;
     }
+    sl->taken_seq = hold->cursor;
     hold->missed_from = hold->missed_to = 0;
     if (sl->missed_to > hold->cursor) {
         hold->missed_from = sl->missed_from;
@@ -663,16 +668,21 @@ void sse_registry_release(sse_registry_t *reg, const sse_hold_t *hold,
 
 apr_status_t sse_registry_ack(sse_registry_t *reg, const sse_hold_t *hold,
                               apr_uint64_t sent, int count,
-                              apr_int64_t now_ms)
+                              apr_int64_t now_ms, apr_uint64_t *missed_from,
+                              apr_uint64_t *missed_to)
 {
     apr_status_t rv;
     sse_slot_t *sl = NULL;
 
+    *missed_from = *missed_to = 0;
     LOCKED(reg, rv) {
         sl = held(reg, hold);
         if (sl) {
             reg->h->stats.delivered += (apr_uint64_t)count;
             advance(sl, sent, now_ms);
+            *missed_from = sl->missed_from;
+            *missed_to = sl->missed_to;
+            sl->missed_from = sl->missed_to = 0;
         }
     }
     return rv ? rv : (sl ? APR_SUCCESS : APR_EOF);
@@ -697,24 +707,29 @@ apr_status_t sse_registry_read(sse_registry_t *reg, const sse_hold_t *hold,
             const sse_event_t *e = &reg->ring[seq % reg->h->sz.history];
             if (e->seq == seq && targets(reg, e, sl)) {
                 evs[(*n)++] = *e;
+                sl->taken_seq = seq;
             }
         }
     }
     return rv ? rv : (sl ? APR_SUCCESS : APR_EOF);
 }
 
-void sse_registry_fetch(sse_registry_t *reg, const apr_uint64_t *seqs,
-                        sse_event_t *evs, int *n)
+void sse_registry_fetch(sse_registry_t *reg, const sse_hold_t *hold,
+                        const apr_uint64_t *seqs, sse_event_t *evs, int *n)
 {
     apr_status_t rv;
     int i, count = *n;
 
     *n = 0;
     LOCKED(reg, rv) {
-        for (i = 0; i < count; i++) {
+        sse_slot_t *sl = held(reg, hold);
+        for (i = 0; sl && i < count; i++) {
             const sse_event_t *e = &reg->ring[seqs[i] % reg->h->sz.history];
             if (e->seq == seqs[i]) {
                 evs[(*n)++] = *e;
+                if (e->seq > sl->taken_seq) {
+                    sl->taken_seq = e->seq;
+                }
             }
         }
     }

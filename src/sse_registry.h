@@ -170,12 +170,16 @@ void sse_registry_release(sse_registry_t *reg, const sse_hold_t *hold,
 /**
  * Record that the stream delivered everything up to @a sent, @a count
  * events since its last ack.
+ * @param missed_from, missed_to out: events of this listener that were
+ *        overwritten in the ring before its stream copied them, not yet
+ *        reported (0, 0 when none)
  * @return APR_SUCCESS, or APR_EOF when the stream no longer holds its
  *         listener (taken over or removed): it must end
  */
 apr_status_t sse_registry_ack(sse_registry_t *reg, const sse_hold_t *hold,
                               apr_uint64_t sent, int count,
-                              apr_int64_t now_ms);
+                              apr_int64_t now_ms, apr_uint64_t *missed_from,
+                              apr_uint64_t *missed_to);
 
 /**
  * Copy up to @a max events for @a hold with seq > @a after, in order.
@@ -188,12 +192,12 @@ apr_status_t sse_registry_read(sse_registry_t *reg, const sse_hold_t *hold,
                                int *n);
 
 /**
- * Copy the entries of sequence numbers @a seqs (those still in the ring;
- * the others are skipped).
- * @param n in: count of seqs; out: events copied
+ * Copy the entries of sequence numbers @a seqs for the stream @a hold
+ * (those still in the ring; the others are skipped, and counted missed).
+ * @param n in: count of seqs; out: events copied (0 if @a hold is stale)
  */
-void sse_registry_fetch(sse_registry_t *reg, const apr_uint64_t *seqs,
-                        sse_event_t *evs, int *n);
+void sse_registry_fetch(sse_registry_t *reg, const sse_hold_t *hold,
+                        const apr_uint64_t *seqs, sse_event_t *evs, int *n);
 
 /**
  * Route entries [@a from, @a to) to the streams of process @a pid, calling
