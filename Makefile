@@ -1,7 +1,8 @@
 # mod_sse_mgr: build with apxs, test against a real httpd, run a demo.
 APXS      ?= apxs
 PYTHON    ?= /usr/bin/python3
-CORE_SRC   = src/sse_id.c src/sse_frame.c src/sse_route.c src/sse_registry.c
+CORE_SRC   = src/sse_id.c src/sse_frame.c src/sse_route.c src/sse_registry.c \
+             src/sse_ring.c src/sse_report.c
 GLUE_SRC   = mod_sse_mgr.c mod_sse_state.c mod_sse_ops.c mod_sse_handler.c \
 	         mod_sse_dispatch.c
 WARN      ?= -Wall -Wextra -Werror

@@ -1,90 +1,10 @@
-/* The registry in shared memory: slots, hash chains, event ring. */
+/* The registry in shared memory: layout, slots, ids, streams, removal. */
 #include <stdlib.h>
 #include <string.h>
 
-#include <apr_hash.h>
 #include <apr_strings.h>
-#include <jansson.h>
 
-#include "sse_registry.h"
-
-#define SSE_REG_MAGIC   0x53534552u    /* "SSER" */
-#define SSE_REG_VERSION 1u
-
-enum { SLOT_FREE = 0, SLOT_REGISTERED, SLOT_CONNECTED };
-
-typedef struct {
-    char key[SSE_TOKEN_MAX + 1];
-    apr_uint32_t hash;
-    apr_uint32_t next;          /* key chain: node index + 1 */
-    apr_uint64_t since;         /* events after this seq match */
-} sse_keynode_t;
-
-typedef struct {
-    apr_uint32_t state;
-    apr_uint32_t gen;           /* bumped each time the slot is reused */
-    apr_uint32_t holder_pid;
-    apr_uint32_t holder_gen;    /* bumped by every new stream */
-    apr_uint32_t next_id;       /* chains: slot index + 1 */
-    apr_uint32_t next_name;
-    apr_uint32_t next_free;
-    apr_uint32_t id_hash;
-    apr_uint32_t name_hash;
-    apr_uint32_t name_len;
-    apr_uint32_t nkeys;
-    apr_int64_t registered_ms;
-    apr_int64_t activity_ms;
-    apr_uint64_t created_seq;   /* events after this seq are for it */
-    apr_uint64_t last_seq;      /* the last seq its streams delivered */
-    apr_uint64_t taken_seq;     /* the last seq its stream copied out */
-    apr_uint64_t missed;        /* events lost before delivery, total */
-    apr_uint64_t missed_from, missed_to;  /* not yet told to a stream */
-    char id[SSE_ID_MAX + 1];
-    sse_keynode_t keys[SSE_MAX_KEYS];
-} sse_slot_t;
-
-typedef struct {
-    apr_uint32_t pid;
-    apr_uint32_t streams;
-} sse_child_t;
-
-/* An id removed by disconnect or clear: register-listener answers 204
- * until @a until_ms, so the seed's client (which leaves its EventSource
- * open) stops reconnecting. A ring: when full, the oldest goes. */
-typedef struct {
-    char id[SSE_ID_MAX + 1];
-    apr_uint32_t hash;
-    apr_uint32_t next;          /* retired chain: index + 1 */
-    apr_int64_t until_ms;
-} sse_retired_t;
-
-typedef struct {
-    apr_uint32_t magic;
-    apr_uint32_t version;
-    sse_registry_sizes_t sz;
-    apr_uint32_t nbuckets;
-    apr_uint32_t free_head;     /* slot index + 1 */
-    apr_uint32_t retired_next;  /* ring position of the next retirement */
-    apr_uint64_t next_seq;      /* atomic: release store, acquire load */
-    apr_uint64_t first_seq;
-    unsigned char secret[SSE_SECRET_LEN];
-    sse_stats_t stats;
-} sse_reg_header_t;
-
-struct sse_registry_t {
-    apr_global_mutex_t *lock;
-    sse_reg_header_t *h;
-    apr_uint32_t *id_bucket;
-    apr_uint32_t *name_bucket;
-    apr_uint32_t *key_bucket;
-    apr_uint32_t *retired_bucket;
-    sse_retired_t *retired;
-    sse_child_t *child;
-    sse_slot_t *slot;
-    sse_event_t *ring;
-};
-
-#define ALIGN8(n) (((n) + 7) & ~(apr_size_t)7)
+#include "sse_registry_int.h"
 
 static apr_uint32_t buckets_for(apr_uint32_t n)
 {
@@ -189,20 +109,7 @@ void sse_registry_set_secret(sse_registry_t *reg,
     memcpy(reg->h->secret, secret, SSE_SECRET_LEN);
 }
 
-/* ---- hashing and chains (all under the mutex) ------------------------ */
-
-static apr_uint32_t hash_of(const char *s, apr_size_t len)
-{
-    apr_ssize_t klen = (apr_ssize_t)len;
-    return apr_hashfunc_default(s, &klen);
-}
-
-static apr_uint32_t bucket_of(const sse_registry_t *reg, apr_uint32_t hash)
-{
-    return hash & (reg->h->nbuckets - 1);
-}
-
-static sse_slot_t *find_id(sse_registry_t *reg, const char *id)
+sse_slot_t *sse_reg_find_id(sse_registry_t *reg, const char *id)
 {
     apr_uint32_t hash = hash_of(id, strlen(id));
     apr_uint32_t i = reg->id_bucket[bucket_of(reg, hash)];
@@ -215,12 +122,6 @@ static sse_slot_t *find_id(sse_registry_t *reg, const char *id)
         i = sl->next_id;
     }
     return NULL;
-}
-
-static apr_uint32_t slot_index(const sse_registry_t *reg,
-                               const sse_slot_t *sl)
-{
-    return (apr_uint32_t)(sl - reg->slot);
 }
 
 /* Unlink slot index @a idx (+1 form) from a chain whose links live in a
@@ -242,11 +143,6 @@ static void chain_unlink(sse_registry_t *reg, apr_uint32_t *head,
     }
 }
 
-static sse_keynode_t *node_at(sse_registry_t *reg, apr_uint32_t n1)
-{
-    return &reg->slot[(n1 - 1) / SSE_MAX_KEYS].keys[(n1 - 1) % SSE_MAX_KEYS];
-}
-
 static void key_unlink(sse_registry_t *reg, apr_uint32_t n1)
 {
     sse_keynode_t *kn = node_at(reg, n1);
@@ -261,129 +157,6 @@ static void key_unlink(sse_registry_t *reg, apr_uint32_t n1)
         link = &node_at(reg, *link)->next;
     }
 }
-
-/* ---- the ring (under the mutex) -------------------------------------- */
-
-static int holds_key(const sse_slot_t *sl, const sse_event_t *e)
-{
-    apr_uint32_t k;
-
-    for (k = 0; k < sl->nkeys; k++) {
-        if (sl->keys[k].hash == e->key_hash && sl->keys[k].since < e->seq
-            && strcmp(sl->keys[k].key, e->key) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int targets(const sse_registry_t *reg, const sse_event_t *e,
-                   const sse_slot_t *sl)
-{
-    if (e->seq <= sl->created_seq) {
-        return 0;
-    }
-    if (e->kind == SSE_EV_SLOT) {
-        return e->slot == slot_index(reg, sl) && e->slot_gen == sl->gen;
-    }
-    return e->kind == SSE_EV_KEY && holds_key(sl, e);
-}
-
-static void note_missed(sse_registry_t *reg, sse_slot_t *sl,
-                        const sse_event_t *e)
-{
-    /* copies are taken in seq order: a stream that took anything at or
-     * after this entry took this one too */
-    if (sl->state == SLOT_FREE || sl->last_seq >= e->seq
-        || (sl->state == SLOT_CONNECTED && sl->taken_seq >= e->seq)
-        || !targets(reg, e, sl)) {
-        return;
-    }
-    sl->missed++;
-    reg->h->stats.missed++;
-    if (sl->missed_from == 0) {
-        sl->missed_from = e->seq;
-    }
-    sl->missed_to = e->seq;
-}
-
-/* An entry about to be overwritten: count it against every listener that
- * should have had it and did not; work proportional to its targets. */
-static void evict(sse_registry_t *reg, const sse_event_t *e)
-{
-    apr_uint32_t n1;
-
-    if (e->kind == SSE_EV_SLOT) {
-        note_missed(reg, &reg->slot[e->slot], e);
-    }
-    else if (e->kind == SSE_EV_KEY) {
-        for (n1 = reg->key_bucket[bucket_of(reg, e->key_hash)]; n1;
-             n1 = node_at(reg, n1)->next) {
-            note_missed(reg, &reg->slot[(n1 - 1) / SSE_MAX_KEYS], e);
-        }
-    }
-}
-
-static sse_event_t *ring_append(sse_registry_t *reg, apr_uint32_t kind,
-                                apr_int64_t now_ms)
-{
-    apr_uint64_t seq = reg->h->next_seq;
-    sse_event_t *e = &reg->ring[seq % reg->h->sz.history];
-
-    if (e->seq) {
-        evict(reg, e);
-    }
-    memset(e, 0, sizeof(*e));
-    e->kind = kind;
-    e->ms = now_ms;
-    return e;
-}
-
-/* Complete the entry from ring_append: give it its seq, then publish it
- * with a release store so an acquire reader never sees a half entry. */
-static apr_uint64_t ring_commit(sse_registry_t *reg, sse_event_t *e)
-{
-    apr_uint64_t seq = reg->h->next_seq;
-
-    e->seq = seq;
-    reg->h->stats.published++;
-    __atomic_store_n(&reg->h->next_seq, seq + 1, __ATOMIC_RELEASE);
-    return seq;
-}
-
-static void append_end(sse_registry_t *reg, apr_uint32_t slot,
-                       apr_uint32_t holder_gen)
-{
-    sse_event_t *e = ring_append(reg, slot == SSE_SLOT_ALL ? SSE_EV_END_ALL
-                                                          : SSE_EV_END_SLOT,
-                                 0);
-    e->slot = slot;
-    e->holder_gen = holder_gen;
-    ring_commit(reg, e);
-}
-
-static apr_uint64_t oldest_seq(const sse_registry_t *reg)
-{
-    apr_uint64_t head = reg->h->next_seq;
-    apr_uint64_t hist = reg->h->sz.history;
-
-    return (head - reg->h->first_seq > hist) ? head - hist
-                                             : reg->h->first_seq;
-}
-
-apr_uint64_t sse_registry_head(sse_registry_t *reg)
-{
-    return __atomic_load_n(&reg->h->next_seq, __ATOMIC_ACQUIRE);
-}
-
-/* ---- locking --------------------------------------------------------- */
-
-/* Runs its block once with the registry mutex held, and releases it when
- * the block ends or `continue`s. Never `return`, `break` or `goto` out of
- * a LOCKED block: the unlock would be skipped. */
-#define LOCKED(reg, rv)                                                     \
-    for (int once_ = ((rv) = apr_global_mutex_lock((reg)->lock)) == 0;      \
-         once_; once_ = 0, apr_global_mutex_unlock((reg)->lock))
 
 /* ---- ids and slots --------------------------------------------------- */
 
@@ -404,7 +177,7 @@ apr_status_t sse_registry_lookup(sse_registry_t *reg, const char *id)
     int found = 0;
 
     LOCKED(reg, rv) {
-        found = find_id(reg, id) != NULL;
+        found = sse_reg_find_id(reg, id) != NULL;
     }
     return rv ? rv : (found ? APR_SUCCESS : APR_ENOENT);
 }
@@ -489,7 +262,7 @@ static void slot_free(sse_registry_t *reg, sse_slot_t *sl, int end_stream)
 
     if (sl->state == SLOT_CONNECTED) {
         if (end_stream) {
-            append_end(reg, i1 - 1, sl->holder_gen);
+            sse_reg_append_end(reg, i1 - 1, sl->holder_gen);
         }
         slot_unhold(reg, sl);
     }
@@ -571,7 +344,7 @@ static apr_status_t hold_slot(sse_registry_t *reg, sse_slot_t *sl,
         return APR_EAGAIN;
     }
     if (sl->state == SLOT_CONNECTED) {
-        append_end(reg, slot_index(reg, sl), sl->holder_gen);
+        sse_reg_append_end(reg, slot_index(reg, sl), sl->holder_gen);
         slot_unhold(reg, sl);
     }
     c->streams++;
@@ -605,7 +378,7 @@ apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
 
     *created = 0;
     LOCKED(reg, rv) {
-        sse_slot_t *sl = find_id(reg, id);
+        sse_slot_t *sl = sse_reg_find_id(reg, id);
         if (sl == NULL && is_retired(reg, id, now_ms)) {
             rv2 = APR_EEXIST;
             continue;
@@ -631,7 +404,7 @@ apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
     return rv ? rv : rv2;
 }
 
-static sse_slot_t *held(sse_registry_t *reg, const sse_hold_t *hold)
+sse_slot_t *sse_reg_held(sse_registry_t *reg, const sse_hold_t *hold)
 {
     sse_slot_t *sl = &reg->slot[hold->slot];
 
@@ -658,7 +431,7 @@ void sse_registry_release(sse_registry_t *reg, const sse_hold_t *hold,
 
     (void)pid;
     LOCKED(reg, rv) {
-        sse_slot_t *sl = held(reg, hold);
+        sse_slot_t *sl = sse_reg_held(reg, hold);
         if (sl) {
             advance(sl, sent, now_ms);
             slot_unhold(reg, sl);
@@ -676,7 +449,7 @@ apr_status_t sse_registry_ack(sse_registry_t *reg, const sse_hold_t *hold,
 
     *missed_from = *missed_to = 0;
     LOCKED(reg, rv) {
-        sl = held(reg, hold);
+        sl = sse_reg_held(reg, hold);
         if (sl) {
             reg->h->stats.delivered += (apr_uint64_t)count;
             advance(sl, sent, now_ms);
@@ -686,103 +459,6 @@ apr_status_t sse_registry_ack(sse_registry_t *reg, const sse_hold_t *hold,
         }
     }
     return rv ? rv : (sl ? APR_SUCCESS : APR_EOF);
-}
-
-apr_status_t sse_registry_read(sse_registry_t *reg, const sse_hold_t *hold,
-                               apr_uint64_t after, sse_event_t *evs, int max,
-                               int *n)
-{
-    apr_status_t rv;
-    sse_slot_t *sl = NULL;
-
-    *n = 0;
-    LOCKED(reg, rv) {
-        apr_uint64_t seq = oldest_seq(reg), head = reg->h->next_seq;
-        sl = held(reg, hold);
-        if (sl == NULL) {
-            continue;
-        }
-        for (seq = (after + 1 > seq) ? after + 1 : seq;
-             seq < head && *n < max; seq++) {
-            const sse_event_t *e = &reg->ring[seq % reg->h->sz.history];
-            if (e->seq == seq && targets(reg, e, sl)) {
-                evs[(*n)++] = *e;
-                sl->taken_seq = seq;
-            }
-        }
-    }
-    return rv ? rv : (sl ? APR_SUCCESS : APR_EOF);
-}
-
-void sse_registry_fetch(sse_registry_t *reg, const sse_hold_t *hold,
-                        const apr_uint64_t *seqs, sse_event_t *evs, int *n)
-{
-    apr_status_t rv;
-    int i, count = *n;
-
-    *n = 0;
-    LOCKED(reg, rv) {
-        sse_slot_t *sl = held(reg, hold);
-        for (i = 0; sl && i < count; i++) {
-            const sse_event_t *e = &reg->ring[seqs[i] % reg->h->sz.history];
-            if (e->seq == seqs[i]) {
-                evs[(*n)++] = *e;
-                if (e->seq > sl->taken_seq) {
-                    sl->taken_seq = e->seq;
-                }
-            }
-        }
-    }
-}
-
-static void route_one(sse_registry_t *reg, const sse_event_t *e,
-                      apr_uint32_t pid, sse_route_fn *fn, void *baton)
-{
-    apr_uint32_t n1;
-    sse_slot_t *sl;
-
-    switch (e->kind) {
-    case SSE_EV_SLOT:
-        sl = &reg->slot[e->slot];
-        if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid
-            && targets(reg, e, sl)) {
-            fn(baton, e->slot, sl->holder_gen, e);
-        }
-        break;
-    case SSE_EV_KEY:
-        for (n1 = reg->key_bucket[bucket_of(reg, e->key_hash)]; n1;
-             n1 = node_at(reg, n1)->next) {
-            sl = &reg->slot[(n1 - 1) / SSE_MAX_KEYS];
-            if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid
-                && targets(reg, e, sl)) {
-                fn(baton, (n1 - 1) / SSE_MAX_KEYS, sl->holder_gen, e);
-            }
-        }
-        break;
-    default:    /* ends: the holder knows whether it has that stream */
-        fn(baton, e->slot, e->holder_gen, e);
-        break;
-    }
-}
-
-apr_uint64_t sse_registry_route(sse_registry_t *reg, apr_uint64_t from,
-                                apr_uint64_t to, apr_uint32_t pid,
-                                sse_route_fn *fn, void *baton)
-{
-    apr_uint64_t lost = 0, seq;
-    apr_status_t rv;
-
-    LOCKED(reg, rv) {
-        for (seq = from; seq < to; seq++) {
-            const sse_event_t *e = &reg->ring[seq % reg->h->sz.history];
-            if (e->seq != seq) {
-                lost++;
-                continue;
-            }
-            route_one(reg, e, pid, fn, baton);
-        }
-    }
-    return lost;
 }
 
 /* ---- listen keys and publishing -------------------------------------- */
@@ -821,134 +497,13 @@ apr_status_t sse_registry_listen(sse_registry_t *reg, const char *id,
         return APR_EINVAL;
     }
     LOCKED(reg, rv) {
-        sse_slot_t *sl = find_id(reg, id);
+        sse_slot_t *sl = sse_reg_find_id(reg, id);
         if (sl) {
             rv2 = add_key(reg, sl, key);
             sl->activity_ms = now_ms;
         }
     }
     return rv ? rv : rv2;
-}
-
-static int count_holders(sse_registry_t *reg, const char *key,
-                         apr_uint32_t hash)
-{
-    apr_uint32_t n1;
-    int count = 0;
-
-    for (n1 = reg->key_bucket[bucket_of(reg, hash)]; n1;
-         n1 = node_at(reg, n1)->next) {
-        const sse_keynode_t *kn = node_at(reg, n1);
-        count += kn->hash == hash && strcmp(kn->key, key) == 0;
-    }
-    return count;
-}
-
-apr_status_t sse_registry_notify_key(sse_registry_t *reg, const char *key,
-                                     apr_int64_t now_ms, int *delivered)
-{
-    char data[SSE_DATA_MAX];
-    apr_size_t len;
-    apr_status_t rv = APR_EINVAL;
-
-    *delivered = 0;
-    if (!sse_token_valid(key, strlen(key))
-        || (rv = sse_frame_data("notify", key, data, &len)) != APR_SUCCESS) {
-        return rv;
-    }
-    LOCKED(reg, rv) {
-        apr_uint32_t hash = hash_of(key, strlen(key));
-        sse_event_t *e;
-        *delivered = count_holders(reg, key, hash);
-        if (*delivered == 0) {
-            continue;
-        }
-        e = ring_append(reg, SSE_EV_KEY, now_ms);
-        e->key_hash = hash;
-        apr_cpystrn(e->key, key, sizeof(e->key));
-        memcpy(e->data, data, len + 1);
-        e->len = (apr_uint32_t)len;
-        ring_commit(reg, e);
-    }
-    return rv;
-}
-
-static void append_completion(sse_registry_t *reg, sse_slot_t *sl,
-                              const char *data, apr_size_t len,
-                              apr_int64_t now_ms)
-{
-    sse_event_t *e = ring_append(reg, SSE_EV_SLOT, now_ms);
-
-    e->slot = slot_index(reg, sl);
-    e->slot_gen = sl->gen;
-    memcpy(e->data, data, len + 1);
-    e->len = (apr_uint32_t)len;
-    ring_commit(reg, e);
-}
-
-/* The ids of one name: copied out under the mutex so that the framing
- * (jansson, allocation) happens outside it. */
-typedef struct {
-    char id[SSE_ID_MAX + 1];
-} sse_idbuf_t;
-
-static int ids_of_name(sse_registry_t *reg, const sse_slot_t *me,
-                       sse_idbuf_t *out, int max)
-{
-    apr_uint32_t i1 = reg->name_bucket[bucket_of(reg, me->name_hash)];
-    int n = 0;
-
-    for (; i1 && n < max; i1 = reg->slot[i1 - 1].next_name) {
-        const sse_slot_t *sl = &reg->slot[i1 - 1];
-        if (sl->name_hash == me->name_hash && sl->name_len == me->name_len
-            && memcmp(sl->id, me->id, me->name_len) == 0) {
-            apr_cpystrn(out[n++].id, sl->id, sizeof(out->id));
-        }
-    }
-    return n;
-}
-
-apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
-                                            apr_pool_t *p, const char *id,
-                                            const char *taskid,
-                                            apr_int64_t now_ms,
-                                            int *delivered)
-{
-    sse_idbuf_t *ids = apr_palloc(p, SSE_IDS_PER_NAME * sizeof(*ids));
-    char *data = apr_palloc(p, SSE_IDS_PER_NAME * SSE_DATA_MAX);
-    apr_size_t *len = apr_palloc(p, SSE_IDS_PER_NAME * sizeof(*len));
-    apr_status_t rv, rv2 = APR_ENOENT;
-    int n = 0, i;
-
-    *delivered = 0;
-    if (!sse_token_valid(taskid, strlen(taskid))) {
-        return APR_EINVAL;
-    }
-    LOCKED(reg, rv) {
-        const sse_slot_t *me = find_id(reg, id);
-        if (me) {
-            n = ids_of_name(reg, me, ids, SSE_IDS_PER_NAME);
-            rv2 = APR_SUCCESS;
-        }
-    }
-    for (i = 0; rv == APR_SUCCESS && i < n; i++) {   /* jansson: unlocked */
-        rv = sse_frame_completed(now_ms, ids[i].id, taskid,
-                                 data + i * SSE_DATA_MAX, &len[i]);
-    }
-    if (rv || rv2) {
-        return rv ? rv : rv2;
-    }
-    LOCKED(reg, rv) {
-        for (i = 0; i < n; i++) {
-            sse_slot_t *sl = find_id(reg, ids[i].id);
-            if (sl) {           /* may have gone while we framed */
-                append_completion(reg, sl, data + i * SSE_DATA_MAX, len[i],
-                                  now_ms);
-                ++*delivered;
-            }
-        }
-    }
-    return rv;
 }
 
 /* ---- removal --------------------------------------------------------- */
@@ -959,7 +514,7 @@ apr_status_t sse_registry_unregister(sse_registry_t *reg, const char *id,
     apr_status_t rv, rv2 = APR_ENOENT;
 
     LOCKED(reg, rv) {
-        sse_slot_t *sl = find_id(reg, id);
+        sse_slot_t *sl = sse_reg_find_id(reg, id);
         if (sl) {
             retire(reg, sl, retire_until_ms);
             slot_free(reg, sl, 1);
@@ -984,7 +539,7 @@ apr_status_t sse_registry_clear(sse_registry_t *reg,
                 ++*removed;
             }
         }
-        append_end(reg, SSE_SLOT_ALL, 0);
+        sse_reg_append_end(reg, SSE_SLOT_ALL, 0);
     }
     return rv;
 }
@@ -1043,69 +598,4 @@ int sse_registry_holders(sse_registry_t *reg, apr_uint32_t *pids, int max)
         }
     }
     return n;
-}
-
-/* ---- reporting ------------------------------------------------------- */
-
-static json_t *slot_json(const sse_slot_t *sl)
-{
-    json_t *keys = json_array(), *o;
-    apr_uint32_t k;
-
-    for (k = 0; k < sl->nkeys; k++) {
-        json_array_append_new(keys, json_string(sl->keys[k].key));
-    }
-    o = json_object();
-    json_object_set_new(o, "listenKeys", keys);
-    json_object_set_new(o, "registered-ts", json_integer(sl->registered_ms));
-    json_object_set_new(o, "connected",
-                        json_boolean(sl->state == SLOT_CONNECTED));
-    json_object_set_new(o, "last-activity", json_integer(sl->activity_ms));
-    json_object_set_new(o, "missed", json_integer((json_int_t)sl->missed));
-    return o;
-}
-
-apr_status_t sse_registry_json(sse_registry_t *reg, apr_pool_t *p,
-                               char **out)
-{
-    apr_uint32_t max = reg->h->sz.max_listeners, i, n = 0;
-    sse_slot_t *copy = NULL;
-    json_t *all;
-    apr_status_t rv;
-    char *js;
-
-    LOCKED(reg, rv) {
-        /* copy bytes under the mutex; build the JSON after */
-        copy = apr_palloc(p, (reg->h->stats.listeners + 1) * sizeof(*copy));
-        for (i = 0; i < max; i++) {
-            if (reg->slot[i].state != SLOT_FREE) {
-                copy[n++] = reg->slot[i];
-            }
-        }
-    }
-    if (rv) {
-        return rv;
-    }
-    all = json_object();
-    for (i = 0; i < n; i++) {
-        json_object_set_new(all, copy[i].id, slot_json(&copy[i]));
-    }
-    js = json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(all);
-    if (js == NULL) {
-        return APR_ENOMEM;
-    }
-    *out = apr_pstrdup(p, js);
-    free(js);
-    return APR_SUCCESS;
-}
-
-void sse_registry_stats(sse_registry_t *reg, sse_stats_t *st)
-{
-    apr_status_t rv;
-
-    memset(st, 0, sizeof(*st));
-    LOCKED(reg, rv) {
-        *st = reg->h->stats;
-    }
 }

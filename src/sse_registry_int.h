@@ -1,0 +1,136 @@
+/*
+ * Internal to the registry (src/sse_registry.c, sse_ring.c, sse_report.c):
+ * the records of the shared segment, whose layout sse_registry.h draws,
+ * and the helpers those files share. Nothing outside src/ includes it.
+ */
+#ifndef SSE_REGISTRY_INT_H
+#define SSE_REGISTRY_INT_H
+
+#include <string.h>
+
+#include <apr_hash.h>
+
+#include "sse_registry.h"
+
+#define SSE_REG_MAGIC   0x53534552u    /* "SSER" */
+#define SSE_REG_VERSION 1u
+
+/* slot states */
+enum { SLOT_FREE = 0, SLOT_REGISTERED, SLOT_CONNECTED };
+
+#define ALIGN8(n) (((n) + 7) & ~(apr_size_t)7)
+
+typedef struct {
+    char key[SSE_TOKEN_MAX + 1];
+    apr_uint32_t hash;
+    apr_uint32_t next;          /* key chain: node index + 1 */
+    apr_uint64_t since;         /* events after this seq match */
+} sse_keynode_t;
+
+typedef struct {
+    apr_uint32_t state;
+    apr_uint32_t gen;           /* bumped each time the slot is reused */
+    apr_uint32_t holder_pid;
+    apr_uint32_t holder_gen;    /* bumped by every new stream */
+    apr_uint32_t next_id;       /* chains: slot index + 1 */
+    apr_uint32_t next_name;
+    apr_uint32_t next_free;
+    apr_uint32_t id_hash;
+    apr_uint32_t name_hash;
+    apr_uint32_t name_len;
+    apr_uint32_t nkeys;
+    apr_int64_t registered_ms;
+    apr_int64_t activity_ms;
+    apr_uint64_t created_seq;   /* events after this seq are for it */
+    apr_uint64_t last_seq;      /* the last seq its streams delivered */
+    apr_uint64_t taken_seq;     /* the last seq its stream copied out */
+    apr_uint64_t missed;        /* events lost before delivery, total */
+    apr_uint64_t missed_from, missed_to;  /* not yet told to a stream */
+    char id[SSE_ID_MAX + 1];
+    sse_keynode_t keys[SSE_MAX_KEYS];
+} sse_slot_t;
+
+typedef struct {
+    apr_uint32_t pid;
+    apr_uint32_t streams;
+} sse_child_t;
+
+/* An id removed by disconnect or clear: register-listener answers 204
+ * until @a until_ms, so the seed's client (which leaves its EventSource
+ * open) stops reconnecting. A ring: when full, the oldest goes. */
+typedef struct {
+    char id[SSE_ID_MAX + 1];
+    apr_uint32_t hash;
+    apr_uint32_t next;          /* retired chain: index + 1 */
+    apr_int64_t until_ms;
+} sse_retired_t;
+
+typedef struct {
+    apr_uint32_t magic;
+    apr_uint32_t version;
+    sse_registry_sizes_t sz;
+    apr_uint32_t nbuckets;
+    apr_uint32_t free_head;     /* slot index + 1 */
+    apr_uint32_t retired_next;  /* ring position of the next retirement */
+    apr_uint64_t next_seq;      /* atomic: release store, acquire load */
+    apr_uint64_t first_seq;
+    unsigned char secret[SSE_SECRET_LEN];
+    sse_stats_t stats;
+} sse_reg_header_t;
+
+struct sse_registry_t {
+    apr_global_mutex_t *lock;
+    sse_reg_header_t *h;
+    apr_uint32_t *id_bucket;
+    apr_uint32_t *name_bucket;
+    apr_uint32_t *key_bucket;
+    apr_uint32_t *retired_bucket;
+    sse_retired_t *retired;
+    sse_child_t *child;
+    sse_slot_t *slot;
+    sse_event_t *ring;
+};
+
+/* Runs its block once with the registry mutex held, and releases it when
+ * the block ends or `continue`s. Never `return`, `break` or `goto` out of
+ * a LOCKED block: the unlock would be skipped. */
+#define LOCKED(reg, rv)                                                     \
+    for (int once_ = ((rv) = apr_global_mutex_lock((reg)->lock)) == 0;      \
+         once_; once_ = 0, apr_global_mutex_unlock((reg)->lock))
+
+/* ---- hashing and chains (all under the mutex) ------------------------ */
+
+static APR_INLINE apr_uint32_t hash_of(const char *s, apr_size_t len)
+{
+    apr_ssize_t klen = (apr_ssize_t)len;
+    return apr_hashfunc_default(s, &klen);
+}
+
+static APR_INLINE apr_uint32_t bucket_of(const sse_registry_t *reg, apr_uint32_t hash)
+{
+    return hash & (reg->h->nbuckets - 1);
+}
+
+static APR_INLINE apr_uint32_t slot_index(const sse_registry_t *reg,
+                               const sse_slot_t *sl)
+{
+    return (apr_uint32_t)(sl - reg->slot);
+}
+
+static APR_INLINE sse_keynode_t *node_at(sse_registry_t *reg, apr_uint32_t n1)
+{
+    return &reg->slot[(n1 - 1) / SSE_MAX_KEYS].keys[(n1 - 1) % SSE_MAX_KEYS];
+}
+
+/** The slot of @a id, or NULL. Under the mutex. */
+sse_slot_t *sse_reg_find_id(sse_registry_t *reg, const char *id);
+
+/** The slot @a hold still holds, or NULL if taken over or removed. */
+sse_slot_t *sse_reg_held(sse_registry_t *reg, const sse_hold_t *hold);
+
+/** Append an entry telling stream (slot, holder_gen), or every stream
+ * when slot is SSE_SLOT_ALL, to end. Under the mutex. */
+void sse_reg_append_end(sse_registry_t *reg, apr_uint32_t slot,
+                        apr_uint32_t holder_gen);
+
+#endif /* SSE_REGISTRY_INT_H */

@@ -1,0 +1,339 @@
+/* The event ring: append, evict (missed accounting), read, route, and
+ * the two publish operations. */
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "sse_registry_int.h"
+
+/* ---- the ring (under the mutex) -------------------------------------- */
+
+static int holds_key(const sse_slot_t *sl, const sse_event_t *e)
+{
+    apr_uint32_t k;
+
+    for (k = 0; k < sl->nkeys; k++) {
+        if (sl->keys[k].hash == e->key_hash && sl->keys[k].since < e->seq
+            && strcmp(sl->keys[k].key, e->key) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int targets(const sse_registry_t *reg, const sse_event_t *e,
+                   const sse_slot_t *sl)
+{
+    if (e->seq <= sl->created_seq) {
+        return 0;
+    }
+    if (e->kind == SSE_EV_SLOT) {
+        return e->slot == slot_index(reg, sl) && e->slot_gen == sl->gen;
+    }
+    return e->kind == SSE_EV_KEY && holds_key(sl, e);
+}
+
+static void note_missed(sse_registry_t *reg, sse_slot_t *sl,
+                        const sse_event_t *e)
+{
+    /* copies are taken in seq order: a stream that took anything at or
+     * after this entry took this one too */
+    if (sl->state == SLOT_FREE || sl->last_seq >= e->seq
+        || (sl->state == SLOT_CONNECTED && sl->taken_seq >= e->seq)
+        || !targets(reg, e, sl)) {
+        return;
+    }
+    sl->missed++;
+    reg->h->stats.missed++;
+    if (sl->missed_from == 0) {
+        sl->missed_from = e->seq;
+    }
+    sl->missed_to = e->seq;
+}
+
+/* An entry about to be overwritten: count it against every listener that
+ * should have had it and did not; work proportional to its targets. */
+static void evict(sse_registry_t *reg, const sse_event_t *e)
+{
+    apr_uint32_t n1;
+
+    if (e->kind == SSE_EV_SLOT) {
+        note_missed(reg, &reg->slot[e->slot], e);
+    }
+    else if (e->kind == SSE_EV_KEY) {
+        for (n1 = reg->key_bucket[bucket_of(reg, e->key_hash)]; n1;
+             n1 = node_at(reg, n1)->next) {
+            note_missed(reg, &reg->slot[(n1 - 1) / SSE_MAX_KEYS], e);
+        }
+    }
+}
+
+static sse_event_t *ring_append(sse_registry_t *reg, apr_uint32_t kind,
+                                apr_int64_t now_ms)
+{
+    apr_uint64_t seq = reg->h->next_seq;
+    sse_event_t *e = &reg->ring[seq % reg->h->sz.history];
+
+    if (e->seq) {
+        evict(reg, e);
+    }
+    memset(e, 0, sizeof(*e));
+    e->kind = kind;
+    e->ms = now_ms;
+    return e;
+}
+
+/* Complete the entry from ring_append: give it its seq, then publish it
+ * with a release store so an acquire reader never sees a half entry. */
+static apr_uint64_t ring_commit(sse_registry_t *reg, sse_event_t *e)
+{
+    apr_uint64_t seq = reg->h->next_seq;
+
+    e->seq = seq;
+    reg->h->stats.published++;
+    __atomic_store_n(&reg->h->next_seq, seq + 1, __ATOMIC_RELEASE);
+    return seq;
+}
+
+void sse_reg_append_end(sse_registry_t *reg, apr_uint32_t slot,
+                       apr_uint32_t holder_gen)
+{
+    sse_event_t *e = ring_append(reg, slot == SSE_SLOT_ALL ? SSE_EV_END_ALL
+                                                          : SSE_EV_END_SLOT,
+                                 0);
+    e->slot = slot;
+    e->holder_gen = holder_gen;
+    ring_commit(reg, e);
+}
+
+static apr_uint64_t oldest_seq(const sse_registry_t *reg)
+{
+    apr_uint64_t head = reg->h->next_seq;
+    apr_uint64_t hist = reg->h->sz.history;
+
+    return (head - reg->h->first_seq > hist) ? head - hist
+                                             : reg->h->first_seq;
+}
+
+apr_uint64_t sse_registry_head(sse_registry_t *reg)
+{
+    return __atomic_load_n(&reg->h->next_seq, __ATOMIC_ACQUIRE);
+}
+
+apr_status_t sse_registry_read(sse_registry_t *reg, const sse_hold_t *hold,
+                               apr_uint64_t after, sse_event_t *evs, int max,
+                               int *n)
+{
+    apr_status_t rv;
+    sse_slot_t *sl = NULL;
+
+    *n = 0;
+    LOCKED(reg, rv) {
+        apr_uint64_t seq = oldest_seq(reg), head = reg->h->next_seq;
+        sl = sse_reg_held(reg, hold);
+        if (sl == NULL) {
+            continue;
+        }
+        for (seq = (after + 1 > seq) ? after + 1 : seq;
+             seq < head && *n < max; seq++) {
+            const sse_event_t *e = &reg->ring[seq % reg->h->sz.history];
+            if (e->seq == seq && targets(reg, e, sl)) {
+                evs[(*n)++] = *e;
+                sl->taken_seq = seq;
+            }
+        }
+    }
+    return rv ? rv : (sl ? APR_SUCCESS : APR_EOF);
+}
+
+void sse_registry_fetch(sse_registry_t *reg, const sse_hold_t *hold,
+                        const apr_uint64_t *seqs, sse_event_t *evs, int *n)
+{
+    apr_status_t rv;
+    int i, count = *n;
+
+    *n = 0;
+    LOCKED(reg, rv) {
+        sse_slot_t *sl = sse_reg_held(reg, hold);
+        for (i = 0; sl && i < count; i++) {
+            const sse_event_t *e = &reg->ring[seqs[i] % reg->h->sz.history];
+            if (e->seq == seqs[i]) {
+                evs[(*n)++] = *e;
+                if (e->seq > sl->taken_seq) {
+                    sl->taken_seq = e->seq;
+                }
+            }
+        }
+    }
+}
+
+static void route_one(sse_registry_t *reg, const sse_event_t *e,
+                      apr_uint32_t pid, sse_route_fn *fn, void *baton)
+{
+    apr_uint32_t n1;
+    sse_slot_t *sl;
+
+    switch (e->kind) {
+    case SSE_EV_SLOT:
+        sl = &reg->slot[e->slot];
+        if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid
+            && targets(reg, e, sl)) {
+            fn(baton, e->slot, sl->holder_gen, e);
+        }
+        break;
+    case SSE_EV_KEY:
+        for (n1 = reg->key_bucket[bucket_of(reg, e->key_hash)]; n1;
+             n1 = node_at(reg, n1)->next) {
+            sl = &reg->slot[(n1 - 1) / SSE_MAX_KEYS];
+            if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid
+                && targets(reg, e, sl)) {
+                fn(baton, (n1 - 1) / SSE_MAX_KEYS, sl->holder_gen, e);
+            }
+        }
+        break;
+    default:    /* ends: the holder knows whether it has that stream */
+        fn(baton, e->slot, e->holder_gen, e);
+        break;
+    }
+}
+
+apr_uint64_t sse_registry_route(sse_registry_t *reg, apr_uint64_t from,
+                                apr_uint64_t to, apr_uint32_t pid,
+                                sse_route_fn *fn, void *baton)
+{
+    apr_uint64_t lost = 0, seq;
+    apr_status_t rv;
+
+    LOCKED(reg, rv) {
+        for (seq = from; seq < to; seq++) {
+            const sse_event_t *e = &reg->ring[seq % reg->h->sz.history];
+            if (e->seq != seq) {
+                lost++;
+                continue;
+            }
+            route_one(reg, e, pid, fn, baton);
+        }
+    }
+    return lost;
+}
+
+static int count_holders(sse_registry_t *reg, const char *key,
+                         apr_uint32_t hash)
+{
+    apr_uint32_t n1;
+    int count = 0;
+
+    for (n1 = reg->key_bucket[bucket_of(reg, hash)]; n1;
+         n1 = node_at(reg, n1)->next) {
+        const sse_keynode_t *kn = node_at(reg, n1);
+        count += kn->hash == hash && strcmp(kn->key, key) == 0;
+    }
+    return count;
+}
+
+apr_status_t sse_registry_notify_key(sse_registry_t *reg, const char *key,
+                                     apr_int64_t now_ms, int *delivered)
+{
+    char data[SSE_DATA_MAX];
+    apr_size_t len;
+    apr_status_t rv = APR_EINVAL;
+
+    *delivered = 0;
+    if (!sse_token_valid(key, strlen(key))
+        || (rv = sse_frame_data("notify", key, data, &len)) != APR_SUCCESS) {
+        return rv;
+    }
+    LOCKED(reg, rv) {
+        apr_uint32_t hash = hash_of(key, strlen(key));
+        sse_event_t *e;
+        *delivered = count_holders(reg, key, hash);
+        if (*delivered == 0) {
+            continue;
+        }
+        e = ring_append(reg, SSE_EV_KEY, now_ms);
+        e->key_hash = hash;
+        apr_cpystrn(e->key, key, sizeof(e->key));
+        memcpy(e->data, data, len + 1);
+        e->len = (apr_uint32_t)len;
+        ring_commit(reg, e);
+    }
+    return rv;
+}
+
+static void append_completion(sse_registry_t *reg, sse_slot_t *sl,
+                              const char *data, apr_size_t len,
+                              apr_int64_t now_ms)
+{
+    sse_event_t *e = ring_append(reg, SSE_EV_SLOT, now_ms);
+
+    e->slot = slot_index(reg, sl);
+    e->slot_gen = sl->gen;
+    memcpy(e->data, data, len + 1);
+    e->len = (apr_uint32_t)len;
+    ring_commit(reg, e);
+}
+
+/* The ids of one name: copied out under the mutex so that the framing
+ * (jansson, allocation) happens outside it. */
+typedef struct {
+    char id[SSE_ID_MAX + 1];
+} sse_idbuf_t;
+
+static int ids_of_name(sse_registry_t *reg, const sse_slot_t *me,
+                       sse_idbuf_t *out, int max)
+{
+    apr_uint32_t i1 = reg->name_bucket[bucket_of(reg, me->name_hash)];
+    int n = 0;
+
+    for (; i1 && n < max; i1 = reg->slot[i1 - 1].next_name) {
+        const sse_slot_t *sl = &reg->slot[i1 - 1];
+        if (sl->name_hash == me->name_hash && sl->name_len == me->name_len
+            && memcmp(sl->id, me->id, me->name_len) == 0) {
+            apr_cpystrn(out[n++].id, sl->id, sizeof(out->id));
+        }
+    }
+    return n;
+}
+
+apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
+                                            apr_pool_t *p, const char *id,
+                                            const char *taskid,
+                                            apr_int64_t now_ms,
+                                            int *delivered)
+{
+    sse_idbuf_t *ids = apr_palloc(p, SSE_IDS_PER_NAME * sizeof(*ids));
+    char *data = apr_palloc(p, SSE_IDS_PER_NAME * SSE_DATA_MAX);
+    apr_size_t *len = apr_palloc(p, SSE_IDS_PER_NAME * sizeof(*len));
+    apr_status_t rv, rv2 = APR_ENOENT;
+    int n = 0, i;
+
+    *delivered = 0;
+    if (!sse_token_valid(taskid, strlen(taskid))) {
+        return APR_EINVAL;
+    }
+    LOCKED(reg, rv) {
+        const sse_slot_t *me = sse_reg_find_id(reg, id);
+        if (me) {
+            n = ids_of_name(reg, me, ids, SSE_IDS_PER_NAME);
+            rv2 = APR_SUCCESS;
+        }
+    }
+    for (i = 0; rv == APR_SUCCESS && i < n; i++) {   /* jansson: unlocked */
+        rv = sse_frame_completed(now_ms, ids[i].id, taskid,
+                                 data + i * SSE_DATA_MAX, &len[i]);
+    }
+    if (rv || rv2) {
+        return rv ? rv : rv2;
+    }
+    LOCKED(reg, rv) {
+        for (i = 0; i < n; i++) {
+            sse_slot_t *sl = sse_reg_find_id(reg, ids[i].id);
+            if (sl) {           /* may have gone while we framed */
+                append_completion(reg, sl, data + i * SSE_DATA_MAX, len[i],
+                                  now_ms);
+                ++*delivered;
+            }
+        }
+    }
+    return rv;
+}
