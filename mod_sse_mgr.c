@@ -105,7 +105,7 @@ static const char *set_changed_key(cmd_parms *cmd, void *dc, const char *arg)
     if (!sse_token_valid(arg, strlen(arg))) {
         return apr_psprintf(cmd->pool,
                             "%s: '%s' is not a valid key (1..%d characters "
-                            "of [A-Za-z0-9.~-], starting with a letter or "
+                            "of [A-Za-z0-9._~-], starting with a letter or "
                             "digit)", cmd->cmd->name, arg, SSE_TOKEN_MAX);
     }
     sse_srv_conf(cmd->server)->changed_key = arg;

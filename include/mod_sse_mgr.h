@@ -12,7 +12,7 @@
  * Return codes, common to all:
  * - APR_SUCCESS   done
  * - APR_EINVAL    a name, key or task id is not 1..64 characters of
- *                 [A-Za-z0-9.~-] starting with a letter or digit, or an id
+ *                 [A-Za-z0-9._~-] starting with a letter or digit, or an id
  *                 does not have the form `<name>_<suffix>`
  * - APR_ENOENT    the id was not issued by this server, or has no listener
  * - APR_ENOSPC    a bound was reached (listen keys per listener)

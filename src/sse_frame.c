@@ -9,17 +9,18 @@
 
 #define FRAME_JSON_FLAGS (JSON_ENCODE_ANY | JSON_COMPACT | JSON_PRESERVE_ORDER)
 
-/* Dump @a j (stolen) into buf as compact JSON; NUL-terminate. */
-static apr_status_t dump_into(json_t *j, char *buf, apr_size_t *len)
+/* Dump @a j (stolen) into @a buf of @a size bytes; NUL-terminate. */
+static apr_status_t dump_into(json_t *j, char *buf, apr_size_t size,
+                              apr_size_t *len)
 {
     apr_size_t n;
 
     if (j == NULL) {
         return APR_ENOMEM;
     }
-    n = json_dumpb(j, buf, SSE_DATA_MAX, FRAME_JSON_FLAGS);
+    n = json_dumpb(j, buf, size, FRAME_JSON_FLAGS);
     json_decref(j);
-    if (n == 0 || n >= SSE_DATA_MAX) {
+    if (n == 0 || n >= size) {
         return APR_ENOSPC;
     }
     buf[n] = '\0';
@@ -32,7 +33,7 @@ static apr_status_t dump_into(json_t *j, char *buf, apr_size_t *len)
 static apr_status_t dump_string(const char *text, char *buf, apr_size_t *len)
 {
     json_t *s = json_string(text);
-    return s ? dump_into(s, buf, len) : APR_EINVAL;
+    return s ? dump_into(s, buf, SSE_DATA_MAX, len) : APR_EINVAL;
 }
 
 apr_status_t sse_frame_data(const char *kind, const char *arg,
@@ -66,9 +67,9 @@ apr_status_t sse_frame_completed(apr_int64_t ms, const char *id,
         return APR_EINVAL;      /* not UTF-8, or out of memory */
     }
     memcpy(text, "completed^", 10);
-    rv = dump_into(o, text + 10, &n);
-    if (rv != APR_SUCCESS || n + 10 >= SSE_DATA_MAX - 1) {
-        return rv != APR_SUCCESS ? rv : APR_ENOSPC;
+    rv = dump_into(o, text + 10, sizeof(text) - 10, &n);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
     return dump_string(text, buf, len);
 }

@@ -25,7 +25,8 @@
  * @param arg  the id or key
  * @param buf  out, SSE_DATA_MAX bytes, NUL-terminated
  * @param len  out: bytes written, without the NUL
- * @return APR_SUCCESS, APR_ENOSPC if it does not fit, APR_ENOMEM
+ * @return APR_SUCCESS, APR_ENOSPC if it does not fit, APR_EINVAL if a
+ *         value is not UTF-8, APR_ENOMEM
  */
 apr_status_t sse_frame_data(const char *kind, const char *arg,
                             char *buf, apr_size_t *len);

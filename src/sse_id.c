@@ -18,7 +18,8 @@ static const char b62[] =
 static int token_char(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-           || (c >= '0' && c <= '9') || c == '.' || c == '~' || c == '-';
+           || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '~'
+           || c == '-';
 }
 
 static int alnum(unsigned char c)
@@ -35,7 +36,6 @@ int sse_token_valid(const char *s, apr_size_t len)
         return 0;
     }
     for (i = 0; i < len; i++) {
-        /* no `_`: it separates the name from the suffix of an id */
         if (!token_char((unsigned char)s[i])) {
             return 0;
         }

@@ -333,6 +333,30 @@ static int is_retired(sse_registry_t *reg, const char *id, apr_int64_t now)
 
 /* ---- streams --------------------------------------------------------- */
 
+/* What a new stream is told it lost: events of this listener overwritten
+ * before delivery, and, when the client resumes from before the ring's
+ * oldest entry, the events it was sent but says it never got. */
+static void resume_gap(sse_registry_t *reg, sse_slot_t *sl,
+                       sse_hold_t *hold)
+{
+    apr_uint64_t oldest = sse_reg_oldest_seq(reg);
+    apr_uint64_t from = 0, to = 0;
+
+    if (sl->missed_to > hold->cursor) {
+        from = sl->missed_from;
+        to = sl->missed_to;
+    }
+    if (hold->cursor + 1 < oldest && sl->last_seq > hold->cursor) {
+        apr_uint64_t gap_to = sl->last_seq < oldest ? sl->last_seq
+                                                    : oldest - 1;
+        from = (from && from < hold->cursor + 1) ? from : hold->cursor + 1;
+        to = to > gap_to ? to : gap_to;
+    }
+    sl->missed_from = sl->missed_to = 0;
+    hold->missed_from = from;
+    hold->missed_to = to;
+}
+
 static apr_status_t hold_slot(sse_registry_t *reg, sse_slot_t *sl,
                               apr_uint32_t pid, const apr_uint64_t *last_id,
                               sse_hold_t *hold)
@@ -360,12 +384,7 @@ static apr_status_t hold_slot(sse_registry_t *reg, sse_slot_t *sl,
         hold->cursor = head - 1;
     }
     sl->taken_seq = hold->cursor;
-    hold->missed_from = hold->missed_to = 0;
-    if (sl->missed_to > hold->cursor) {
-        hold->missed_from = sl->missed_from;
-        hold->missed_to = sl->missed_to;
-        sl->missed_from = sl->missed_to = 0;
-    }
+    resume_gap(reg, sl, hold);
     return APR_SUCCESS;
 }
 
@@ -379,6 +398,10 @@ apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
     *created = 0;
     LOCKED(reg, rv) {
         sse_slot_t *sl = sse_reg_find_id(reg, id);
+        if (sl == NULL && sse_id_parse(id, NULL) != APR_SUCCESS) {
+            rv2 = APR_EINVAL;
+            continue;
+        }
         if (sl == NULL && is_retired(reg, id, now_ms)) {
             rv2 = APR_EEXIST;
             continue;

@@ -133,4 +133,7 @@ sse_slot_t *sse_reg_held(sse_registry_t *reg, const sse_hold_t *hold);
 void sse_reg_append_end(sse_registry_t *reg, apr_uint32_t slot,
                         apr_uint32_t holder_gen);
 
+/** The oldest sequence number still in the ring. Under the mutex. */
+apr_uint64_t sse_reg_oldest_seq(const sse_registry_t *reg);
+
 #endif /* SSE_REGISTRY_INT_H */

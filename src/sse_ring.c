@@ -53,6 +53,23 @@ static void note_missed(sse_registry_t *reg, sse_slot_t *sl,
 
 /* An entry about to be overwritten: count it against every listener that
  * should have had it and did not; work proportional to its targets. */
+/* The next key node holding exactly @a key after node @a n1 (0: the
+ * first): a bucket also chains other keys of the same hash. */
+static apr_uint32_t key_node_next(sse_registry_t *reg, apr_uint32_t n1,
+                                  const char *key, apr_uint32_t hash)
+{
+    n1 = n1 ? node_at(reg, n1)->next : reg->key_bucket[bucket_of(reg, hash)];
+    while (n1 && (node_at(reg, n1)->hash != hash
+                  || strcmp(node_at(reg, n1)->key, key) != 0)) {
+        n1 = node_at(reg, n1)->next;
+    }
+    return n1;
+}
+
+#define FOR_KEY_NODES(reg, n1, key, hash)                                   \
+    for ((n1) = key_node_next((reg), 0, (key), (hash)); (n1);               \
+         (n1) = key_node_next((reg), (n1), (key), (hash)))
+
 static void evict(sse_registry_t *reg, const sse_event_t *e)
 {
     apr_uint32_t n1;
@@ -61,8 +78,7 @@ static void evict(sse_registry_t *reg, const sse_event_t *e)
         note_missed(reg, &reg->slot[e->slot], e);
     }
     else if (e->kind == SSE_EV_KEY) {
-        for (n1 = reg->key_bucket[bucket_of(reg, e->key_hash)]; n1;
-             n1 = node_at(reg, n1)->next) {
+        FOR_KEY_NODES(reg, n1, e->key, e->key_hash) {
             note_missed(reg, &reg->slot[(n1 - 1) / SSE_MAX_KEYS], e);
         }
     }
@@ -106,7 +122,7 @@ void sse_reg_append_end(sse_registry_t *reg, apr_uint32_t slot,
     ring_commit(reg, e);
 }
 
-static apr_uint64_t oldest_seq(const sse_registry_t *reg)
+apr_uint64_t sse_reg_oldest_seq(const sse_registry_t *reg)
 {
     apr_uint64_t head = reg->h->next_seq;
     apr_uint64_t hist = reg->h->sz.history;
@@ -129,7 +145,7 @@ apr_status_t sse_registry_read(sse_registry_t *reg, const sse_hold_t *hold,
 
     *n = 0;
     LOCKED(reg, rv) {
-        apr_uint64_t seq = oldest_seq(reg), head = reg->h->next_seq;
+        apr_uint64_t seq = sse_reg_oldest_seq(reg), head = reg->h->next_seq;
         sl = sse_reg_held(reg, hold);
         if (sl == NULL) {
             continue;
@@ -182,8 +198,7 @@ static void route_one(sse_registry_t *reg, const sse_event_t *e,
         }
         break;
     case SSE_EV_KEY:
-        for (n1 = reg->key_bucket[bucket_of(reg, e->key_hash)]; n1;
-             n1 = node_at(reg, n1)->next) {
+        FOR_KEY_NODES(reg, n1, e->key, e->key_hash) {
             sl = &reg->slot[(n1 - 1) / SSE_MAX_KEYS];
             if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid
                 && targets(reg, e, sl)) {
@@ -223,10 +238,8 @@ static int count_holders(sse_registry_t *reg, const char *key,
     apr_uint32_t n1;
     int count = 0;
 
-    for (n1 = reg->key_bucket[bucket_of(reg, hash)]; n1;
-         n1 = node_at(reg, n1)->next) {
-        const sse_keynode_t *kn = node_at(reg, n1);
-        count += kn->hash == hash && strcmp(kn->key, key) == 0;
+    FOR_KEY_NODES(reg, n1, key, hash) {
+        count++;
     }
     return count;
 }

@@ -56,7 +56,7 @@ static const char *check_arg(apr_pool_t *p, sse_arg_e kind, const char *s)
     if (!sse_token_valid(s, strlen(s))) {
         return apr_psprintf(p,
                             "the %s must be 1..%d characters of "
-                            "[A-Za-z0-9.~-] starting with a letter or digit",
+                            "[A-Za-z0-9._~-] starting with a letter or digit",
                             arg_names[kind], SSE_TOKEN_MAX);
     }
     return NULL;
