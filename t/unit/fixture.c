@@ -1,0 +1,150 @@
+/* The registry fixture: memory from the test's pool, a real mutex. */
+#include <string.h>
+#include <unistd.h>
+
+#include <apr_file_io.h>
+#include <apr_strings.h>
+
+#include "fixture.h"
+#include "unit.h"
+
+/* The cleanup's data lives in the pool: the fx_t is on a test's stack and
+ * gone by the time the pool is destroyed. */
+typedef struct {
+    const char *path;
+    apr_pool_t *pool;
+} fx_lockfile_t;
+
+static apr_status_t remove_lockfile(void *data)
+{
+    fx_lockfile_t *lf = data;
+
+    apr_file_remove(lf->path, lf->pool);
+    return APR_SUCCESS;
+}
+
+int fx_open(fx_t *fx, apr_uint32_t max_listeners, apr_uint32_t history,
+            apr_uint32_t max_children)
+{
+    static int counter;
+    fx_lockfile_t *lf;
+    const char *tmp = NULL;
+    apr_status_t rv;
+
+    memset(fx, 0, sizeof(*fx));
+    fx->pool = unit_pool();
+    fx->sz.max_listeners = max_listeners;
+    fx->sz.history = history;
+    fx->sz.max_children = max_children;
+    if (apr_temp_dir_get(&tmp, fx->pool) != APR_SUCCESS) {
+        tmp = "/tmp";
+    }
+    fx->lockfile = apr_psprintf(fx->pool, "%s/sse-unit-%ld-%d.lock", tmp,
+                                (long)getpid(), ++counter);
+    rv = apr_global_mutex_create(&fx->lock, fx->lockfile, APR_LOCK_DEFAULT,
+                                 fx->pool);
+    if (!CHECK_RV(APR_SUCCESS, rv, "apr_global_mutex_create(%s)",
+                  fx->lockfile)) {
+        return 0;
+    }
+    /* registered after the mutex: runs before the mutex's own cleanup */
+    lf = apr_palloc(fx->pool, sizeof(*lf));
+    lf->path = fx->lockfile;
+    lf->pool = fx->pool;
+    apr_pool_cleanup_register(fx->pool, lf, remove_lockfile,
+                              apr_pool_cleanup_null);
+    fx->size = sse_registry_size(&fx->sz);
+    fx->mem = apr_palloc(fx->pool, fx->size);
+    memset(fx->mem, 0xa5, fx->size);    /* create must not rely on zeroes */
+    rv = sse_id_secret("unit", fx->secret);
+    if (rv == APR_SUCCESS) {
+        rv = sse_registry_create(fx->pool, fx->mem, &fx->sz, fx->secret, 0,
+                                 fx->lock, &fx->reg);
+    }
+    return CHECK_RV(APR_SUCCESS, rv, "sse_registry_create(%u, %u, %u)",
+                    max_listeners, history, max_children);
+}
+
+const char *fx_id(fx_t *fx, const char *name)
+{
+    char *id = apr_palloc(fx->pool, SSE_ID_MAX + 1);
+
+    if (!CHECK_RV(APR_SUCCESS, sse_registry_make_id(fx->reg, name, id),
+                  "make_id(%s)", name)) {
+        apr_cpystrn(id, "invalid", SSE_ID_MAX + 1);
+    }
+    return id;
+}
+
+apr_status_t fx_connect(fx_t *fx, const char *id, apr_uint32_t pid,
+                        apr_int64_t now, sse_hold_t *hold)
+{
+    int created;
+
+    return sse_registry_connect(fx->reg, id, pid, now, NULL, hold, &created);
+}
+
+apr_status_t fx_ack(fx_t *fx, const sse_hold_t *hold, apr_uint64_t sent,
+                    int count, apr_int64_t now)
+{
+    apr_uint64_t from, to;
+
+    return sse_registry_ack(fx->reg, hold, sent, count, now, &from, &to);
+}
+
+void fx_route_cb(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
+                 const sse_event_t *ev)
+{
+    fx_routed_t *r = baton;
+
+    if (r->n < (int)(sizeof(r->call) / sizeof(r->call[0]))) {
+        r->call[r->n].slot = slot;
+        r->call[r->n].holder_gen = holder_gen;
+        r->call[r->n].kind = ev->kind;
+        r->call[r->n].seq = ev->seq;
+    }
+    r->n++;
+}
+
+json_t *fx_json(fx_t *fx)
+{
+    char *js = NULL;
+    json_error_t err;
+    json_t *j;
+    apr_status_t rv = sse_registry_json(fx->reg, fx->pool, &js);
+
+    if (!CHECK_RV(APR_SUCCESS, rv, "sse_registry_json") || js == NULL) {
+        return NULL;
+    }
+    j = json_loads(js, 0, &err);
+    if (!CHECK(json_is_object(j), "list-registrants is not a JSON object "
+               "(%s): %s", err.text, js)) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+json_t *fx_listener(json_t *all, const char *id)
+{
+    return all ? json_object_get(all, id) : NULL;
+}
+
+int fx_read(fx_t *fx, const sse_hold_t *hold, apr_uint64_t after,
+            sse_event_t *evs, apr_status_t *rv)
+{
+    int n = 0;
+
+    *rv = sse_registry_read(fx->reg, hold, after, evs, 64, &n);
+    return n;
+}
+
+int fx_notify(fx_t *fx, const char *key, apr_int64_t now)
+{
+    int delivered = -1;
+
+    CHECK_RV(APR_SUCCESS, sse_registry_notify_key(fx->reg, key, now,
+                                                  &delivered),
+             "notify %s", key);
+    return delivered;
+}

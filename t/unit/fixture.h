@@ -1,0 +1,74 @@
+/**
+ * @file fixture.h
+ * @brief A registry in test memory with a real global mutex, no httpd.
+ */
+#ifndef SSE_UNIT_FIXTURE_H
+#define SSE_UNIT_FIXTURE_H
+
+#include <jansson.h>
+
+#include "src/sse_registry.h"
+
+/* Processes that hold streams, and the usual dormant timeout. */
+#define PID_A 1001
+#define PID_B 1002
+#define PID_C 1003
+#define HOUR_MS 3600000
+
+typedef struct {
+    apr_pool_t *pool;
+    apr_global_mutex_t *lock;
+    const char *lockfile;
+    sse_registry_sizes_t sz;
+    void *mem;
+    apr_size_t size;
+    unsigned char secret[SSE_SECRET_LEN];
+    sse_registry_t *reg;
+} fx_t;
+
+/** Everything a route callback was called with. */
+typedef struct {
+    int n;
+    struct {
+        apr_uint32_t slot, holder_gen, kind;
+        apr_uint64_t seq;
+    } call[256];
+} fx_routed_t;
+
+/**
+ * Make a registry of these sizes in the test's pool, with a mutex on a
+ * temporary lock file, first_seq 1 and the secret of "unit". Records a
+ * failure and returns 0 if it cannot.
+ */
+int fx_open(fx_t *fx, apr_uint32_t max_listeners, apr_uint32_t history,
+            apr_uint32_t max_children);
+
+/** Issue an id for @a name (a failure is recorded). */
+const char *fx_id(fx_t *fx, const char *name);
+
+/** sse_registry_connect() without the out-parameters one rarely reads. */
+apr_status_t fx_connect(fx_t *fx, const char *id, apr_uint32_t pid,
+                        apr_int64_t now, sse_hold_t *hold);
+
+/** sse_registry_ack() for a test that does not read the missed range. */
+apr_status_t fx_ack(fx_t *fx, const sse_hold_t *hold, apr_uint64_t sent,
+                    int count, apr_int64_t now);
+
+/** The route callback that appends to an fx_routed_t. */
+void fx_route_cb(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
+                 const sse_event_t *ev);
+
+/** sse_registry_json(), parsed; NULL (and a failure) if it is not JSON. */
+json_t *fx_json(fx_t *fx);
+
+/** The listener @a id in fx_json()'s object (borrowed), or NULL. */
+json_t *fx_listener(json_t *all, const char *id);
+
+/** Events for @a hold after @a after (at most 64), into @a evs. */
+int fx_read(fx_t *fx, const sse_hold_t *hold, apr_uint64_t after,
+            sse_event_t *evs, apr_status_t *rv);
+
+/** Publish `notify^key`; returns the delivered count. */
+int fx_notify(fx_t *fx, const char *key, apr_int64_t now);
+
+#endif /* SSE_UNIT_FIXTURE_H */

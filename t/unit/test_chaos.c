@@ -1,0 +1,642 @@
+/* A slot-exhaustion "chaos" loop: random operations on a small registry,
+ * checked after every step against a model, through the public API only.
+ * The model knows listeners, streams, keys, activity times, the child
+ * table's capacity and the ring of retired ids.
+ * SSE_CHAOS_SEED and SSE_CHAOS_STEPS in the environment override the
+ * fixed seed and the step count. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "fixture.h"
+#include "unit.h"
+
+#define CH_MAX       16     /* max_listeners */
+#define CH_HISTORY   64
+#define CH_CHILDREN  4
+#define CH_IDS       48     /* the ids the loop plays with */
+#define CH_PIDS      6      /* more processes than child entries */
+#define CH_KEYS      40     /* more keys than one listener may hold */
+#define CH_STEPS     20000
+#define CH_SEED      0x5eed5eedULL
+
+static const char *const ch_names[] = {"u1", "u10", "u1.0", "v"};
+#define CH_NAMES ((int)(sizeof(ch_names) / sizeof(ch_names[0])))
+
+typedef struct {
+    const char *id;
+    int name;
+    int live, connected;
+    apr_uint32_t pid;
+    sse_hold_t hold;        /* the current stream's, when connected */
+    sse_hold_t stale;       /* an earlier stream's, no longer valid */
+    int has_stale;
+    apr_uint32_t slot;      /* while live */
+    apr_int64_t registered, activity;
+    int nkeys;
+    int keys[SSE_MAX_KEYS]; /* key numbers, in listen order */
+} ch_id_t;
+
+typedef struct {
+    fx_t fx;
+    ch_id_t ids[CH_IDS];
+    const char *keys[CH_KEYS];
+    apr_uint64_t rng;
+    apr_int64_t now;
+    int step;
+    const char *op;
+    apr_pool_t *scratch;
+    /* the registry's table of retired ids: a ring of CH_MAX, oldest goes */
+    struct {
+        int id;             /* index in ids, -1 when unused */
+        apr_int64_t until;
+    } retired[CH_MAX];
+    int retired_next;
+    /* how often the interesting answers came, to check the loop's reach */
+    int enospc_connect, eagain_connect, eexist_connect, enospc_listen;
+    int takeovers, removed;
+} chaos_t;
+
+static apr_uint32_t ch_rand(chaos_t *c, apr_uint32_t n)
+{
+    /* xorshift64*: fixed, portable, good enough to pick operations */
+    c->rng ^= c->rng >> 12;
+    c->rng ^= c->rng << 25;
+    c->rng ^= c->rng >> 27;
+    return (apr_uint32_t)((c->rng * 2685821657736338717ULL) >> 33) % n;
+}
+
+static apr_uint32_t ch_pid(int i)
+{
+    return 2000 + (apr_uint32_t)i;
+}
+
+/* ---- the model -------------------------------------------------------- */
+
+static int m_live(const chaos_t *c)
+{
+    int i, n = 0;
+
+    for (i = 0; i < CH_IDS; i++) {
+        n += c->ids[i].live;
+    }
+    return n;
+}
+
+static int m_connected(const chaos_t *c)
+{
+    int i, n = 0;
+
+    for (i = 0; i < CH_IDS; i++) {
+        n += c->ids[i].connected;
+    }
+    return n;
+}
+
+static int m_pid_streams(const chaos_t *c, apr_uint32_t pid)
+{
+    int i, n = 0;
+
+    for (i = 0; i < CH_IDS; i++) {
+        n += c->ids[i].connected && c->ids[i].pid == pid;
+    }
+    return n;
+}
+
+static int m_holder_pids(const chaos_t *c)
+{
+    int p, n = 0;
+
+    for (p = 0; p < CH_PIDS; p++) {
+        n += m_pid_streams(c, ch_pid(p)) > 0;
+    }
+    return n;
+}
+
+static int m_holds(const ch_id_t *m, int key)
+{
+    int k;
+
+    for (k = 0; k < m->nkeys; k++) {
+        if (m->keys[k] == key) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void m_retire(chaos_t *c, int i, apr_int64_t until)
+{
+    c->retired[c->retired_next].id = i;
+    c->retired[c->retired_next].until = until;
+    c->retired_next = (c->retired_next + 1) % CH_MAX;
+}
+
+/* The newest retirement of the id still in the table decides. */
+static int m_retired(const chaos_t *c, const ch_id_t *m)
+{
+    int k;
+
+    for (k = 1; k <= CH_MAX; k++) {
+        int r = (c->retired_next - k + CH_MAX) % CH_MAX;
+        if (c->retired[r].id >= 0 && &c->ids[c->retired[r].id] == m) {
+            return c->retired[r].until > c->now;
+        }
+    }
+    return 0;
+}
+
+static void m_drop_stream(ch_id_t *m)
+{
+    if (m->connected) {
+        m->stale = m->hold;
+        m->has_stale = 1;
+        m->connected = 0;
+    }
+}
+
+static void m_remove(ch_id_t *m)
+{
+    m_drop_stream(m);
+    m->live = 0;
+    m->nkeys = 0;
+}
+
+/* ---- the operations --------------------------------------------------- */
+
+static void op_connect(chaos_t *c)
+{
+    ch_id_t *m = &c->ids[ch_rand(c, CH_IDS)];
+    apr_uint32_t pid = ch_pid((int)ch_rand(c, CH_PIDS));
+    apr_uint64_t head = sse_registry_head(c->fx.reg), last = 0;
+    apr_uint64_t *lastp = NULL;
+    apr_status_t want, rv;
+    sse_hold_t hold;
+    int created = -1;
+
+    c->op = "connect";
+    if (ch_rand(c, 5) == 0) {
+        last = ch_rand(c, (apr_uint32_t)head + 5);
+        lastp = &last;
+    }
+    if (!m->live && m_retired(c, m)) {
+        want = APR_EEXIST;
+    }
+    else if (!m->live && m_live(c) == CH_MAX) {
+        want = APR_ENOSPC;
+    }
+    else if (m_pid_streams(c, pid) == 0 && m_holder_pids(c) == CH_CHILDREN) {
+        want = APR_EAGAIN;
+    }
+    else {
+        want = APR_SUCCESS;
+    }
+    rv = sse_registry_connect(c->fx.reg, m->id, pid, c->now, lastp, &hold,
+                              &created);
+    CHECK_RV(want, rv, "connect %s from pid %u with %d listeners and %d "
+             "holder pids", m->id, pid, m_live(c), m_holder_pids(c));
+    c->eexist_connect += rv == APR_EEXIST;
+    c->enospc_connect += rv == APR_ENOSPC;
+    c->eagain_connect += rv == APR_EAGAIN;
+    if (rv != APR_SUCCESS) {
+        CHECK_INT(0, created, "a refused connect creates nothing");
+        return;
+    }
+    CHECK_INT(!m->live, created, "created");
+    if (m->connected) {
+        CHECK_INT(m->hold.slot, hold.slot, "a takeover keeps the slot");
+        CHECK_INT(m->hold.holder_gen + 1, hold.holder_gen,
+                  "a takeover bumps holder_gen");
+        c->takeovers++;
+    }
+    if (lastp && last < head) {
+        CHECK_INT(last, hold.cursor, "Last-Event-ID is the resume point");
+    }
+    CHECK(hold.cursor < sse_registry_head(c->fx.reg), "cursor below head");
+    m_drop_stream(m);
+    if (!m->live) {
+        m->live = 1;
+        m->nkeys = 0;
+        m->registered = c->now;
+        m->slot = hold.slot;
+    }
+    m->connected = 1;
+    m->pid = pid;
+    m->hold = hold;
+    m->activity = c->now;
+}
+
+static ch_id_t *pick_connected(chaos_t *c)
+{
+    int start = (int)ch_rand(c, CH_IDS), i;
+
+    for (i = 0; i < CH_IDS; i++) {
+        ch_id_t *m = &c->ids[(start + i) % CH_IDS];
+        if (m->connected) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static ch_id_t *pick_stale(chaos_t *c)
+{
+    int start = (int)ch_rand(c, CH_IDS), i;
+
+    for (i = 0; i < CH_IDS; i++) {
+        ch_id_t *m = &c->ids[(start + i) % CH_IDS];
+        if (m->has_stale) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static void op_release(chaos_t *c)
+{
+    ch_id_t *m = pick_connected(c);
+    apr_uint64_t head = sse_registry_head(c->fx.reg), sent;
+
+    c->op = "release";
+    if (m == NULL) {
+        return;
+    }
+    sent = m->hold.cursor + ch_rand(c, (apr_uint32_t)(head - m->hold.cursor));
+    sse_registry_release(c->fx.reg, &m->hold, m->pid, sent, c->now);
+    m->activity = c->now;
+    m_drop_stream(m);
+}
+
+static void op_release_stale(chaos_t *c)
+{
+    ch_id_t *m = pick_stale(c);
+
+    c->op = "release of an ended stream";
+    if (m) {
+        sse_registry_release(c->fx.reg, &m->stale, m->pid, m->stale.cursor,
+                             c->now);
+    }
+}
+
+static void op_ack(chaos_t *c)
+{
+    ch_id_t *m = pick_connected(c);
+    ch_id_t *s = pick_stale(c);
+
+    c->op = "ack";
+    if (m) {
+        CHECK_RV(APR_SUCCESS,
+                 fx_ack(&c->fx, &m->hold, sse_registry_head(c->fx.reg) - 1, 1,
+                        c->now),
+                 "ack of %s's current stream", m->id);
+        m->activity = c->now;
+    }
+    if (s) {                    /* an ended stream never holds again */
+        CHECK_RV(APR_EOF, fx_ack(&c->fx, &s->stale, 0, 1, c->now),
+                 "ack of %s's ended stream", s->id);
+    }
+}
+
+/* Every event a stream reads is for it: a key it holds, or its own
+ * completion; in order, after the point asked for. */
+static void op_read(chaos_t *c)
+{
+    ch_id_t *m = pick_connected(c);
+    sse_event_t evs[CH_HISTORY];
+    apr_uint64_t prev;
+    apr_status_t rv;
+    int n = 0, i, k;
+
+    c->op = "read";
+    if (m == NULL) {
+        return;
+    }
+    prev = m->hold.cursor;
+    rv = sse_registry_read(c->fx.reg, &m->hold, prev, evs, CH_HISTORY, &n);
+    CHECK_RV(APR_SUCCESS, rv, "read of %s's current stream", m->id);
+    for (i = 0; i < n; i++) {
+        CHECK(evs[i].seq > prev, "event seq %llu after %llu",
+              (unsigned long long)evs[i].seq, (unsigned long long)prev);
+        prev = evs[i].seq;
+        if (evs[i].kind == SSE_EV_SLOT) {
+            CHECK(strstr(evs[i].data, m->id) != NULL,
+                  "%s read a completion for someone else: %s", m->id,
+                  evs[i].data);
+        }
+        else if (CHECK(evs[i].kind == SSE_EV_KEY, "kind %u read",
+                       evs[i].kind)) {
+            for (k = 0; k < CH_KEYS; k++) {
+                if (strcmp(c->keys[k], evs[i].key) == 0) {
+                    break;
+                }
+            }
+            CHECK(k < CH_KEYS && m_holds(m, k), "%s read key %s it does not "
+                  "hold", m->id, evs[i].key);
+        }
+    }
+    m = pick_stale(c);
+    if (m) {
+        rv = sse_registry_read(c->fx.reg, &m->stale, 0, evs, CH_HISTORY, &n);
+        CHECK_RV(APR_EOF, rv, "read of %s's ended stream", m->id);
+    }
+}
+
+static void op_unregister(chaos_t *c)
+{
+    int i = (int)ch_rand(c, CH_IDS);
+    ch_id_t *m = &c->ids[i];
+    apr_int64_t until = c->now + ch_rand(c, 60);
+
+    c->op = "unregister";
+    CHECK_RV(m->live ? APR_SUCCESS : APR_ENOENT,
+             sse_registry_unregister(c->fx.reg, m->id, until),
+             "unregister %s", m->id);
+    if (m->live) {
+        m_retire(c, i, until);
+        c->removed++;
+    }
+    m_remove(m);
+}
+
+static void op_clear(chaos_t *c)
+{
+    apr_int64_t until = c->now + ch_rand(c, 60);
+    apr_uint32_t slot;
+    int i, removed = -1;
+
+    c->op = "clear";
+    CHECK_RV(APR_SUCCESS, sse_registry_clear(c->fx.reg, until, &removed),
+             "clear");
+    CHECK_INT(m_live(c), removed, "clear removes every listener");
+    c->removed += removed;
+    for (slot = 0; slot < CH_MAX; slot++) {     /* retired in slot order */
+        for (i = 0; i < CH_IDS; i++) {
+            if (c->ids[i].live && c->ids[i].slot == slot) {
+                m_retire(c, i, until);
+                m_remove(&c->ids[i]);
+            }
+        }
+    }
+}
+
+static void op_cleanup(chaos_t *c)
+{
+    apr_int64_t dormant = ch_rand(c, 300);
+    int i, want = 0, removed = -1;
+
+    c->op = "cleanup";
+    for (i = 0; i < CH_IDS; i++) {
+        want += c->ids[i].live && !c->ids[i].connected
+                && c->now - c->ids[i].activity >= dormant;
+    }
+    CHECK_RV(APR_SUCCESS,
+             sse_registry_cleanup(c->fx.reg, c->now, dormant, &removed),
+             "cleanup");
+    CHECK_INT(want, removed, "cleanup(dormant %lld) removes the listeners "
+              "without stream idle that long", (long long)dormant);
+    c->removed += removed;
+    for (i = 0; i < CH_IDS; i++) {
+        ch_id_t *m = &c->ids[i];
+        if (m->live && !m->connected && c->now - m->activity >= dormant) {
+            m_remove(m);
+        }
+    }
+}
+
+/* Mostly a live listener, several keys at once: some reach the limit. */
+static void op_listen(chaos_t *c)
+{
+    ch_id_t *m = &c->ids[ch_rand(c, CH_IDS)];
+    int n = 1 + (int)ch_rand(c, 16), i;
+
+    if (!m->live && ch_rand(c, 8) != 0) {
+        int start = (int)ch_rand(c, CH_IDS);
+        for (i = 0; i < CH_IDS && !c->ids[(start + i) % CH_IDS].live; i++) {
+        }
+        m = &c->ids[(start + i) % CH_IDS];
+    }
+
+    c->op = "listen";
+    for (i = 0; i < n; i++) {
+        int key = (int)ch_rand(c, CH_KEYS);
+        apr_status_t want, rv;
+        if (!m->live) {
+            want = APR_ENOENT;
+        }
+        else if (m_holds(m, key)) {
+            want = APR_SUCCESS;
+        }
+        else if (m->nkeys == SSE_MAX_KEYS) {
+            want = APR_ENOSPC;
+        }
+        else {
+            want = APR_SUCCESS;
+            m->keys[m->nkeys++] = key;
+        }
+        rv = sse_registry_listen(c->fx.reg, m->id, c->keys[key], c->now);
+        CHECK_RV(want, rv, "listen %s %s with %d keys", m->id, c->keys[key],
+                 m->nkeys);
+        c->enospc_listen += rv == APR_ENOSPC;
+        if (m->live) {
+            m->activity = c->now;
+        }
+    }
+}
+
+static void op_notify_key(chaos_t *c)
+{
+    int key = (int)ch_rand(c, CH_KEYS), i, want = 0, delivered = -1;
+
+    c->op = "notify-listeners";
+    for (i = 0; i < CH_IDS; i++) {
+        want += c->ids[i].live && m_holds(&c->ids[i], key);
+    }
+    CHECK_RV(APR_SUCCESS,
+             sse_registry_notify_key(c->fx.reg, c->keys[key], c->now,
+                                     &delivered), "notify %s", c->keys[key]);
+    CHECK_INT(want, delivered, "holders of %s", c->keys[key]);
+}
+
+static void op_notify_completion(chaos_t *c)
+{
+    ch_id_t *m = &c->ids[ch_rand(c, CH_IDS)];
+    int i, want = 0, delivered = -1;
+
+    c->op = "notify-completions";
+    for (i = 0; i < CH_IDS; i++) {
+        want += c->ids[i].live && c->ids[i].name == m->name;
+    }
+    CHECK_RV(m->live ? APR_SUCCESS : APR_ENOENT,
+             sse_registry_notify_completion(c->fx.reg, c->scratch, m->id,
+                                            "task", c->now, &delivered),
+             "notify-completions %s", m->id);
+    CHECK_INT(m->live ? want : 0, delivered, "tabs of %s",
+              ch_names[m->name]);
+}
+
+static void op_child_gone(chaos_t *c)
+{
+    apr_uint32_t pid = ch_pid((int)ch_rand(c, CH_PIDS));
+    int i;
+
+    c->op = "child_gone";
+    sse_registry_child_gone(c->fx.reg, pid);
+    for (i = 0; i < CH_IDS; i++) {
+        if (c->ids[i].connected && c->ids[i].pid == pid) {
+            m_drop_stream(&c->ids[i]);
+        }
+    }
+}
+
+static void op_lookup(chaos_t *c)
+{
+    int i;
+
+    c->op = "lookup";
+    for (i = 0; i < CH_IDS; i++) {
+        CHECK_RV(c->ids[i].live ? APR_SUCCESS : APR_ENOENT,
+                 sse_registry_lookup(c->fx.reg, c->ids[i].id), "lookup %s",
+                 c->ids[i].id);
+    }
+}
+
+static const struct {
+    int weight;
+    void (*fn)(chaos_t *c);
+} ch_ops[] = {
+    {25, op_connect},   {10, op_release},       {3, op_release_stale},
+    {5, op_ack},        {8, op_read},           {6, op_unregister},
+    {1, op_clear},      {3, op_cleanup},        {19, op_listen},
+    {8, op_notify_key}, {7, op_notify_completion}, {3, op_child_gone},
+    {2, op_lookup},
+};
+
+/* ---- the invariants --------------------------------------------------- */
+
+static void check_invariants(chaos_t *c)
+{
+    apr_uint32_t pids[CH_CHILDREN + 1];
+    sse_stats_t st;
+    json_t *all;
+    int i, k, n;
+
+    sse_registry_stats(c->fx.reg, &st);
+    CHECK_INT(m_live(c), st.listeners, "stats.listeners");
+    CHECK_INT(m_connected(c), st.connected, "stats.connected");
+    n = sse_registry_holders(c->fx.reg, pids, CH_CHILDREN + 1);
+    CHECK_INT(m_holder_pids(c), n, "holder pids");
+    for (i = 0; i < n; i++) {
+        CHECK(m_pid_streams(c, pids[i]) > 0, "pid %u listed as a holder "
+              "holds no stream", pids[i]);
+    }
+    all = fx_json(&c->fx);
+    if (all == NULL) {
+        return;
+    }
+    CHECK_INT(m_live(c), json_object_size(all), "listeners in the JSON");
+    for (i = 0; i < CH_IDS; i++) {
+        const ch_id_t *m = &c->ids[i];
+        json_t *l = json_object_get(all, m->id), *keys;
+        if (!m->live) {
+            CHECK(l == NULL, "%s is listed but was removed", m->id);
+            continue;
+        }
+        if (!CHECK(json_is_object(l), "%s is not listed", m->id)) {
+            continue;
+        }
+        CHECK(json_is_boolean(json_object_get(l, "connected"))
+                  && json_is_true(json_object_get(l, "connected"))
+                         == m->connected,
+              "%s connected should be %d", m->id, m->connected);
+        CHECK_INT(m->registered,
+                  json_integer_value(json_object_get(l, "registered-ts")),
+                  "%s registered-ts", m->id);
+        CHECK_INT(m->activity,
+                  json_integer_value(json_object_get(l, "last-activity")),
+                  "%s last-activity", m->id);
+        keys = json_object_get(l, "listenKeys");
+        if (CHECK_INT(m->nkeys, json_array_size(keys), "%s listenKeys",
+                      m->id)) {
+            for (k = 0; k < m->nkeys; k++) {
+                const char *got = json_string_value(json_array_get(keys, k));
+                CHECK(got && strcmp(got, c->keys[m->keys[k]]) == 0,
+                      "%s key %d is %s, expected %s", m->id, k,
+                      got ? got : "(null)", c->keys[m->keys[k]]);
+            }
+        }
+    }
+    json_decref(all);
+}
+
+static apr_uint64_t env_or(const char *name, apr_uint64_t dflt)
+{
+    const char *v = getenv(name);
+
+    return (v && *v) ? (apr_uint64_t)strtoull(v, NULL, 0) : dflt;
+}
+
+UNIT_TEST(test_chaos_random_operations_keep_the_registry_consistent)
+{
+    chaos_t *c = apr_pcalloc(unit_pool(), sizeof(*c));
+    apr_uint64_t seed = env_or("SSE_CHAOS_SEED", CH_SEED);
+    int steps = (int)env_or("SSE_CHAOS_STEPS", CH_STEPS);
+    int total = 0, i, removed = -1;
+    char *js = NULL;
+    sse_hold_t hold;
+
+    for (i = 0; i < (int)(sizeof(ch_ops) / sizeof(ch_ops[0])); i++) {
+        total += ch_ops[i].weight;
+    }
+    if (!fx_open(&c->fx, CH_MAX, CH_HISTORY, CH_CHILDREN)) {
+        return;
+    }
+    c->rng = seed ? seed : 1;
+    for (i = 0; i < CH_MAX; i++) {
+        c->retired[i].id = -1;
+    }
+    for (i = 0; i < CH_IDS; i++) {
+        c->ids[i].name = i % CH_NAMES;
+        c->ids[i].id = fx_id(&c->fx, ch_names[c->ids[i].name]);
+    }
+    for (i = 0; i < CH_KEYS; i++) {
+        c->keys[i] = apr_psprintf(c->fx.pool, "k%d", i);
+    }
+    apr_pool_create(&c->scratch, c->fx.pool);
+    for (c->step = 0; c->step < steps; c->step++) {
+        int pick = (int)ch_rand(c, (apr_uint32_t)total), o = 0;
+        while (pick >= ch_ops[o].weight) {
+            pick -= ch_ops[o++].weight;
+        }
+        c->now += 1 + ch_rand(c, 3);
+        ch_ops[o].fn(c);
+        check_invariants(c);
+        apr_pool_clear(c->scratch);
+        if (unit_failures()) {
+            CHECK(0, "chaos stopped at step %d, after %s (seed 0x%llx)",
+                  c->step, c->op, (unsigned long long)seed);
+            return;
+        }
+    }
+    /* the loop must have reached the edges it is meant to test */
+    CHECK(c->enospc_connect > 0, "no connect met a full table");
+    CHECK(c->eagain_connect > 0, "no connect met a full child table");
+    CHECK(c->eexist_connect > 0, "no connect met a retired id");
+    CHECK(c->enospc_listen > 0, "no listen met the key limit");
+    CHECK(c->takeovers > 0 && c->removed > 0, "no takeover or removal");
+
+    /* afterwards: nothing leaked */
+    CHECK_RV(APR_SUCCESS, sse_registry_clear(c->fx.reg, c->now, &removed),
+             "clear");
+    CHECK_RV(APR_SUCCESS, sse_registry_json(c->fx.reg, c->fx.pool, &js),
+             "json");
+    CHECK_STR("{}", js, "empty after clear");
+    for (i = 0; i < CH_MAX; i++) {
+        CHECK_RV(APR_SUCCESS,
+                 fx_connect(&c->fx, fx_id(&c->fx, "fresh"), ch_pid(0),
+                            c->now, &hold),
+                 "fresh connect %d of %d: no slot leaked", i + 1, CH_MAX);
+    }
+    CHECK_RV(APR_ENOSPC, fx_connect(&c->fx, fx_id(&c->fx, "fresh"), ch_pid(0),
+                                    c->now, &hold), "and no more than that");
+}

@@ -1,0 +1,453 @@
+/* sse_registry: streams: routing to processes, takeover, resume, read and
+ * ack, the sequence. */
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "fixture.h"
+#include "unit.h"
+
+UNIT_TEST(test_route_calls_back_only_for_streams_of_that_pid)
+{
+    fx_t fx;
+    sse_hold_t ha, hb, hc;
+    fx_routed_t r;
+    const char *a, *b, *c;
+    apr_uint64_t from, to;
+    int i, delivered;
+
+    if (!fx_open(&fx, 8, 32, 4)) {
+        return;
+    }
+    a = fx_id(&fx, "u");
+    b = fx_id(&fx, "u");
+    c = fx_id(&fx, "u");
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 1, &ha), "a");
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, b, PID_B, 1, &hb), "b");
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, c, PID_C, 1, &hc), "c");
+    sse_registry_release(fx.reg, &hc, PID_C, hc.cursor, 2);
+    sse_registry_listen(fx.reg, a, "news", 3);
+    sse_registry_listen(fx.reg, b, "news", 3);
+    sse_registry_listen(fx.reg, c, "news", 3);
+    from = sse_registry_head(fx.reg);
+    CHECK_INT(3, fx_notify(&fx, "news", 4), "three holders");
+    sse_registry_notify_completion(fx.reg, fx.pool, a, "t", 5, &delivered);
+    CHECK_INT(3, delivered, "three tabs");
+    to = sse_registry_head(fx.reg);
+    CHECK_INT(4, to - from, "one key event and three completions");
+
+    memset(&r, 0, sizeof(r));
+    CHECK_INT(0, sse_registry_route(fx.reg, from, to, PID_A, fx_route_cb, &r),
+              "nothing overwritten");
+    CHECK_INT(2, r.n, "pid A holds a's stream: the key event and its "
+              "completion");
+    for (i = 0; i < r.n && i < 2; i++) {
+        CHECK(r.call[i].slot == ha.slot && r.call[i].holder_gen ==
+              ha.holder_gen, "call %d is for a's stream", i);
+    }
+    memset(&r, 0, sizeof(r));
+    sse_registry_route(fx.reg, from, to, PID_B, fx_route_cb, &r);
+    CHECK_INT(2, r.n, "pid B holds b's stream");
+    for (i = 0; i < r.n && i < 2; i++) {
+        CHECK(r.call[i].slot == hb.slot && r.call[i].holder_gen ==
+              hb.holder_gen, "call %d is for b's stream", i);
+    }
+    memset(&r, 0, sizeof(r));
+    sse_registry_route(fx.reg, from, to, PID_C, fx_route_cb, &r);
+    CHECK_INT(0, r.n, "c has no stream: nothing to wake in pid C");
+    memset(&r, 0, sizeof(r));
+    sse_registry_route(fx.reg, from, to, 4242, fx_route_cb, &r);
+    CHECK_INT(0, r.n, "a pid without streams");
+}
+
+UNIT_TEST(test_route_passes_the_current_holder_gen)
+{
+    fx_t fx;
+    sse_hold_t h1, h2;
+    fx_routed_t r;
+    const char *a;
+    apr_uint64_t from;
+
+    if (!fx_open(&fx, 4, 16, 2)) {
+        return;
+    }
+    a = fx_id(&fx, "a");
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 1, &h1), "first");
+    sse_registry_listen(fx.reg, a, "news", 1);
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 2, &h2), "again, same "
+               "pid");
+    from = sse_registry_head(fx.reg);
+    fx_notify(&fx, "news", 3);
+    memset(&r, 0, sizeof(r));
+    sse_registry_route(fx.reg, from, sse_registry_head(fx.reg), PID_A,
+                       fx_route_cb, &r);
+    if (CHECK_INT(1, r.n, "one stream holds a")) {
+        CHECK_INT(h2.holder_gen, r.call[0].holder_gen,
+                  "the event is for the newer stream only");
+    }
+}
+
+UNIT_TEST(test_route_counts_entries_already_overwritten)
+{
+    fx_t fx;
+    sse_hold_t h;
+    fx_routed_t r;
+    const char *a;
+    apr_uint64_t from;
+    int i;
+
+    if (!fx_open(&fx, 4, 8, 2)) {
+        return;
+    }
+    a = fx_id(&fx, "a");
+    fx_connect(&fx, a, PID_A, 1, &h);
+    sse_registry_listen(fx.reg, a, "news", 1);
+    from = sse_registry_head(fx.reg);
+    for (i = 0; i < 20; i++) {
+        fx_notify(&fx, "news", 2 + i);
+    }
+    memset(&r, 0, sizeof(r));
+    CHECK_INT(12, sse_registry_route(fx.reg, from, sse_registry_head(fx.reg),
+                                     PID_A, fx_route_cb, &r),
+              "20 events through a ring of 8: 12 lost");
+    CHECK_INT(8, r.n, "the 8 still there are routed");
+    for (i = 1; i < r.n && i < 8; i++) {
+        CHECK(r.call[i].seq == r.call[i - 1].seq + 1, "in order");
+    }
+}
+
+UNIT_TEST(test_second_connect_takes_over_and_ends_the_first_stream)
+{
+    fx_t fx;
+    sse_hold_t h1, h2;
+    sse_event_t evs[64];
+    sse_stats_t st;
+    fx_routed_t r;
+    apr_uint32_t pids[8];
+    const char *a;
+    apr_uint64_t from;
+    apr_status_t rv;
+    json_t *all;
+    int created = -1;
+
+    if (!fx_open(&fx, 4, 16, 4)) {
+        return;
+    }
+    a = fx_id(&fx, "a");
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 1, &h1), "first");
+    from = sse_registry_head(fx.reg);
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_B, 2, NULL,
+                                                 &h2, &created),
+               "second, from another process");
+    CHECK_INT(0, created, "the same listener");
+    CHECK_INT(h1.slot, h2.slot, "the same slot");
+    CHECK_INT(h1.holder_gen + 1, h2.holder_gen, "holder_gen bumped");
+    CHECK_INT(from + 1, sse_registry_head(fx.reg), "one end entry");
+    memset(&r, 0, sizeof(r));
+    sse_registry_route(fx.reg, from, sse_registry_head(fx.reg), PID_A,
+                       fx_route_cb, &r);
+    if (CHECK_INT(1, r.n, "pid A is told")) {
+        CHECK_INT(SSE_EV_END_SLOT, r.call[0].kind, "to end a stream");
+        CHECK_INT(h1.slot, r.call[0].slot, "of that slot");
+        CHECK_INT(h1.holder_gen, r.call[0].holder_gen,
+                  "the old stream, not the new one");
+    }
+    fx_read(&fx, &h1, h1.cursor, evs, &rv);
+    CHECK_RV(APR_EOF, rv, "the old stream reads EOF");
+    CHECK_RV(APR_EOF, fx_ack(&fx, &h1, h1.cursor, 0, 3),
+             "the old stream's ack says EOF");
+    fx_read(&fx, &h2, h2.cursor, evs, &rv);
+    CHECK_RV(APR_SUCCESS, rv, "the new stream reads");
+    sse_registry_stats(fx.reg, &st);
+    CHECK_INT(1, st.connected, "one stream");
+    CHECK_INT(1, st.listeners, "one listener");
+    CHECK_INT(1, sse_registry_holders(fx.reg, pids, 8), "one holder pid");
+    CHECK_INT(PID_B, pids[0], "pid B holds it now");
+
+    sse_registry_release(fx.reg, &h1, PID_A, h1.cursor, 4);
+    all = fx_json(&fx);
+    CHECK(json_is_true(json_object_get(fx_listener(all, a), "connected")),
+          "the old stream's release leaves the new one connected");
+    json_decref(all);
+    sse_registry_release(fx.reg, &h2, PID_B, h2.cursor, 5);
+    all = fx_json(&fx);
+    CHECK(json_is_false(json_object_get(fx_listener(all, a), "connected")),
+          "the new stream's release disconnects");
+    json_decref(all);
+}
+
+UNIT_TEST(test_takeover_resumes_where_the_first_stream_acked)
+{
+    fx_t fx;
+    sse_hold_t h1, h2;
+    sse_event_t evs[64];
+    const char *a;
+    apr_uint64_t e1;
+    apr_status_t rv;
+    int n;
+
+    if (!fx_open(&fx, 4, 16, 4)) {
+        return;
+    }
+    a = fx_id(&fx, "a");
+    fx_connect(&fx, a, PID_A, 1, &h1);
+    sse_registry_listen(fx.reg, a, "news", 1);
+    fx_notify(&fx, "news", 2);
+    e1 = sse_registry_head(fx.reg) - 1;
+    fx_notify(&fx, "news", 3);
+    CHECK_RV(APR_SUCCESS, fx_ack(&fx, &h1, e1, 1, 4),
+             "the first stream delivered e1 only");
+    fx_connect(&fx, a, PID_B, 5, &h2);
+    CHECK_INT(e1, h2.cursor, "the new stream starts after e1");
+    n = fx_read(&fx, &h2, h2.cursor, evs, &rv);
+    if (CHECK_INT(1, n, "e2 is replayed")) {
+        CHECK_INT(e1 + 1, evs[0].seq, "e2");
+    }
+}
+
+UNIT_TEST(test_reconnect_without_last_event_id_replays_what_was_queued)
+{
+    fx_t fx;
+    sse_hold_t h;
+    sse_event_t evs[64];
+    const char *a;
+    apr_uint64_t s1, first;
+    apr_status_t rv;
+    int n, i, delivered;
+
+    if (!fx_open(&fx, 4, 32, 2)) {
+        return;
+    }
+    a = fx_id(&fx, "a");
+    fx_connect(&fx, a, PID_A, 1, &h);
+    sse_registry_listen(fx.reg, a, "news", 1);
+    fx_notify(&fx, "news", 2);
+    s1 = sse_registry_head(fx.reg) - 1;
+    REQUIRE(fx_read(&fx, &h, h.cursor, evs, &rv) == 1, "the live event");
+    fx_ack(&fx, &h, s1, 1, 3);
+    sse_registry_release(fx.reg, &h, PID_A, s1, 4);
+
+    first = sse_registry_head(fx.reg);
+    fx_notify(&fx, "news", 5);
+    sse_registry_notify_completion(fx.reg, fx.pool, a, "t", 6, &delivered);
+    fx_notify(&fx, "news", 7);
+
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_B, 8, &h), "back");
+    CHECK_INT(s1, h.cursor, "it resumes after the last delivered event");
+    CHECK(h.missed_from == 0 && h.missed_to == 0, "nothing was lost");
+    n = fx_read(&fx, &h, h.cursor, evs, &rv);
+    CHECK_RV(APR_SUCCESS, rv, "read");
+    if (CHECK_INT(3, n, "the three events queued while away")) {
+        for (i = 0; i < 3; i++) {
+            CHECK_INT(first + (apr_uint64_t)i, evs[i].seq, "event %d", i);
+        }
+        CHECK_INT(SSE_EV_SLOT, evs[1].kind, "the completion in the middle");
+    }
+}
+
+UNIT_TEST(test_reconnect_with_last_event_id_replays_exactly_later_events)
+{
+    fx_t fx;
+    sse_hold_t h;
+    sse_event_t evs[64];
+    apr_uint64_t s[6], last;
+    const char *a;
+    apr_status_t rv;
+    int i, n, created;
+
+    if (!fx_open(&fx, 4, 32, 2)) {
+        return;
+    }
+    a = fx_id(&fx, "a");
+    fx_connect(&fx, a, PID_A, 1, &h);
+    sse_registry_listen(fx.reg, a, "news", 1);
+    for (i = 0; i < 6; i++) {
+        fx_notify(&fx, "news", 2);
+        s[i] = sse_registry_head(fx.reg) - 1;
+    }
+    fx_ack(&fx, &h, s[5], 6, 3);
+    sse_registry_release(fx.reg, &h, PID_A, s[5], 3);
+
+    last = s[2];
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, 4, &last,
+                                                 &h, &created),
+               "Last-Event-ID: s3");
+    CHECK_INT(s[2], h.cursor, "the client's resume point wins");
+    n = fx_read(&fx, &h, h.cursor, evs, &rv);
+    if (CHECK_INT(3, n, "exactly the events after s3")) {
+        for (i = 0; i < 3; i++) {
+            CHECK_INT(s[3 + i], evs[i].seq, "event %d", i);
+        }
+    }
+
+    last = s[0] - 1;
+    fx_connect(&fx, a, PID_A, 5, &h);
+    sse_registry_release(fx.reg, &h, PID_A, s[5], 5);
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, 6, &last,
+                                                 &h, &created),
+               "Last-Event-ID before every event");
+    CHECK_INT(6, fx_read(&fx, &h, h.cursor, evs, &rv), "all six again");
+
+    sse_registry_release(fx.reg, &h, PID_A, s[5], 7);
+    last = sse_registry_head(fx.reg) + 1000;
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, 7, &last,
+                                                 &h, &created),
+               "Last-Event-ID from the future");
+    CHECK_INT(sse_registry_head(fx.reg) - 1, h.cursor, "clamped to the head");
+    CHECK_INT(0, fx_read(&fx, &h, h.cursor, evs, &rv), "nothing to replay");
+}
+
+UNIT_TEST(test_read_returns_at_most_max_in_order_and_continues)
+{
+    fx_t fx;
+    sse_hold_t h;
+    sse_event_t evs[4];
+    const char *a;
+    apr_uint64_t after, first;
+    int n, total = 0, rounds = 0, i;
+
+    if (!fx_open(&fx, 4, 32, 2)) {
+        return;
+    }
+    a = fx_id(&fx, "a");
+    fx_connect(&fx, a, PID_A, 1, &h);
+    sse_registry_listen(fx.reg, a, "news", 1);
+    first = sse_registry_head(fx.reg);
+    for (i = 0; i < 10; i++) {
+        fx_notify(&fx, "news", 2);
+    }
+    after = h.cursor;
+    do {
+        REQUIRE_RV(APR_SUCCESS, sse_registry_read(fx.reg, &h, after, evs, 3,
+                                                  &n), "read");
+        CHECK(n <= 3, "at most max");
+        for (i = 0; i < n; i++) {
+            CHECK_INT(first + (apr_uint64_t)total, evs[i].seq,
+                      "event %d in order", total);
+            total++;
+        }
+        after = n ? evs[n - 1].seq : after;
+    } while (n > 0 && ++rounds < 10);
+    CHECK_INT(10, total, "every event once");
+}
+
+UNIT_TEST(test_read_and_ack_after_release_are_eof)
+{
+    fx_t fx;
+    sse_hold_t h;
+    sse_event_t evs[64];
+    const char *a;
+    apr_status_t rv;
+
+    if (!fx_open(&fx, 4, 8, 2)) {
+        return;
+    }
+    a = fx_id(&fx, "a");
+    fx_connect(&fx, a, PID_A, 1, &h);
+    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 2);
+    fx_read(&fx, &h, h.cursor, evs, &rv);
+    CHECK_RV(APR_EOF, rv, "a released stream holds nothing");
+    CHECK_RV(APR_EOF, fx_ack(&fx, &h, h.cursor, 0, 3), "ack");
+}
+
+UNIT_TEST(test_ack_counts_delivered_events)
+{
+    fx_t fx;
+    sse_hold_t h;
+    sse_stats_t st;
+    const char *a;
+
+    if (!fx_open(&fx, 4, 8, 2)) {
+        return;
+    }
+    a = fx_id(&fx, "a");
+    fx_connect(&fx, a, PID_A, 1, &h);
+    sse_registry_listen(fx.reg, a, "news", 1);
+    fx_notify(&fx, "news", 2);
+    fx_notify(&fx, "news", 2);
+    CHECK_RV(APR_SUCCESS, fx_ack(&fx, &h, h.cursor + 2, 2, 3),
+             "ack");
+    sse_registry_stats(fx.reg, &st);
+    CHECK_INT(2, st.published, "published");
+    CHECK_INT(2, st.delivered, "delivered");
+}
+
+UNIT_TEST(test_fetch_copies_only_entries_still_in_the_ring)
+{
+    fx_t fx;
+    sse_hold_t h;
+    sse_event_t evs[8];
+    apr_uint64_t seqs[4], first;
+    const char *a;
+    int i, n;
+
+    if (!fx_open(&fx, 4, 4, 2)) {
+        return;
+    }
+    a = fx_id(&fx, "a");
+    fx_connect(&fx, a, PID_A, 1, &h);
+    sse_registry_listen(fx.reg, a, "news", 1);
+    first = sse_registry_head(fx.reg);
+    for (i = 0; i < 6; i++) {
+        fx_notify(&fx, "news", 2);
+    }
+    seqs[0] = first;            /* overwritten */
+    seqs[1] = first + 2;
+    seqs[2] = first + 4;
+    seqs[3] = first + 6;        /* not yet published */
+    n = 4;
+    sse_registry_fetch(fx.reg, &h, seqs, evs, &n);
+    if (CHECK_INT(2, n, "two of the four are in the ring")) {
+        CHECK_INT(first + 2, evs[0].seq, "the first kept");
+        CHECK_INT(first + 4, evs[1].seq, "the second kept");
+    }
+}
+
+UNIT_TEST(test_sequence_numbers_increase_across_every_kind_of_event)
+{
+    fx_t fx;
+    sse_hold_t h;
+    const char *a;
+    apr_uint64_t head;
+    int delivered, removed;
+
+    if (!fx_open(&fx, 4, 32, 4)) {
+        return;
+    }
+    a = fx_id(&fx, "a");
+    fx_connect(&fx, a, PID_A, 1, &h);
+    sse_registry_listen(fx.reg, a, "news", 1);
+    head = sse_registry_head(fx.reg);
+    fx_notify(&fx, "news", 2);
+    CHECK_INT(head + 1, sse_registry_head(fx.reg), "a key event");
+    sse_registry_notify_completion(fx.reg, fx.pool, a, "t", 3, &delivered);
+    CHECK_INT(head + 2, sse_registry_head(fx.reg), "a completion");
+    fx_connect(&fx, a, PID_A, 4, &h);
+    CHECK_INT(head + 3, sse_registry_head(fx.reg), "a takeover's end");
+    sse_registry_unregister(fx.reg, a, 0);
+    CHECK_INT(head + 4, sse_registry_head(fx.reg), "an unregister's end");
+    sse_registry_clear(fx.reg, 0, &removed);
+    CHECK_INT(head + 5, sse_registry_head(fx.reg), "a clear's end-all");
+}
+
+UNIT_TEST(test_fetch_for_an_ended_stream_copies_nothing)
+{
+    fx_t fx;
+    sse_hold_t h;
+    sse_event_t evs[4];
+    apr_uint64_t seq;
+    const char *a;
+    int n = 1;
+
+    if (!fx_open(&fx, 4, 8, 2)) {
+        return;
+    }
+    a = fx_id(&fx, "a");
+    fx_connect(&fx, a, PID_A, 1, &h);
+    sse_registry_listen(fx.reg, a, "news", 1);
+    fx_notify(&fx, "news", 2);
+    seq = sse_registry_head(fx.reg) - 1;
+    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 3);
+    sse_registry_fetch(fx.reg, &h, &seq, evs, &n);
+    CHECK_INT(0, n, "a released stream fetches nothing");
+}
