@@ -13,6 +13,10 @@ APR_LIBS   = $(shell pkg-config --libs apr-1 apr-util-1)
 
 all: .libs/mod_sse_mgr.so
 
+# a module that uses only the public optional functions, for the tests
+t/modules/.libs/mod_sse_apitest.so: t/modules/mod_sse_apitest.c include/mod_sse_mgr.h
+	cd t/modules && $(APXS) -c -Wc,"$(WARN) -std=gnu99" -I../.. mod_sse_apitest.c >/dev/null
+
 .libs/mod_sse_mgr.so: $(GLUE_SRC) $(CORE_SRC) src/*.h include/*.h mod_sse_mgr_private.h
 	$(APXS) -c -o mod_sse_mgr.la -Wc,"$(WARN) -std=gnu99" -I. $(GLUE_SRC) $(CORE_SRC) -ljansson >/dev/null
 
@@ -28,11 +32,12 @@ t/unit/run_tests: t/unit/*.c $(CORE_SRC) src/*.h
 unit: t/unit/run_tests
 	t/unit/run_tests
 
-test: deps all t/unit/run_tests
+test: deps all t/modules/.libs/mod_sse_apitest.so t/unit/run_tests
 	@sh t/run-tests.sh
 
 demo: deps all
 	@sh examples/run-demo.sh
 
 clean:
-	rm -rf .libs *.la *.lo *.slo *.o src/*.lo src/*.slo src/*.o src/.libs t/unit/run_tests
+	rm -rf .libs *.la *.lo *.slo *.o src/*.lo src/*.slo src/*.o src/.libs t/unit/run_tests \
+	       t/modules/.libs t/modules/*.la t/modules/*.lo t/modules/*.slo t/modules/*.o

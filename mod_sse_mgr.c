@@ -219,6 +219,24 @@ static int sse_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                              0);
 }
 
+/* Checks that need the whole configuration; runs with `-t` too. */
+static int sse_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                            apr_pool_t *ptemp, server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    if (sse_conf_heartbeat() >= s->timeout) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SSE_LOGNO(00001)
+                     "SSEHeartbeat (%" APR_TIME_T_FMT " s) must be shorter "
+                     "than Timeout (%" APR_TIME_T_FMT " s)",
+                     apr_time_sec(sse_conf_heartbeat()),
+                     apr_time_sec(s->timeout));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
 static int sse_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp, server_rec *s)
 {
@@ -228,14 +246,6 @@ static int sse_post_config(apr_pool_t *pconf, apr_pool_t *plog,
      * once the server really starts. */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
-    }
-    if (sse_conf_heartbeat() >= s->timeout) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SSE_LOGNO(00001)
-                     "SSEHeartbeat (%" APR_TIME_T_FMT " s) must be shorter "
-                     "than Timeout (%" APR_TIME_T_FMT " s)",
-                     apr_time_sec(sse_conf_heartbeat()),
-                     apr_time_sec(s->timeout));
-        return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (sse_state_post_config(pconf, s) != APR_SUCCESS
         || sse_dispatch_post_config(pconf) != APR_SUCCESS) {
@@ -297,6 +307,7 @@ static void register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_pre_config(sse_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(sse_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(sse_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(sse_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(sse_dispatch_child_stopping, NULL, NULL,
