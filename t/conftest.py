@@ -1,0 +1,98 @@
+"""Fixtures for the mod_sse_mgr integration tests.
+
+`httpd` is one shared server per MPM for the whole session (tests use fresh
+names and never depend on an empty registry). `make_httpd` builds a server
+of a test's own, with its own directives, for tests that clear the registry
+or need other settings; it is stopped when the test ends. After every test
+each server's error log is read and any [warn]-or-worse line the test did
+not declare with env.expect_log() fails it.
+
+MPM=event (or MPM=prefork,worker) restricts the MPMs; SSE_MGR_MODULE names
+the module to load (default: <repo>/.libs/mod_sse_mgr.so).
+"""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from sse_client import SSEStream  # noqa: E402
+from sse_harness import HttpdEnv, selected_mpms  # noqa: E402
+
+
+def pytest_report_header(config):
+    from sse_harness import APACHE2, MODULE
+    return ["mod_sse_mgr: %s, httpd %s, MPMs %s"
+            % (MODULE, APACHE2, ",".join(selected_mpms()))]
+
+
+@pytest.fixture(scope="session", params=selected_mpms())
+def mpm(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def httpd(mpm, tmp_path_factory):
+    # Every test leaves its listeners behind (closed streams stay listed
+    # until dormant), so the shared server needs more than the default 100.
+    env = HttpdEnv(mpm, tmp_path_factory.mktemp("shared-%s" % mpm),
+                   directives={"SSEMaxListeners": "2000"})
+    env.start()
+    yield env
+    SSEStream.close_all(env.port)
+    env.stop()
+    bad = env.unexpected_log_lines()
+    if bad:
+        pytest.fail("unexpected lines in %s's error log at shutdown:\n%s"
+                    % (mpm, "\n".join(bad)), pytrace=False)
+
+
+@pytest.fixture
+def api(httpd):
+    return httpd.api
+
+
+@pytest.fixture
+def make_httpd(mpm, tmp_path_factory):
+    """make_httpd(directives={...}, extra_conf="", start=True) -> HttpdEnv
+    of this test's own; stopped at the end of the test."""
+    envs = []
+
+    def _make(directives=None, extra_conf="", start=True):
+        env = HttpdEnv(mpm, tmp_path_factory.mktemp("own-%s" % mpm),
+                       extra_conf=extra_conf, directives=directives)
+        envs.append(env)
+        if start:
+            env.start()
+        return env
+
+    yield _make
+    errors = []
+    for env in envs:
+        try:
+            env.stop()
+        except Exception as e:
+            errors.append("%r: %s" % (env, e))
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _error_log_guard():
+    """Fail the test on [warn]-or-worse lines it did not expect."""
+    yield
+    SSEStream.close_all()
+    problems = []
+    for env in HttpdEnv._all:
+        bad = env.unexpected_log_lines()
+        if bad:
+            problems.append("%r:\n  %s" % (env, "\n  ".join(bad)))
+    if problems:
+        pytest.fail("unexpected error log lines:\n" + "\n".join(problems),
+                    pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    HttpdEnv.stop_all()

@@ -1,0 +1,383 @@
+"""A real httpd for the mod_sse_mgr tests, in the manner of httpd's own
+test/pyhttpd: one env writes its own ServerRoot and config, starts,
+gracefully restarts and stops the server, and reads its error log so that
+a test fails on any [warn] or worse line it did not declare.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+from sse_client import SSEApi, SSEStream, http
+
+APACHE2 = os.environ.get("APACHE2", "/usr/sbin/apache2")
+MODULES_DIR = os.environ.get("APACHE_MODULES", "/usr/lib/apache2/modules")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODULE = os.environ.get("SSE_MGR_MODULE",
+                        os.path.join(REPO, ".libs", "mod_sse_mgr.so"))
+MPMS = ("prefork", "worker", "event")
+
+# Module directives every test server gets unless a test overrides them;
+# a value of None drops the directive.
+DEFAULT_DIRECTIVES = {
+    "SSEPrefix": "/sse/",
+    "SSEHeartbeat": "1",
+    "SSEMaxListeners": "100",
+    "SSEHistory": "256",
+}
+
+MPM_CONF = {
+    "prefork": """\
+StartServers 4
+MinSpareServers 4
+MaxSpareServers 8
+MaxRequestWorkers 64
+""",
+    "worker": """\
+StartServers 3
+ServerLimit 8
+ThreadsPerChild 25
+MaxRequestWorkers 200
+MinSpareThreads 25
+MaxSpareThreads 200
+""",
+}
+MPM_CONF["event"] = MPM_CONF["worker"]
+
+# [Tue Nov 25 08:44:00.123456 2025] [sse_mgr:debug] [pid 1:tid 2] ...
+LOG_LINE = re.compile(r"^\[[^\]]*\] \[(?:(?P<module>[^:\]]*):)?"
+                      r"(?P<level>[a-z0-9]+)\]")
+BAD_LEVELS = {"emerg", "alert", "crit", "error", "warn"}
+READY_LINE = "resuming normal operations"
+
+
+def selected_mpms():
+    """MPM=event (or MPM=prefork,worker) narrows the run."""
+    value = os.environ.get("MPM", "").strip()
+    if not value:
+        return list(MPMS)
+    mpms = [m.strip() for m in value.split(",") if m.strip()]
+    for m in mpms:
+        if m not in MPMS:
+            raise ValueError("MPM=%s: not one of %s" % (m, ", ".join(MPMS)))
+    return mpms
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is gone for our purposes
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def child_pids(ppid):
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == ppid and fields[0] != "Z":
+            pids.append(int(entry))
+    return pids
+
+
+class HttpdEnv:
+    """One httpd with its own ServerRoot, port and config."""
+
+    _all = []
+
+    def __init__(self, mpm, workdir, extra_conf="", directives=None,
+                 module=None):
+        if mpm not in MPMS:
+            raise ValueError("unknown MPM %r" % mpm)
+        self.mpm = mpm
+        self.root = os.path.abspath(str(workdir))
+        self.port = free_port()
+        self.extra_conf = extra_conf
+        self.module = module or MODULE
+        self.directives = dict(DEFAULT_DIRECTIVES)
+        self.directives.update(directives or {})
+        self.conf_file = os.path.join(self.root, "conf", "httpd.conf")
+        self.error_log = os.path.join(self.root, "logs", "error_log")
+        self.pid_file = os.path.join(self.root, "run", "httpd.pid")
+        self.running = False
+        self._log_pos = 0
+        self._log_partial = b""
+        self._expected = []
+        self.last_stderr = ""
+        for sub in ("conf", "logs", "run", "htdocs"):
+            os.makedirs(os.path.join(self.root, sub), exist_ok=True)
+        self._make_traversable()
+        self.write_config()
+        HttpdEnv._all.append(self)
+
+    # -- configuration ----------------------------------------------------
+
+    @property
+    def prefix(self):
+        return self.directives.get("SSEPrefix") or "/sse/"
+
+    @property
+    def api(self):
+        return SSEApi(self.port, self.prefix)
+
+    def _make_traversable(self):
+        """Children run as www-data when we are root: let them reach the
+        runtime dir (pytest makes its temp dirs 0700)."""
+        if os.geteuid() != 0:
+            return
+        path = self.root
+        while path not in ("/", ""):
+            try:
+                mode = os.stat(path).st_mode & 0o7777
+                if mode & 0o001 == 0:
+                    os.chmod(path, mode | 0o011)
+            except OSError:
+                pass
+            if path in ("/tmp", "/var/tmp"):
+                break
+            path = os.path.dirname(path)
+        os.chmod(self.root, 0o755)
+        os.chmod(os.path.join(self.root, "run"), 0o755)
+
+    def config_text(self):
+        r = self.root
+        user = ""
+        if os.geteuid() == 0:
+            user = "User www-data\nGroup www-data\n"
+        sse = "".join("%s %s\n" % (k, v)
+                      for k, v in self.directives.items() if v is not None)
+        return f"""\
+# written by t/sse_harness.py
+ServerRoot "{r}"
+DefaultRuntimeDir "{r}/run"
+PidFile "{r}/run/httpd.pid"
+ErrorLog "{r}/logs/error_log"
+LogLevel warn
+LogFormat "%h %t \\"%r\\" %>s %b pid=%P tid=%{{tid}}P %D" sse
+CustomLog "{r}/logs/access_log" sse
+Listen 127.0.0.1:{self.port}
+ServerName 127.0.0.1
+Timeout 10
+{user}
+LoadModule mpm_{self.mpm}_module {MODULES_DIR}/mod_mpm_{self.mpm}.so
+LoadModule authz_core_module {MODULES_DIR}/mod_authz_core.so
+LoadModule authz_host_module {MODULES_DIR}/mod_authz_host.so
+LoadModule mime_module {MODULES_DIR}/mod_mime.so
+TypesConfig "{r}/conf/mime.types"
+DocumentRoot "{r}/htdocs"
+
+{MPM_CONF[self.mpm]}
+LoadModule sse_mgr_module {self.module}
+# after the LoadModule: a per-module level needs the module known
+LogLevel warn sse_mgr:debug
+{sse}
+{self.extra_conf}
+"""
+
+    def write_config(self):
+        with open(os.path.join(self.root, "conf", "mime.types"), "w") as f:
+            f.write("text/plain txt\ntext/html html\n")
+        with open(self.conf_file, "w") as f:
+            f.write(self.config_text())
+
+    # -- running ------------------------------------------------------------
+
+    def apachectl(self, *args, timeout=30):
+        proc = subprocess.run([APACHE2, "-f", self.conf_file] + list(args),
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=timeout,
+                              env=dict(os.environ, LANG="C"))
+        out = proc.stdout.decode("utf-8", "replace")
+        self.last_stderr = out
+        return proc.returncode, out
+
+    def check_config(self):
+        """`apache2 -t`: (exit code, output)."""
+        self.write_config()
+        return self.apachectl("-t")
+
+    def read_log(self):
+        try:
+            with open(self.error_log, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def answers(self, timeout=1.0):
+        try:
+            http(self.port, "GET", "/", timeout=timeout)
+            return True
+        except OSError:
+            return False
+
+    def _wait_ready(self, what, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.answers():
+                return
+            time.sleep(0.1)
+        raise RuntimeError("httpd (%s) did not answer on port %d within "
+                           "%.0fs after %s.\n%s\n--- error log ---\n%s"
+                           % (self.mpm, self.port, timeout, what,
+                              self.last_stderr, self.read_log()[-6000:]))
+
+    def start(self):
+        if not os.path.exists(self.module):
+            raise RuntimeError("module %s not built (set SSE_MGR_MODULE or "
+                               "run make)" % self.module)
+        self.write_config()
+        rc, out = self.apachectl("-k", "start")
+        if rc != 0:
+            raise RuntimeError("apache2 -k start failed (%d):\n%s\n"
+                               "--- error log ---\n%s"
+                               % (rc, out, self.read_log()[-6000:]))
+        self.running = True
+        try:
+            self._wait_ready("start")
+        except Exception:
+            self.stop()
+            raise
+
+    def main_pid(self):
+        try:
+            with open(self.pid_file) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def children(self):
+        pid = self.main_pid()
+        return child_pids(pid) if pid else []
+
+    def graceful(self, timeout=15.0):
+        before = self.read_log().count(READY_LINE)
+        rc, out = self.apachectl("-k", "graceful")
+        assert rc == 0, "apache2 -k graceful failed (%d): %s" % (rc, out)
+        deadline = time.monotonic() + timeout
+        while self.read_log().count(READY_LINE) <= before:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no new generation %.0fs after graceful"
+                                   "\n--- error log ---\n%s"
+                                   % (timeout, self.read_log()[-6000:]))
+            time.sleep(0.1)
+        self._wait_ready("graceful")
+
+    def stop(self, timeout=20.0):
+        if not self.running:
+            return
+        SSEStream.close_all(self.port)
+        pid = self.main_pid()
+        try:
+            self.apachectl("-k", "stop")
+        except subprocess.TimeoutExpired:
+            pass
+        deadline = time.monotonic() + timeout
+        while pid and _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid and _alive(pid):
+            for p in child_pids(pid) + [pid]:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+            self.running = False
+            raise RuntimeError("httpd pid %d did not stop within %.0fs; "
+                               "killed it" % (pid, timeout))
+        self.running = False
+
+    @classmethod
+    def stop_all(cls):
+        for env in cls._all:
+            try:
+                env.stop()
+            except Exception:
+                pass
+
+    # -- error log check -------------------------------------------------
+
+    def expect_log(self, regex):
+        """Declare a [warn]-or-worse line this test is known to cause."""
+        self._expected.append(re.compile(regex))
+
+    def unexpected_log_lines(self):
+        """Lines at warn or worse since the last check that no expect_log()
+        matched; moves the check point and forgets the expectations."""
+        try:
+            with open(self.error_log, "rb") as f:
+                f.seek(self._log_pos)
+                data = self._log_partial + f.read()
+                self._log_pos = f.tell()
+        except FileNotFoundError:
+            return []
+        lines = data.split(b"\n")
+        self._log_partial = lines.pop()  # incomplete last line, if any
+        bad = []
+        for raw in lines:
+            line = raw.decode("utf-8", "replace")
+            m = LOG_LINE.match(line)
+            if not m or m.group("level") not in BAD_LEVELS:
+                continue
+            if any(rx.search(line) for rx in self._expected):
+                continue
+            bad.append(line)
+        self._expected = []
+        return bad
+
+    # -- which process holds a connection ---------------------------------
+
+    def pid_holding(self, client_port):
+        """The server pid whose socket is the peer of our local port, read
+        from /proc (we run as root or as the server's user)."""
+        inode = None
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(table) as f:
+                    rows = f.readlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                cols = row.split()
+                lport = int(cols[1].rsplit(":", 1)[1], 16)
+                rport = int(cols[2].rsplit(":", 1)[1], 16)
+                if (lport == self.port and rport == client_port
+                        and cols[3] == "01"):
+                    inode = cols[9]
+        if inode is None:
+            return None
+        target = "socket:[%s]" % inode
+        for pid in self.children():
+            fddir = "/proc/%d/fd" % pid
+            try:
+                for fd in os.listdir(fddir):
+                    try:
+                        if os.readlink(os.path.join(fddir, fd)) == target:
+                            return pid
+                    except OSError:
+                        continue
+            except OSError:
+                continue
+        return None
+
+    def __repr__(self):
+        return "HttpdEnv(%s, port %d, %s)" % (self.mpm, self.port, self.root)

@@ -1,0 +1,79 @@
+"""Directive validation: `apache2 -t` on a config with one bad value must
+fail and name the directive. No server is started."""
+
+import pytest
+
+from sse_harness import HttpdEnv, selected_mpms
+
+
+@pytest.fixture
+def config_env(tmp_path_factory):
+    """An env that is only ever syntax-checked (the MPM does not matter)."""
+    def _make(directives=None, extra_conf=""):
+        return HttpdEnv(selected_mpms()[-1], tmp_path_factory.mktemp("conf"),
+                        directives=directives, extra_conf=extra_conf)
+    return _make
+
+
+def test_default_test_config_passes_the_syntax_check(config_env):
+    rc, out = config_env().check_config()
+    assert rc == 0, "apache2 -t on the harness's config failed:\n" + out
+    assert "Syntax OK" in out, out
+
+
+@pytest.mark.parametrize("directive,value", [
+    ("SSEHeartbeat", "0"),
+    ("SSEHeartbeat", "abc"),
+    ("SSEHeartbeat", "-5"),
+    ("SSEMaxListeners", "-1"),
+    ("SSEMaxListeners", "0"),
+    ("SSEMaxListeners", "many"),
+    ("SSEHistory", "0"),
+    ("SSEHistory", "-3"),
+    ("SSEPrefix", "nosla"),
+    ("SSEPrefix", "sse/"),
+    ("SSEDormantTimeout", "0"),
+    ("SSEDormantTimeout", "soon"),
+    ("SSECleanupInterval", "0"),
+])
+def test_invalid_directive_value_fails_the_syntax_check(config_env,
+                                                         directive, value):
+    env = config_env(directives={directive: value})
+    rc, out = env.check_config()
+    assert rc != 0, ("`%s %s` should make apache2 -t fail, but it passed:\n%s"
+                     % (directive, value, out))
+    assert directive in out, (
+        "the error should name %s so the admin knows what to fix:\n%s"
+        % (directive, out))
+    assert "Syntax OK" not in out, out
+
+
+@pytest.mark.parametrize("directive,value", [
+    ("SSEHeartbeat", "5"),
+    ("SSEMaxListeners", "2"),
+    ("SSEHistory", "8"),
+    ("SSEPrefix", "/events/"),
+    ("SSEDormantTimeout", "60"),
+    ("SSECleanupInterval", "30"),
+    ("SSEAllowOrigin", "https://app.example.test"),
+    ("SSENotifyListenersChanged", "listeners-changed"),
+])
+def test_valid_directive_value_passes_the_syntax_check(config_env,
+                                                        directive, value):
+    rc, out = config_env(directives={directive: value}).check_config()
+    assert rc == 0, "`%s %s` is valid but apache2 -t failed:\n%s" % (
+        directive, value, out)
+
+
+def test_server_wide_directive_is_refused_in_a_virtual_host(config_env):
+    env = config_env(extra_conf="""
+<VirtualHost 127.0.0.1:*>
+    ServerName other.test
+    SSEMaxListeners 50
+</VirtualHost>
+""")
+    rc, out = env.check_config()
+    assert rc != 0, ("SSEMaxListeners sizes the shared table: it is server "
+                     "context only, yet apache2 -t accepted it in a "
+                     "<VirtualHost>:\n" + out)
+    assert "SSEMaxListeners" in out, out
