@@ -43,6 +43,7 @@ typedef struct sse_stream_t sse_stream_t;
 
 struct sse_stream_t {
     request_rec *r;
+    const char *id;
     sse_local_t *local;
     sse_hold_t hold;
     apr_pollset_t *ps;
@@ -432,15 +433,18 @@ static apr_status_t write_events(sse_stream_t *st, const sse_event_t *evs,
     int i, count = 0;
 
     for (i = 0; i < n && rv == APR_SUCCESS; i++) {
+        char buf[SSE_DATA_MAX];
+        const char *data, *b;
         apr_size_t len;
-        const char *b;
         if (evs[i].seq <= st->sent || evs[i].kind == SSE_EV_END_SLOT
             || evs[i].kind == SSE_EV_END_ALL) {
             continue;
         }
-        b = sse_frame_event(st->scratch, evs[i].seq, evs[i].data,
-                            evs[i].len, &len);
-        rv = put(st, b, len);
+        rv = sse_registry_event_data(&evs[i], st->id, buf, &data, &len);
+        if (rv == APR_SUCCESS) {
+            b = sse_frame_event(st->scratch, evs[i].seq, data, len, &len);
+            rv = put(st, b, len);
+        }
         st->sent = evs[i].seq;
         count++;
     }
@@ -656,6 +660,7 @@ int sse_stream_run(request_rec *r, const char *id)
     }
     st = apr_pcalloc(r->pool, sizeof(*st));
     st->r = r;
+    st->id = id;
     st->local = conf->local;
     if ((rv = stream_setup(st)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SSE_LOGNO(00041)

@@ -148,8 +148,8 @@ static int do_listen(request_rec *r, const sse_route_t *rt)
 static int do_completions(request_rec *r, const sse_route_t *rt)
 {
     int n = 0;
-    apr_status_t rv = sse_op_notify_completions(r->server, r->pool,
-                                                rt->args[0], rt->args[1], &n);
+    apr_status_t rv = sse_op_notify_completions(r->server, rt->args[0],
+                                                rt->args[1], &n);
     return rv ? fail(r, rv, "id") : delivered(r, n);
 }
 

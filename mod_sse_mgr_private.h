@@ -77,9 +77,8 @@ apr_status_t sse_op_make_id(server_rec *s, apr_pool_t *p, const char *name,
                             const char **id);
 apr_status_t sse_op_check_id(server_rec *s, const char *id);
 apr_status_t sse_op_listen(server_rec *s, const char *id, const char *key);
-apr_status_t sse_op_notify_completions(server_rec *s, apr_pool_t *p,
-                                       const char *id, const char *taskid,
-                                       int *delivered);
+apr_status_t sse_op_notify_completions(server_rec *s, const char *id,
+                                       const char *taskid, int *delivered);
 apr_status_t sse_op_notify_listeners(server_rec *s, const char *key,
                                      int *delivered);
 apr_status_t sse_op_unregister(server_rec *s, const char *id);

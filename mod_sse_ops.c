@@ -89,16 +89,15 @@ apr_status_t sse_op_listen(server_rec *s, const char *id, const char *key)
     return rv;
 }
 
-apr_status_t sse_op_notify_completions(server_rec *s, apr_pool_t *p,
-                                       const char *id, const char *taskid,
-                                       int *delivered)
+apr_status_t sse_op_notify_completions(server_rec *s, const char *id,
+                                       const char *taskid, int *delivered)
 {
     apr_status_t rv = sse_op_check_id(s, id);
     int n = 0;
 
     if (rv == APR_SUCCESS) {
-        rv = sse_registry_notify_completion(reg_of(s), p, id, taskid,
-                                            now_ms(), &n);
+        rv = sse_registry_notify_completion(reg_of(s), id, taskid, now_ms(),
+                                            &n);
     }
     if (rv == APR_SUCCESS && n) {
         sse_dispatch_wake(reg_of(s));

@@ -56,12 +56,11 @@ APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_listen,
 /**
  * Send `completed^{timestamp,id,taskid}` to every listener whose id has
  * the same name as @a id (all tabs of one user).
- * @param p         scratch pool (the request's)
  * @param delivered out: listeners it was queued for (may be NULL)
  */
 APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_notify_completions,
-                        (server_rec *s, apr_pool_t *p, const char *id,
-                         const char *taskid, int *delivered));
+                        (server_rec *s, const char *id, const char *taskid,
+                         int *delivered));
 
 /**
  * Send `notify^<key>` to every listener holding @a key.

@@ -41,7 +41,6 @@
 
 #define SSE_MAX_KEYS 32           /**< listen keys per listener */
 #define SSE_SLOT_ALL 0xffffffffu  /**< "every stream" in a routed end */
-#define SSE_IDS_PER_NAME 256      /**< completions reach at most so many */
 
 typedef struct sse_registry_t sse_registry_t;
 
@@ -54,7 +53,8 @@ typedef struct {
 
 /** Kinds of ring entries. */
 typedef enum {
-    SSE_EV_SLOT = 1,    /**< data for one listener (slot + gen) */
+    SSE_EV_NAME = 1,    /**< a completion (task id in data) for every
+                             listener of a name (in key) */
     SSE_EV_KEY,         /**< data for every holder of a key */
     SSE_EV_END_SLOT,    /**< end the stream (slot, holder_gen) */
     SSE_EV_END_ALL      /**< end every stream of this registry */
@@ -224,10 +224,20 @@ apr_status_t sse_registry_notify_key(sse_registry_t *reg, const char *key,
  * as @a id. APR_ENOENT when @a id has no listener.
  */
 apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
-                                            apr_pool_t *p, const char *id,
+                                            const char *id,
                                             const char *taskid,
                                             apr_int64_t now_ms,
                                             int *delivered);
+
+/**
+ * The data line of entry @a ev for the stream of @a recipient: a key's
+ * notification as stored; a completion framed with the recipient's id.
+ * @param buf  SSE_DATA_MAX bytes of room, used for completions
+ * @param data out: the payload (in @a ev or @a buf), @a len its length
+ */
+apr_status_t sse_registry_event_data(const sse_event_t *ev,
+                                     const char *recipient, char *buf,
+                                     const char **data, apr_size_t *len);
 
 /**
  * Remove one listener and end its stream; the id is retired (connect

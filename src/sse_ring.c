@@ -21,14 +21,20 @@ static int holds_key(const sse_slot_t *sl, const sse_event_t *e)
     return 0;
 }
 
-static int targets(const sse_registry_t *reg, const sse_event_t *e,
-                   const sse_slot_t *sl)
+/* Is the slot's name (its id up to the last '_') the entry's name? */
+static int has_name(const sse_slot_t *sl, const sse_event_t *e)
+{
+    return sl->name_hash == e->key_hash && e->key[sl->name_len] == '\0'
+           && memcmp(sl->id, e->key, sl->name_len) == 0;
+}
+
+static int targets(const sse_event_t *e, const sse_slot_t *sl)
 {
     if (e->seq <= sl->created_seq) {
         return 0;
     }
-    if (e->kind == SSE_EV_SLOT) {
-        return e->slot == slot_index(reg, sl) && e->slot_gen == sl->gen;
+    if (e->kind == SSE_EV_NAME) {
+        return has_name(sl, e);
     }
     return e->kind == SSE_EV_KEY && holds_key(sl, e);
 }
@@ -40,7 +46,7 @@ static void note_missed(sse_registry_t *reg, sse_slot_t *sl,
      * after this entry took this one too */
     if (sl->state == SLOT_FREE || sl->last_seq >= e->seq
         || (sl->state == SLOT_CONNECTED && sl->taken_seq >= e->seq)
-        || !targets(reg, e, sl)) {
+        || !targets(e, sl)) {
         return;
     }
     sl->missed++;
@@ -70,12 +76,31 @@ static apr_uint32_t key_node_next(sse_registry_t *reg, apr_uint32_t n1,
     for ((n1) = key_node_next((reg), 0, (key), (hash)); (n1);               \
          (n1) = key_node_next((reg), (n1), (key), (hash)))
 
+/* The next slot (index + 1) of the entry's name after @a i1 (0: the
+ * first); the bucket also chains other names of the same hash. */
+static apr_uint32_t name_slot_next(sse_registry_t *reg, apr_uint32_t i1,
+                                   const sse_event_t *e)
+{
+    i1 = i1 ? reg->slot[i1 - 1].next_name
+            : reg->name_bucket[bucket_of(reg, e->key_hash)];
+    while (i1 && !has_name(&reg->slot[i1 - 1], e)) {
+        i1 = reg->slot[i1 - 1].next_name;
+    }
+    return i1;
+}
+
+#define FOR_NAME_SLOTS(reg, i1, e)                                          \
+    for ((i1) = name_slot_next((reg), 0, (e)); (i1);                        \
+         (i1) = name_slot_next((reg), (i1), (e)))
+
 static void evict(sse_registry_t *reg, const sse_event_t *e)
 {
     apr_uint32_t n1;
 
-    if (e->kind == SSE_EV_SLOT) {
-        note_missed(reg, &reg->slot[e->slot], e);
+    if (e->kind == SSE_EV_NAME) {
+        FOR_NAME_SLOTS(reg, n1, e) {
+            note_missed(reg, &reg->slot[n1 - 1], e);
+        }
     }
     else if (e->kind == SSE_EV_KEY) {
         FOR_KEY_NODES(reg, n1, e->key, e->key_hash) {
@@ -153,7 +178,7 @@ apr_status_t sse_registry_read(sse_registry_t *reg, const sse_hold_t *hold,
         for (seq = (after + 1 > seq) ? after + 1 : seq;
              seq < head && *n < max; seq++) {
             const sse_event_t *e = &reg->ring[seq % reg->h->sz.history];
-            if (e->seq == seq && targets(reg, e, sl)) {
+            if (e->seq == seq && targets(e, sl)) {
                 evs[(*n)++] = *e;
                 sl->taken_seq = seq;
             }
@@ -190,18 +215,20 @@ static void route_one(sse_registry_t *reg, const sse_event_t *e,
     sse_slot_t *sl;
 
     switch (e->kind) {
-    case SSE_EV_SLOT:
-        sl = &reg->slot[e->slot];
-        if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid
-            && targets(reg, e, sl)) {
-            fn(baton, e->slot, sl->holder_gen, e);
+    case SSE_EV_NAME:
+        FOR_NAME_SLOTS(reg, n1, e) {
+            sl = &reg->slot[n1 - 1];
+            if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid
+                && targets(e, sl)) {
+                fn(baton, n1 - 1, sl->holder_gen, e);
+            }
         }
         break;
     case SSE_EV_KEY:
         FOR_KEY_NODES(reg, n1, e->key, e->key_hash) {
             sl = &reg->slot[(n1 - 1) / SSE_MAX_KEYS];
             if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid
-                && targets(reg, e, sl)) {
+                && targets(e, sl)) {
                 fn(baton, (n1 - 1) / SSE_MAX_KEYS, sl->holder_gen, e);
             }
         }
@@ -273,52 +300,13 @@ apr_status_t sse_registry_notify_key(sse_registry_t *reg, const char *key,
     return rv;
 }
 
-static void append_completion(sse_registry_t *reg, sse_slot_t *sl,
-                              const char *data, apr_size_t len,
-                              apr_int64_t now_ms)
-{
-    sse_event_t *e = ring_append(reg, SSE_EV_SLOT, now_ms);
-
-    e->slot = slot_index(reg, sl);
-    e->slot_gen = sl->gen;
-    memcpy(e->data, data, len + 1);
-    e->len = (apr_uint32_t)len;
-    ring_commit(reg, e);
-}
-
-/* The ids of one name: copied out under the mutex so that the framing
- * (jansson, allocation) happens outside it. */
-typedef struct {
-    char id[SSE_ID_MAX + 1];
-} sse_idbuf_t;
-
-static int ids_of_name(sse_registry_t *reg, const sse_slot_t *me,
-                       sse_idbuf_t *out, int max)
-{
-    apr_uint32_t i1 = reg->name_bucket[bucket_of(reg, me->name_hash)];
-    int n = 0;
-
-    for (; i1 && n < max; i1 = reg->slot[i1 - 1].next_name) {
-        const sse_slot_t *sl = &reg->slot[i1 - 1];
-        if (sl->name_hash == me->name_hash && sl->name_len == me->name_len
-            && memcmp(sl->id, me->id, me->name_len) == 0) {
-            apr_cpystrn(out[n++].id, sl->id, sizeof(out->id));
-        }
-    }
-    return n;
-}
-
 apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
-                                            apr_pool_t *p, const char *id,
+                                            const char *id,
                                             const char *taskid,
                                             apr_int64_t now_ms,
                                             int *delivered)
 {
-    sse_idbuf_t *ids = apr_palloc(p, SSE_IDS_PER_NAME * sizeof(*ids));
-    char *data = apr_palloc(p, SSE_IDS_PER_NAME * SSE_DATA_MAX);
-    apr_size_t *len = apr_palloc(p, SSE_IDS_PER_NAME * sizeof(*len));
     apr_status_t rv, rv2 = APR_ENOENT;
-    int n = 0, i;
 
     *delivered = 0;
     if (!sse_token_valid(taskid, strlen(taskid))) {
@@ -326,27 +314,40 @@ apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
     }
     LOCKED(reg, rv) {
         const sse_slot_t *me = sse_reg_find_id(reg, id);
-        if (me) {
-            n = ids_of_name(reg, me, ids, SSE_IDS_PER_NAME);
-            rv2 = APR_SUCCESS;
+        sse_event_t *e;
+        apr_uint32_t i1;
+        if (me == NULL) {
+            continue;
         }
-    }
-    for (i = 0; rv == APR_SUCCESS && i < n; i++) {   /* jansson: unlocked */
-        rv = sse_frame_completed(now_ms, ids[i].id, taskid,
-                                 data + i * SSE_DATA_MAX, &len[i]);
-    }
-    if (rv || rv2) {
-        return rv ? rv : rv2;
-    }
-    LOCKED(reg, rv) {
-        for (i = 0; i < n; i++) {
-            sse_slot_t *sl = sse_reg_find_id(reg, ids[i].id);
-            if (sl) {           /* may have gone while we framed */
-                append_completion(reg, sl, data + i * SSE_DATA_MAX, len[i],
-                                  now_ms);
-                ++*delivered;
-            }
+        rv2 = APR_SUCCESS;
+        /* one entry for the name; each stream frames it with its own id */
+        e = ring_append(reg, SSE_EV_NAME, now_ms);
+        memcpy(e->key, me->id, me->name_len);
+        e->key[me->name_len] = '\0';
+        e->key_hash = me->name_hash;
+        e->len = (apr_uint32_t)strlen(taskid);
+        memcpy(e->data, taskid, e->len + 1);
+        FOR_NAME_SLOTS(reg, i1, e) {
+            ++*delivered;
         }
+        ring_commit(reg, e);
+    }
+    return rv ? rv : rv2;
+}
+
+apr_status_t sse_registry_event_data(const sse_event_t *ev,
+                                     const char *recipient, char *buf,
+                                     const char **data, apr_size_t *len)
+{
+    apr_status_t rv = APR_SUCCESS;
+
+    if (ev->kind == SSE_EV_NAME) {
+        rv = sse_frame_completed(ev->ms, recipient, ev->data, buf, len);
+        *data = buf;
+    }
+    else {
+        *data = ev->data;
+        *len = ev->len;
     }
     return rv;
 }

@@ -59,7 +59,7 @@ static apr_status_t run(request_rec *r, const char *op, const char *a,
         return listen_key(s, a, b);
     }
     if (!strcmp(op, "notify-completions") && a && b) {
-        return completions(s, r->pool, a, b, n);
+        return completions(s, a, b, n);
     }
     if (!strcmp(op, "notify-listeners") && a) {
         return listeners(s, a, n);
