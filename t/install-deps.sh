@@ -2,12 +2,16 @@
 # Install what building and testing mod_sse_mgr needs on Debian 12, when it
 # is missing. Safe to run again: it does nothing when all is there.
 set -e
-PKGS="apache2 apache2-dev libjansson-dev pkg-config python3 python3-pytest nodejs npm curl"
+PKGS="apache2 apache2-dev libjansson-dev pkg-config make gcc python3 python3-pytest curl"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
         || missing="$missing $p"
 done
+# Node may come from elsewhere than Debian (NodeSource's nodejs bundles
+# npm and conflicts with Debian's npm): ask for the commands, not packages.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -n "$missing" ]; then
     echo "installing:$missing"
     SUDO=""
