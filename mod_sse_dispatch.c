@@ -56,7 +56,9 @@ struct sse_stream_t {
     int qlen;
     int resync;
     int ending;
+    int listed;                 /* on the to-wake list */
     sse_stream_t *next;         /* same slot */
+    sse_stream_t *wake_next;    /* to-wake list */
 };
 
 struct sse_local_t {
@@ -67,14 +69,17 @@ struct sse_local_t {
 };
 
 static struct {
-    apr_thread_mutex_t *mu;     /* the local index and stream queues */
+    apr_thread_mutex_t *mu;     /* the local index, stream queues, and
+                                   the to-wake list */
+    sse_stream_t *to_wake;      /* filled under the registry lock, woken
+                                   after it is released */
     apr_thread_t *thread;
     sse_local_t **locals;
     int nlocals;
     int fd;                     /* this child's wake-up socket */
     volatile int stopping;
     apr_uint32_t pid;
-} disp = {NULL, NULL, NULL, 0, -1, 0, 0};
+} disp = {NULL, NULL, NULL, NULL, 0, -1, 0, 0};
 
 static int send_fd = -1;        /* any process: sends wake-ups */
 
@@ -127,6 +132,30 @@ static void wake_stream(sse_stream_t *st)
     apr_pollset_wakeup(st->ps);
 }
 
+/* Under disp.mu: wake @a st once the registry lock is released (a
+ * wake-up is a pipe write: no I/O under the registry lock). */
+static void wake_later(sse_stream_t *st)
+{
+    if (!st->listed) {
+        st->listed = 1;
+        st->wake_next = disp.to_wake;
+        disp.to_wake = st;
+    }
+}
+
+static void wake_listed(void)
+{
+    sse_stream_t *st;
+
+    apr_thread_mutex_lock(disp.mu);
+    for (st = disp.to_wake; st; st = st->wake_next) {
+        st->listed = 0;
+        wake_stream(st);
+    }
+    disp.to_wake = NULL;
+    apr_thread_mutex_unlock(disp.mu);
+}
+
 /* Called under the registry lock: local work only, under disp.mu. */
 static void on_route(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
                      const sse_event_t *ev)
@@ -151,7 +180,7 @@ static void on_route(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
             else {
                 st->resync = 1;
             }
-            wake_stream(st);
+            wake_later(st);
         }
     }
     apr_thread_mutex_unlock(disp.mu);
@@ -182,8 +211,10 @@ static void dispatch_local(sse_local_t *l)
     apr_uint64_t head = sse_registry_head(l->reg);
 
     if (head != l->cursor) {
-        if (sse_registry_route(l->reg, l->cursor, head, disp.pid, on_route,
-                               l)) {
+        apr_uint64_t lost = sse_registry_route(l->reg, l->cursor, head,
+                                               disp.pid, on_route, l);
+        wake_listed();
+        if (lost) {
             mark_all(l, 0);     /* fell a ring behind: streams rescan */
         }
         l->cursor = head;
@@ -355,6 +386,13 @@ static void index_remove(sse_stream_t *st)
     sse_stream_t **link;
 
     apr_thread_mutex_lock(disp.mu);
+    for (link = &disp.to_wake; st->listed && *link;
+         link = &(*link)->wake_next) {
+        if (*link == st) {
+            *link = st->wake_next;
+            break;
+        }
+    }
     for (link = &st->local->by_slot[st->hold.slot]; *link;
          link = &(*link)->next) {
         if (*link == st) {
