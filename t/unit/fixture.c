@@ -148,3 +148,53 @@ int fx_notify(fx_t *fx, const char *key, apr_int64_t now)
              "notify %s", key);
     return delivered;
 }
+
+int fx_complete(fx_t *fx, const char *id, const char *taskid,
+                apr_int64_t now)
+{
+    int delivered = -1;
+
+    CHECK_RV(APR_SUCCESS, sse_registry_notify_completion(fx->reg, id, taskid,
+                                                         now, &delivered),
+             "notify-completions %s %s", id, taskid);
+    return delivered;
+}
+
+int fx_check_completion(const char *file, int line, const sse_event_t *ev,
+                        const char *recipient, apr_int64_t ms,
+                        const char *taskid)
+{
+    char want[SSE_DATA_MAX], buf[SSE_DATA_MAX];
+    const char *data = NULL;
+    apr_size_t nl = 0, wlen = 0, len = 0;
+    apr_status_t rv;
+    int ok;
+
+    ok = unit_check_int(SSE_EV_NAME, ev->kind, "ev->kind", file, line,
+                        "a completion is one SSE_EV_NAME entry");
+    ok &= unit_check_int(ms, ev->ms, "ev->ms", file, line,
+                         "published at %lld", (long long)ms);
+    ok &= unit_check_rv(APR_SUCCESS, sse_id_parse(recipient, &nl),
+                        "sse_id_parse", file, line, "recipient %s",
+                        recipient);
+    ok &= unit_check_mem(recipient, nl, ev->key, unit_strlen(ev->key),
+                         "ev->key", file, line,
+                         "the entry names the recipient's name");
+    ok &= unit_check_mem(taskid, strlen(taskid), ev->data, ev->len,
+                         "ev->data", file, line,
+                         "the entry holds the task id, not framed");
+    rv = sse_frame_completed(ms, recipient, taskid, want, &wlen);
+    ok &= unit_check_rv(APR_SUCCESS, rv, "sse_frame_completed", file, line,
+                        "frame");
+    rv = sse_registry_event_data(ev, recipient, buf, &data, &len);
+    ok &= unit_check_rv(APR_SUCCESS, rv, "sse_registry_event_data", file,
+                        line, "event data for %s", recipient);
+    if (rv == APR_SUCCESS) {
+        ok &= unit_check(data == buf, file, line, "data == buf",
+                         "a completion is framed into the caller's buffer");
+        ok &= unit_check_mem(want, wlen, data, len, "data", file, line,
+                             "the completion framed with %s's own id",
+                             recipient);
+    }
+    return ok;
+}

@@ -71,4 +71,22 @@ int fx_read(fx_t *fx, const sse_hold_t *hold, apr_uint64_t after,
 /** Publish `notify^key`; returns the delivered count. */
 int fx_notify(fx_t *fx, const char *key, apr_int64_t now);
 
+/** Publish a completion of @a taskid to the tabs of @a id's name (a
+ * failure is recorded unless it succeeds); returns the delivered count. */
+int fx_complete(fx_t *fx, const char *id, const char *taskid,
+                apr_int64_t now);
+
+/**
+ * Check that @a ev is one completion entry (SSE_EV_NAME: the name of
+ * @a recipient in key, the raw @a taskid in data) published at @a ms, and
+ * that sse_registry_event_data() frames it for @a recipient exactly as
+ * sse_frame_completed(ms, recipient, taskid). @return 1 if all hold.
+ */
+int fx_check_completion(const char *file, int line, const sse_event_t *ev,
+                        const char *recipient, apr_int64_t ms,
+                        const char *taskid);
+
+#define CHECK_COMPLETION(ev, recipient, ms, taskid)                         \
+    fx_check_completion(__FILE__, __LINE__, (ev), (recipient), (ms), (taskid))
+
 #endif /* SSE_UNIT_FIXTURE_H */

@@ -34,9 +34,21 @@ typedef struct {
     int has_stale;
     apr_uint32_t slot;      /* while live */
     apr_int64_t registered, activity;
+    apr_uint64_t born;      /* the head when it was created: it reads no
+                               entry published before */
     int nkeys;
     int keys[SSE_MAX_KEYS]; /* key numbers, in listen order */
+    apr_uint64_t since[SSE_MAX_KEYS];  /* the head when each was added */
 } ch_id_t;
+
+/* What the loop published, by seq % CH_HISTORY like the ring: a read
+ * entry must be the one published with that seq. */
+typedef struct {
+    apr_uint64_t seq;       /* 0: nothing recorded */
+    apr_uint32_t kind;      /* SSE_EV_KEY or SSE_EV_NAME */
+    int what;               /* the key number or the name number */
+    apr_int64_t ms;
+} ch_pub_t;
 
 typedef struct {
     fx_t fx;
@@ -46,7 +58,7 @@ typedef struct {
     apr_int64_t now;
     int step;
     const char *op;
-    apr_pool_t *scratch;
+    ch_pub_t pub[CH_HISTORY];
     /* the registry's table of retired ids: a ring of CH_MAX, oldest goes */
     struct {
         int id;             /* index in ids, -1 when unused */
@@ -55,7 +67,7 @@ typedef struct {
     int retired_next;
     /* how often the interesting answers came, to check the loop's reach */
     int enospc_connect, eagain_connect, eexist_connect, enospc_listen;
-    int takeovers, removed;
+    int takeovers, removed, completions_read, keys_read;
 } chaos_t;
 
 static apr_uint32_t ch_rand(chaos_t *c, apr_uint32_t n)
@@ -114,16 +126,28 @@ static int m_holder_pids(const chaos_t *c)
     return n;
 }
 
+/* The key's place in the listener's keys + 1, or 0 if it holds none. */
 static int m_holds(const ch_id_t *m, int key)
 {
     int k;
 
     for (k = 0; k < m->nkeys; k++) {
         if (m->keys[k] == key) {
-            return 1;
+            return k + 1;
         }
     }
     return 0;
+}
+
+static void m_publish(chaos_t *c, apr_uint64_t seq, apr_uint32_t kind,
+                      int what)
+{
+    ch_pub_t *p = &c->pub[seq % CH_HISTORY];
+
+    p->seq = seq;
+    p->kind = kind;
+    p->what = what;
+    p->ms = c->now;
 }
 
 static void m_retire(chaos_t *c, int i, apr_int64_t until)
@@ -219,6 +243,7 @@ static void op_connect(chaos_t *c)
         m->live = 1;
         m->nkeys = 0;
         m->registered = c->now;
+        m->born = head;
         m->slot = hold.slot;
     }
     m->connected = 1;
@@ -298,13 +323,18 @@ static void op_ack(chaos_t *c)
     }
 }
 
-/* Every event a stream reads is for it: a key it holds, or its own
- * completion; in order, after the point asked for. */
+/* Every event a stream reads is for it: a key it held when the entry was
+ * published, or a completion for its name published after it was created;
+ * in order, after the point asked for; each the entry the loop published
+ * with that seq; its data line framed for this stream. */
 static void op_read(chaos_t *c)
 {
     ch_id_t *m = pick_connected(c);
     sse_event_t evs[CH_HISTORY];
+    char buf[SSE_DATA_MAX], want[SSE_DATA_MAX];
+    const char *data;
     apr_uint64_t prev;
+    apr_size_t len, wlen;
     apr_status_t rv;
     int n = 0, i, k;
 
@@ -316,23 +346,62 @@ static void op_read(chaos_t *c)
     rv = sse_registry_read(c->fx.reg, &m->hold, prev, evs, CH_HISTORY, &n);
     CHECK_RV(APR_SUCCESS, rv, "read of %s's current stream", m->id);
     for (i = 0; i < n; i++) {
-        CHECK(evs[i].seq > prev, "event seq %llu after %llu",
-              (unsigned long long)evs[i].seq, (unsigned long long)prev);
-        prev = evs[i].seq;
-        if (evs[i].kind == SSE_EV_SLOT) {
-            CHECK(strstr(evs[i].data, m->id) != NULL,
-                  "%s read a completion for someone else: %s", m->id,
-                  evs[i].data);
+        const sse_event_t *e = &evs[i];
+        const ch_pub_t *p = &c->pub[e->seq % CH_HISTORY];
+        CHECK(e->seq > prev, "event seq %llu after %llu",
+              (unsigned long long)e->seq, (unsigned long long)prev);
+        prev = e->seq;
+        CHECK(e->seq >= m->born, "%s (created at head %llu) read entry %llu "
+              "published before it", m->id, (unsigned long long)m->born,
+              (unsigned long long)e->seq);
+        if (!CHECK(p->seq == e->seq && p->kind == e->kind
+                       && p->ms == e->ms,
+                   "%s read entry %llu of kind %u that the loop did not "
+                   "publish so", m->id, (unsigned long long)e->seq,
+                   e->kind)) {
+            continue;
         }
-        else if (CHECK(evs[i].kind == SSE_EV_KEY, "kind %u read",
-                       evs[i].kind)) {
+        data = NULL;
+        len = 0;
+        rv = sse_registry_event_data(e, m->id, buf, &data, &len);
+        CHECK_RV(APR_SUCCESS, rv, "event data of %llu for %s",
+                 (unsigned long long)e->seq, m->id);
+        if (e->kind == SSE_EV_NAME) {
+            c->completions_read++;
+            CHECK(p->what == m->name && strcmp(e->key, ch_names[m->name]) == 0,
+                  "%s read a completion for %s (name %s)", m->id,
+                  ch_names[p->what], e->key);
+            CHECK_MEM("task", 4, e->data, e->len, "the raw task id");
+            if (rv == APR_SUCCESS
+                && CHECK_RV(APR_SUCCESS,
+                            sse_frame_completed(e->ms, m->id, "task", want,
+                                                &wlen), "frame")) {
+                CHECK_MEM(want, wlen, data, len,
+                          "%s's completion framed with its own id", m->id);
+            }
+        }
+        else if (CHECK(e->kind == SSE_EV_KEY, "kind %u read", e->kind)) {
+            c->keys_read++;
             for (k = 0; k < CH_KEYS; k++) {
-                if (strcmp(c->keys[k], evs[i].key) == 0) {
+                if (strcmp(c->keys[k], e->key) == 0) {
                     break;
                 }
             }
-            CHECK(k < CH_KEYS && m_holds(m, k), "%s read key %s it does not "
-                  "hold", m->id, evs[i].key);
+            if (CHECK(k < CH_KEYS && p->what == k && m_holds(m, k),
+                      "%s read key %s it does not hold", m->id, e->key)) {
+                CHECK(e->seq >= m->since[m_holds(m, k) - 1],
+                      "%s read %s entry %llu published before it listened "
+                      "(at head %llu)", m->id, e->key,
+                      (unsigned long long)e->seq,
+                      (unsigned long long)m->since[m_holds(m, k) - 1]);
+                if (rv == APR_SUCCESS) {
+                    const char *w = apr_psprintf(c->fx.pool, "\"notify^%s\"",
+                                                 c->keys[k]);
+                    CHECK(data == e->data, "a key's payload as stored");
+                    CHECK_MEM(w, strlen(w), data, len, "payload of %s",
+                              e->key);
+                }
+            }
         }
     }
     m = pick_stale(c);
@@ -432,6 +501,7 @@ static void op_listen(chaos_t *c)
         }
         else {
             want = APR_SUCCESS;
+            m->since[m->nkeys] = sse_registry_head(c->fx.reg);
             m->keys[m->nkeys++] = key;
         }
         rv = sse_registry_listen(c->fx.reg, m->id, c->keys[key], c->now);
@@ -444,9 +514,62 @@ static void op_listen(chaos_t *c)
     }
 }
 
+/* Route the entry just published at @a seq to every process: each must be
+ * called back once for each stream it holds of a listener @a is_target
+ * picks (the model's targets), with that stream's slot and holder_gen. */
+static void check_route(chaos_t *c, apr_uint64_t seq, apr_uint32_t kind,
+                        int (*is_target)(const ch_id_t *m, int what),
+                        int what)
+{
+    fx_routed_t r;
+    int p, i, j, want;
+
+    for (p = 0; p < CH_PIDS; p++) {
+        apr_uint32_t pid = ch_pid(p);
+        memset(&r, 0, sizeof(r));
+        CHECK_INT(0, sse_registry_route(c->fx.reg, seq, seq + 1, pid,
+                                        fx_route_cb, &r),
+                  "the entry just published is in the ring");
+        want = 0;
+        for (i = 0; i < CH_IDS; i++) {
+            const ch_id_t *m = &c->ids[i];
+            if (!m->connected || m->pid != pid || !is_target(m, what)) {
+                continue;
+            }
+            want++;
+            for (j = 0; j < r.n; j++) {
+                if (r.call[j].slot == m->hold.slot) {
+                    break;
+                }
+            }
+            if (CHECK(j < r.n, "pid %u not called back for %s's stream",
+                      pid, m->id)) {
+                CHECK(r.call[j].holder_gen == m->hold.holder_gen
+                          && r.call[j].kind == kind && r.call[j].seq == seq,
+                      "pid %u called back for %s with gen %u kind %u seq "
+                      "%llu", pid, m->id, r.call[j].holder_gen,
+                      r.call[j].kind, (unsigned long long)r.call[j].seq);
+            }
+        }
+        CHECK_INT(want, r.n, "pid %u: one callback per target stream it "
+                  "holds", pid);
+    }
+}
+
+static int m_holds_key(const ch_id_t *m, int key)
+{
+    return m_holds(m, key) != 0;
+}
+
+static int m_has_name(const ch_id_t *m, int name)
+{
+    return m->name == name;
+}
+
 static void op_notify_key(chaos_t *c)
 {
     int key = (int)ch_rand(c, CH_KEYS), i, want = 0, delivered = -1;
+    apr_uint64_t head = sse_registry_head(c->fx.reg);
 
     c->op = "notify-listeners";
     for (i = 0; i < CH_IDS; i++) {
@@ -456,11 +579,18 @@ static void op_notify_key(chaos_t *c)
              sse_registry_notify_key(c->fx.reg, c->keys[key], c->now,
                                      &delivered), "notify %s", c->keys[key]);
     CHECK_INT(want, delivered, "holders of %s", c->keys[key]);
+    CHECK_INT(head + (want > 0), sse_registry_head(c->fx.reg),
+              "one entry for the holders of %s, none without", c->keys[key]);
+    if (want > 0) {
+        m_publish(c, head, SSE_EV_KEY, key);
+        check_route(c, head, SSE_EV_KEY, m_holds_key, key);
+    }
 }
 
 static void op_notify_completion(chaos_t *c)
 {
     ch_id_t *m = &c->ids[ch_rand(c, CH_IDS)];
+    apr_uint64_t head = sse_registry_head(c->fx.reg);
     int i, want = 0, delivered = -1;
 
     c->op = "notify-completions";
@@ -468,11 +598,18 @@ static void op_notify_completion(chaos_t *c)
         want += c->ids[i].live && c->ids[i].name == m->name;
     }
     CHECK_RV(m->live ? APR_SUCCESS : APR_ENOENT,
-             sse_registry_notify_completion(c->fx.reg, c->scratch, m->id,
-                                            "task", c->now, &delivered),
+             sse_registry_notify_completion(c->fx.reg, m->id, "task", c->now,
+                                            &delivered),
              "notify-completions %s", m->id);
     CHECK_INT(m->live ? want : 0, delivered, "tabs of %s",
               ch_names[m->name]);
+    CHECK_INT(head + m->live, sse_registry_head(c->fx.reg),
+              "one entry for every tab of %s, none for an unknown id",
+              ch_names[m->name]);
+    if (m->live) {
+        m_publish(c, head, SSE_EV_NAME, m->name);
+        check_route(c, head, SSE_EV_NAME, m_has_name, m->name);
+    }
 }
 
 static void op_child_gone(chaos_t *c)
@@ -602,7 +739,6 @@ UNIT_TEST(test_chaos_random_operations_keep_the_registry_consistent)
     for (i = 0; i < CH_KEYS; i++) {
         c->keys[i] = apr_psprintf(c->fx.pool, "k%d", i);
     }
-    apr_pool_create(&c->scratch, c->fx.pool);
     for (c->step = 0; c->step < steps; c->step++) {
         int pick = (int)ch_rand(c, (apr_uint32_t)total), o = 0;
         while (pick >= ch_ops[o].weight) {
@@ -611,7 +747,6 @@ UNIT_TEST(test_chaos_random_operations_keep_the_registry_consistent)
         c->now += 1 + ch_rand(c, 3);
         ch_ops[o].fn(c);
         check_invariants(c);
-        apr_pool_clear(c->scratch);
         if (unit_failures()) {
             CHECK(0, "chaos stopped at step %d, after %s (seed 0x%llx)",
                   c->step, c->op, (unsigned long long)seed);
@@ -624,6 +759,9 @@ UNIT_TEST(test_chaos_random_operations_keep_the_registry_consistent)
     CHECK(c->eexist_connect > 0, "no connect met a retired id");
     CHECK(c->enospc_listen > 0, "no listen met the key limit");
     CHECK(c->takeovers > 0 && c->removed > 0, "no takeover or removal");
+    CHECK(c->completions_read > 0 && c->keys_read > 0,
+          "no completion or key event read (%d, %d)", c->completions_read,
+          c->keys_read);
 
     /* afterwards: nothing leaked */
     CHECK_RV(APR_SUCCESS, sse_registry_clear(c->fx.reg, c->now, &removed),

@@ -484,8 +484,7 @@ UNIT_TEST(test_completion_reaches_every_tab_of_a_user_and_no_other_name)
     const char *names[6] = {"alice", "alice", "alice", "alice2", "alic",
                             "bob"};
     const char *ids[6];
-    char want[SSE_DATA_MAX];
-    apr_size_t wlen;
+    apr_uint64_t head;
     apr_status_t rv;
     int i, n, delivered = -1;
 
@@ -499,11 +498,14 @@ UNIT_TEST(test_completion_reaches_every_tab_of_a_user_and_no_other_name)
     }
     /* the third tab has no stream now: its completion waits for it */
     sse_registry_release(fx.reg, &h[2], PID_A, h[2].cursor, 11);
+    head = sse_registry_head(fx.reg);
     REQUIRE_RV(APR_SUCCESS,
-               sse_registry_notify_completion(fx.reg, fx.pool, ids[1], "t1",
-                                             1234, &delivered),
+               sse_registry_notify_completion(fx.reg, ids[1], "t1", 1234,
+                                              &delivered),
                "notify-completions from the second tab");
     CHECK_INT(3, delivered, "alice has three tabs");
+    CHECK_INT(head + 1, sse_registry_head(fx.reg),
+              "one ring entry for the three tabs");
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, ids[2], PID_B, 20, &h[2]),
                "the third tab comes back");
     for (i = 0; i < 6; i++) {
@@ -517,12 +519,8 @@ UNIT_TEST(test_completion_reaches_every_tab_of_a_user_and_no_other_name)
         if (!CHECK_INT(1, n, "tab %d of alice", i)) {
             continue;
         }
-        REQUIRE_RV(APR_SUCCESS,
-                   sse_frame_completed(1234, ids[i], "t1", want, &wlen),
-                   "frame");
-        CHECK_INT(SSE_EV_SLOT, evs[0].kind, "a per-listener event");
-        CHECK_MEM(want, wlen, evs[0].data, evs[0].len,
-                  "each tab gets the completion with its own id");
+        CHECK_INT(head, evs[0].seq, "every tab reads the same entry");
+        CHECK_COMPLETION(&evs[0], ids[i], 1234, "t1");
     }
 }
 
@@ -543,11 +541,11 @@ UNIT_TEST(test_completion_of_a_prefixed_name_reaches_only_that_name)
     fx_connect(&fx, a2, PID_A, 1, &h);
     fx_connect(&fx, b1, PID_A, 1, &h);
     CHECK_RV(APR_SUCCESS, sse_registry_notify_completion(
-                              fx.reg, fx.pool, b1, "t", 5, &delivered),
+                              fx.reg, b1, "t", 5, &delivered),
              "alice2");
     CHECK_INT(1, delivered, "alice2 has one tab; alice's are not its own");
     CHECK_RV(APR_SUCCESS, sse_registry_notify_completion(
-                              fx.reg, fx.pool, a2, "t", 5, &delivered),
+                              fx.reg, a2, "t", 5, &delivered),
              "alice");
     CHECK_INT(2, delivered, "alice has two tabs; alice2 is another name");
 }
@@ -557,6 +555,7 @@ UNIT_TEST(test_completion_refuses_unknown_ids_and_invalid_task_ids)
     fx_t fx;
     sse_hold_t h;
     const char *a, *unknown;
+    char longtask[SSE_TOKEN_MAX + 2];
     apr_uint64_t head;
     int delivered = -1;
 
@@ -568,18 +567,28 @@ UNIT_TEST(test_completion_refuses_unknown_ids_and_invalid_task_ids)
     fx_connect(&fx, a, PID_A, 1, &h);
     head = sse_registry_head(fx.reg);
     CHECK_RV(APR_ENOENT, sse_registry_notify_completion(
-                             fx.reg, fx.pool, unknown, "t1", 2, &delivered),
-             "an issued id without listener");
+                             fx.reg, unknown, "t1", 2, &delivered),
+             "an issued id without listener (its name has one)");
     CHECK_INT(0, delivered, "nothing delivered");
+    delivered = -1;
     CHECK_RV(APR_EINVAL, sse_registry_notify_completion(
-                             fx.reg, fx.pool, a, "-t", 2, &delivered),
+                             fx.reg, a, "-t", 2, &delivered),
              "an invalid task id");
+    CHECK_INT(0, delivered, "nothing delivered on an invalid task id");
     CHECK_RV(APR_EINVAL, sse_registry_notify_completion(
-                             fx.reg, fx.pool, a, "t:1", 2, &delivered),
+                             fx.reg, a, "t:1", 2, &delivered),
              "a task id with :");
     CHECK_RV(APR_EINVAL, sse_registry_notify_completion(
-                             fx.reg, fx.pool, a, "_t", 2, &delivered),
+                             fx.reg, a, "_t", 2, &delivered),
              "a task id with a leading _");
+    CHECK_RV(APR_EINVAL, sse_registry_notify_completion(
+                             fx.reg, a, "", 2, &delivered),
+             "an empty task id");
+    memset(longtask, 't', SSE_TOKEN_MAX + 1);
+    longtask[SSE_TOKEN_MAX + 1] = '\0';
+    CHECK_RV(APR_EINVAL, sse_registry_notify_completion(
+                             fx.reg, a, longtask, 2, &delivered),
+             "a task id of 65 bytes");
     CHECK_INT(head, sse_registry_head(fx.reg), "nothing published");
 }
 
@@ -589,8 +598,6 @@ UNIT_TEST(test_completion_accepts_a_task_id_with_underscores)
     sse_hold_t h;
     sse_event_t evs[64];
     const char *a;
-    char want[SSE_DATA_MAX];
-    apr_size_t wlen;
     apr_status_t rv;
     int delivered = -1;
 
@@ -601,19 +608,14 @@ UNIT_TEST(test_completion_accepts_a_task_id_with_underscores)
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 1, &h), "connect");
     /* SPEC §6: the example module's task id is timeout_task */
     CHECK_RV(APR_SUCCESS, sse_registry_notify_completion(
-                              fx.reg, fx.pool, a, "timeout_task", 2,
-                              &delivered),
+                              fx.reg, a, "timeout_task", 2, &delivered),
              "task id timeout_task");
     CHECK_INT(1, delivered, "alice's one tab");
     if (CHECK_INT(1, fx_read(&fx, &h, h.cursor, evs, &rv), "read")) {
-        REQUIRE_RV(APR_SUCCESS,
-                   sse_frame_completed(2, a, "timeout_task", want, &wlen),
-                   "frame");
-        CHECK_MEM(want, wlen, evs[0].data, evs[0].len,
-                  "the completion names timeout_task");
+        CHECK_COMPLETION(&evs[0], a, 2, "timeout_task");
     }
     CHECK_RV(APR_SUCCESS, sse_registry_notify_completion(
-                              fx.reg, fx.pool, a, "t_", 3, &delivered),
+                              fx.reg, a, "t_", 3, &delivered),
              "task id with a trailing _");
     CHECK_INT(1, delivered, "delivered");
 }
@@ -626,8 +628,7 @@ UNIT_TEST(test_completion_matches_the_whole_name_before_the_last_underscore)
     /* names: a_b twice, then names that share a prefix or a part of it */
     const char *names[7] = {"a_b", "a_b", "a", "a_b_c", "b", "a_", "ab"};
     const char *ids[7];
-    char want[SSE_DATA_MAX];
-    apr_size_t wlen, nl;
+    apr_size_t nl;
     apr_status_t rv;
     int i, n, delivered = -1;
 
@@ -643,8 +644,8 @@ UNIT_TEST(test_completion_matches_the_whole_name_before_the_last_underscore)
                                            &h[i]), "connect %s", ids[i]);
     }
     REQUIRE_RV(APR_SUCCESS,
-               sse_registry_notify_completion(fx.reg, fx.pool, ids[0], "t1",
-                                             100, &delivered),
+               sse_registry_notify_completion(fx.reg, ids[0], "t1", 100,
+                                              &delivered),
                "notify-completions for a_b");
     CHECK_INT(2, delivered, "a_b has two tabs; a, a_b_c, b, a_ and ab are "
               "other names");
@@ -658,41 +659,238 @@ UNIT_TEST(test_completion_matches_the_whole_name_before_the_last_underscore)
         if (!CHECK_INT(1, n, "tab %d of a_b", i)) {
             continue;
         }
-        REQUIRE_RV(APR_SUCCESS,
-                   sse_frame_completed(100, ids[i], "t1", want, &wlen),
-                   "frame");
-        CHECK_MEM(want, wlen, evs[0].data, evs[0].len,
-                  "each tab of a_b gets the completion with its own id");
+        CHECK_STR("a_b", evs[0].key, "the whole name, underscore included");
+        CHECK_COMPLETION(&evs[0], ids[i], 100, "t1");
     }
     /* and from the other side: each of the other names reaches only itself */
     for (i = 2; i < 7; i++) {
         delivered = -1;
         CHECK_RV(APR_SUCCESS, sse_registry_notify_completion(
-                                  fx.reg, fx.pool, ids[i], "t2", 200,
-                                  &delivered),
+                                  fx.reg, ids[i], "t2", 200, &delivered),
                  "notify-completions for %s", names[i]);
         CHECK_INT(1, delivered, "%s has one tab; a_b's are not its own",
                   names[i]);
+        n = fx_read(&fx, &h[i], h[i].cursor, evs, &rv);
+        if (CHECK_INT(1, n, "%s reads its own completion", names[i])) {
+            CHECK_COMPLETION(&evs[0], ids[i], 200, "t2");
+        }
+    }
+    for (i = 0; i < 2; i++) {
+        n = fx_read(&fx, &h[i], h[i].cursor, evs, &rv);
+        CHECK_INT(1, n, "tab %d of a_b still has only its own completion", i);
     }
 }
 
-UNIT_TEST(test_completion_reaches_at_most_256_tabs_of_one_name)
+UNIT_TEST(test_completion_reaches_300_tabs_of_one_name_with_one_entry)
+{
+    enum { TABS = 300 };
+    fx_t fx;
+    sse_hold_t *h = apr_pcalloc(unit_pool(), TABS * sizeof(*h)), ho;
+    const char **ids = apr_pcalloc(unit_pool(), TABS * sizeof(*ids));
+    const char *other;
+    sse_event_t evs[64];
+    fx_routed_t *r = apr_pcalloc(unit_pool(), sizeof(*r));
+    apr_uint64_t head;
+    apr_status_t rv;
+    int i, delivered = -1;
+
+    if (!fx_open(&fx, TABS + 8, 16, 2)) {
+        return;
+    }
+    for (i = 0; i < TABS; i++) {
+        ids[i] = fx_id(&fx, "many");
+        REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, ids[i], PID_A, 1, &h[i]),
+                   "%d", i);
+    }
+    other = fx_id(&fx, "many2");
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, other, PID_A, 1, &ho), "other");
+    head = sse_registry_head(fx.reg);
+    CHECK_RV(APR_SUCCESS, sse_registry_notify_completion(
+                              fx.reg, ids[0], "t", 2, &delivered),
+             "notify-completions");
+    CHECK_INT(TABS, delivered, "every tab: no bound of ids per name");
+    CHECK_INT(head + 1, sse_registry_head(fx.reg),
+              "one ring entry, however many tabs");
+
+    CHECK_INT(0, sse_registry_route(fx.reg, head, head + 1, PID_A,
+                                    fx_route_cb, r), "nothing overwritten");
+    CHECK_INT(TABS, r->n, "one callback per tab held by pid A");
+    for (i = 0; i < r->n && i < (int)(sizeof(r->call) / sizeof(r->call[0]));
+         i++) {
+        CHECK(r->call[i].kind == SSE_EV_NAME && r->call[i].seq == head
+                  && r->call[i].slot != ho.slot,
+              "callback %d: the completion, for a tab of many", i);
+    }
+    for (i = 0; i < TABS; i++) {
+        if (!CHECK_INT(1, fx_read(&fx, &h[i], h[i].cursor, evs, &rv),
+                       "tab %d reads it", i)
+            || !CHECK_COMPLETION(&evs[0], ids[i], 2, "t")) {
+            break;
+        }
+    }
+    CHECK_INT(0, fx_read(&fx, &ho, ho.cursor, evs, &rv),
+              "many2 is another name");
+}
+
+UNIT_TEST(test_completion_does_not_reach_a_tab_created_after_it)
+{
+    fx_t fx;
+    sse_hold_t h1, h2;
+    sse_event_t evs[64];
+    const char *a1, *a2;
+    apr_status_t rv;
+
+    if (!fx_open(&fx, 4, 16, 2)) {
+        return;
+    }
+    a1 = fx_id(&fx, "alice");
+    a2 = fx_id(&fx, "alice");
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a1, PID_A, 1, &h1), "a1");
+    sse_registry_release(fx.reg, &h1, PID_A, h1.cursor, 2);
+    CHECK_INT(1, fx_complete(&fx, a1, "t1", 3), "one tab of alice");
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a2, PID_A, 4, &h2),
+               "a new tab of alice");
+    CHECK_INT(0, fx_read(&fx, &h2, 0, evs, &rv),
+              "the new tab does not get a completion published before it, "
+              "even read from seq 0");
+    CHECK_RV(APR_SUCCESS, rv, "read");
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a1, PID_A, 5, &h1), "a1 back");
+    if (CHECK_INT(1, fx_read(&fx, &h1, h1.cursor, evs, &rv),
+                  "the first tab gets it")) {
+        CHECK_COMPLETION(&evs[0], a1, 3, "t1");
+    }
+    CHECK_INT(2, fx_complete(&fx, a2, "t2", 6), "now two tabs");
+    if (CHECK_INT(1, fx_read(&fx, &h2, h2.cursor, evs, &rv),
+                  "the new tab gets the next one")) {
+        CHECK_COMPLETION(&evs[0], a2, 6, "t2");
+    }
+}
+
+UNIT_TEST(test_completion_skips_a_new_tab_of_its_name_in_a_reused_slot)
 {
     fx_t fx;
     sse_hold_t h;
-    const char *first = NULL, *id;
-    int i, delivered = -1;
+    sse_event_t evs[64];
+    const char *a1, *a2;
+    apr_status_t rv;
+    json_t *all;
 
-    if (!fx_open(&fx, SSE_IDS_PER_NAME + 8, 16, 2)) {
+    if (!fx_open(&fx, 1, 16, 2)) {
         return;
     }
-    for (i = 0; i < SSE_IDS_PER_NAME + 4; i++) {
-        id = fx_id(&fx, "many");
-        first = first ? first : id;
-        REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, id, PID_A, 1, &h), "%d", i);
+    a1 = fx_id(&fx, "alice");
+    a2 = fx_id(&fx, "alice");
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a1, PID_A, 1, &h), "a1");
+    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 2);
+    CHECK_INT(1, fx_complete(&fx, a1, "t1", 3), "a1");
+    REQUIRE_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a1, 0), "remove");
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a2, PID_A, 4, &h),
+               "another tab of alice takes the only slot");
+    CHECK_INT(h.cursor, sse_registry_head(fx.reg) - 1, "cursor at the head");
+    CHECK_INT(0, fx_read(&fx, &h, 0, evs, &rv),
+              "a1's completion is not a2's, same name and slot or not");
+    all = fx_json(&fx);
+    CHECK_INT(0, json_integer_value(json_object_get(fx_listener(all, a2),
+                                                    "missed")),
+              "and none counted missed");
+    json_decref(all);
+}
+
+UNIT_TEST(test_event_data_frames_a_completion_for_each_recipient)
+{
+    sse_event_t ev;
+    char buf[SSE_DATA_MAX];
+    const char *data = NULL;
+    const char *tab_a = "alice_0123456789abcdefghijABCDEFG";
+    const char *tab_b = "alice_ZYXWVUTSRQPONMLKJIHGFEDCBA9";
+    apr_size_t len = 0;
+    static const char want_a[] =
+        "\"completed^{\\\"timestamp\\\":1700000000123,"
+        "\\\"id\\\":\\\"alice_0123456789abcdefghijABCDEFG\\\","
+        "\\\"taskid\\\":\\\"timeout_task\\\"}\"";
+    static const char want_b[] =
+        "\"completed^{\\\"timestamp\\\":1700000000123,"
+        "\\\"id\\\":\\\"alice_ZYXWVUTSRQPONMLKJIHGFEDCBA9\\\","
+        "\\\"taskid\\\":\\\"timeout_task\\\"}\"";
+
+    memset(&ev, 0, sizeof(ev));
+    ev.seq = 7;
+    ev.ms = 1700000000123LL;
+    ev.kind = SSE_EV_NAME;
+    strcpy(ev.key, "alice");
+    strcpy(ev.data, "timeout_task");
+    ev.len = 12;
+    memset(buf, 'x', sizeof(buf));
+    REQUIRE_RV(APR_SUCCESS,
+               sse_registry_event_data(&ev, tab_a, buf, &data, &len),
+               "first tab");
+    CHECK(data == buf, "framed into the buffer");
+    CHECK_MEM(want_a, sizeof(want_a) - 1, data, len,
+              "a JSON string with the recipient's id (SPEC §3)");
+    CHECK_INT('\0', buf[len], "NUL-terminated");
+    REQUIRE_RV(APR_SUCCESS,
+               sse_registry_event_data(&ev, tab_b, buf, &data, &len),
+               "second tab");
+    CHECK_MEM(want_b, sizeof(want_b) - 1, data, len,
+              "the same entry framed for another tab names that tab");
+    CHECK_MEM("timeout_task", 12, ev.data, ev.len, "the entry is unchanged");
+}
+
+UNIT_TEST(test_event_data_returns_a_key_payload_as_stored)
+{
+    fx_t fx;
+    sse_hold_t h;
+    sse_event_t evs[64];
+    char buf[SSE_DATA_MAX];
+    const char *a, *data = NULL;
+    apr_size_t len = 0;
+    apr_status_t rv;
+
+    if (!fx_open(&fx, 4, 8, 2)) {
+        return;
     }
-    CHECK_RV(APR_SUCCESS, sse_registry_notify_completion(
-                              fx.reg, fx.pool, first, "t", 2, &delivered),
-             "notify-completions");
-    CHECK_INT(SSE_IDS_PER_NAME, delivered, "the documented bound");
+    a = fx_id(&fx, "a");
+    fx_connect(&fx, a, PID_A, 1, &h);
+    sse_registry_listen(fx.reg, a, "news", 1);
+    CHECK_INT(1, fx_notify(&fx, "news", 2), "news");
+    REQUIRE(fx_read(&fx, &h, h.cursor, evs, &rv) == 1, "read");
+    memset(buf, 'x', sizeof(buf));
+    REQUIRE_RV(APR_SUCCESS, sse_registry_event_data(&evs[0], a, buf, &data,
+                                                    &len), "event data");
+    CHECK(data == evs[0].data, "the payload in the entry, not a copy");
+    CHECK_INT(evs[0].len, len, "its length");
+    CHECK_MEM("\"notify^news\"", 13, data, len,
+              "framed once at publish time, the same for every recipient");
+    CHECK(buf[0] == 'x' && buf[SSE_DATA_MAX - 1] == 'x',
+          "the buffer is not used for a key's notification");
+    REQUIRE_RV(APR_SUCCESS,
+               sse_registry_event_data(&evs[0], fx_id(&fx, "b"), buf, &data,
+                                       &len), "another recipient");
+    CHECK_MEM("\"notify^news\"", 13, data, len, "whoever receives it");
+}
+
+UNIT_TEST(test_event_data_frames_the_longest_name_and_task_id)
+{
+    fx_t fx;
+    sse_hold_t h;
+    sse_event_t evs[64];
+    char name[SSE_TOKEN_MAX + 1], task[SSE_TOKEN_MAX + 1];
+    const char *a;
+    apr_status_t rv;
+
+    if (!fx_open(&fx, 4, 8, 2)) {
+        return;
+    }
+    memset(name, 'n', SSE_TOKEN_MAX);
+    name[SSE_TOKEN_MAX] = '\0';
+    memset(task, 't', SSE_TOKEN_MAX);
+    task[SSE_TOKEN_MAX] = '\0';
+    a = fx_id(&fx, name);
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 1, &h), "connect");
+    CHECK_INT(1, fx_complete(&fx, a, task, 9223372036854775807LL),
+              "a 64-byte name, a 64-byte task id, the largest timestamp");
+    if (CHECK_INT(1, fx_read(&fx, &h, h.cursor, evs, &rv), "read")) {
+        CHECK_STR(name, evs[0].key, "the whole 64-byte name");
+        CHECK_COMPLETION(&evs[0], a, 9223372036854775807LL, task);
+    }
 }

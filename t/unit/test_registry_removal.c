@@ -327,7 +327,7 @@ UNIT_TEST(test_a_reused_slot_inherits_no_events_and_no_keys)
     sse_registry_listen(fx.reg, a, "news", 1);
     sse_registry_release(fx.reg, &h, PID_A, h.cursor, 1);
     fx_notify(&fx, "news", 2);
-    sse_registry_notify_completion(fx.reg, fx.pool, a, "t", 2, &delivered);
+    sse_registry_notify_completion(fx.reg, a, "t", 2, &delivered);
     CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 0), "remove a");
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, b, PID_A, 3, &h),
                "b takes the only slot");

@@ -31,10 +31,11 @@ UNIT_TEST(test_route_calls_back_only_for_streams_of_that_pid)
     sse_registry_listen(fx.reg, c, "news", 3);
     from = sse_registry_head(fx.reg);
     CHECK_INT(3, fx_notify(&fx, "news", 4), "three holders");
-    sse_registry_notify_completion(fx.reg, fx.pool, a, "t", 5, &delivered);
+    sse_registry_notify_completion(fx.reg, a, "t", 5, &delivered);
     CHECK_INT(3, delivered, "three tabs");
     to = sse_registry_head(fx.reg);
-    CHECK_INT(4, to - from, "one key event and three completions");
+    CHECK_INT(2, to - from, "one key event and one completion entry for the "
+              "three tabs");
 
     memset(&r, 0, sizeof(r));
     CHECK_INT(0, sse_registry_route(fx.reg, from, to, PID_A, fx_route_cb, &r),
@@ -44,6 +45,12 @@ UNIT_TEST(test_route_calls_back_only_for_streams_of_that_pid)
     for (i = 0; i < r.n && i < 2; i++) {
         CHECK(r.call[i].slot == ha.slot && r.call[i].holder_gen ==
               ha.holder_gen, "call %d is for a's stream", i);
+        CHECK_INT(from + (apr_uint64_t)i, r.call[i].seq, "call %d in order",
+                  i);
+    }
+    if (r.n == 2) {
+        CHECK_INT(SSE_EV_KEY, r.call[0].kind, "the key event");
+        CHECK_INT(SSE_EV_NAME, r.call[1].kind, "then the completion");
     }
     memset(&r, 0, sizeof(r));
     sse_registry_route(fx.reg, from, to, PID_B, fx_route_cb, &r);
@@ -58,6 +65,68 @@ UNIT_TEST(test_route_calls_back_only_for_streams_of_that_pid)
     memset(&r, 0, sizeof(r));
     sse_registry_route(fx.reg, from, to, 4242, fx_route_cb, &r);
     CHECK_INT(0, r.n, "a pid without streams");
+}
+
+UNIT_TEST(test_route_calls_back_once_per_tab_of_the_name_held_by_the_pid)
+{
+    fx_t fx;
+    sse_hold_t h[6], h1b;
+    fx_routed_t r;
+    /* u: two tabs in pid A (one taken over), one in pid B, one away;
+     * u2 and v in pid A are other names */
+    const char *names[6] = {"u", "u", "u", "u", "u2", "v"};
+    const apr_uint32_t pids[6] = {PID_A, PID_A, PID_B, PID_A, PID_A, PID_A};
+    const char *ids[6];
+    apr_uint64_t from;
+    int i, seen[2] = {0, 0};
+
+    if (!fx_open(&fx, 8, 32, 4)) {
+        return;
+    }
+    for (i = 0; i < 6; i++) {
+        ids[i] = fx_id(&fx, names[i]);
+        REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, ids[i], pids[i], 1, &h[i]),
+                   "connect %s", ids[i]);
+    }
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, ids[1], PID_A, 2, &h1b),
+               "the second tab's stream is taken over in the same pid");
+    sse_registry_release(fx.reg, &h[3], PID_A, h[3].cursor, 2);
+    from = sse_registry_head(fx.reg);
+    CHECK_INT(4, fx_complete(&fx, ids[0], "t", 3), "u has four tabs");
+    CHECK_INT(from + 1, sse_registry_head(fx.reg), "one entry");
+
+    memset(&r, 0, sizeof(r));
+    CHECK_INT(0, sse_registry_route(fx.reg, from, from + 1, PID_A,
+                                    fx_route_cb, &r), "nothing overwritten");
+    if (CHECK_INT(2, r.n, "pid A: the connected tabs of u it holds, once "
+                  "each")) {
+        for (i = 0; i < 2; i++) {
+            CHECK_INT(SSE_EV_NAME, r.call[i].kind, "a completion");
+            CHECK_INT(from, r.call[i].seq, "the one entry");
+            if (r.call[i].slot == h[0].slot) {
+                seen[0]++;
+                CHECK_INT(h[0].holder_gen, r.call[i].holder_gen,
+                          "the first tab's stream");
+            }
+            else if (r.call[i].slot == h1b.slot) {
+                seen[1]++;
+                CHECK_INT(h1b.holder_gen, r.call[i].holder_gen,
+                          "the second tab's newer stream, not the old one");
+            }
+        }
+        CHECK(seen[0] == 1 && seen[1] == 1, "one call for each of the two "
+              "tabs (got %d and %d)", seen[0], seen[1]);
+    }
+    memset(&r, 0, sizeof(r));
+    sse_registry_route(fx.reg, from, from + 1, PID_B, fx_route_cb, &r);
+    if (CHECK_INT(1, r.n, "pid B: its one tab of u")) {
+        CHECK(r.call[0].slot == h[2].slot
+                  && r.call[0].holder_gen == h[2].holder_gen,
+              "the third tab's stream");
+    }
+    memset(&r, 0, sizeof(r));
+    sse_registry_route(fx.reg, from, from + 1, PID_C, fx_route_cb, &r);
+    CHECK_INT(0, r.n, "pid C holds nothing");
 }
 
 UNIT_TEST(test_route_passes_the_current_holder_gen)
@@ -229,7 +298,7 @@ UNIT_TEST(test_reconnect_without_last_event_id_replays_what_was_queued)
 
     first = sse_registry_head(fx.reg);
     fx_notify(&fx, "news", 5);
-    sse_registry_notify_completion(fx.reg, fx.pool, a, "t", 6, &delivered);
+    sse_registry_notify_completion(fx.reg, a, "t", 6, &delivered);
     fx_notify(&fx, "news", 7);
 
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_B, 8, &h), "back");
@@ -241,7 +310,9 @@ UNIT_TEST(test_reconnect_without_last_event_id_replays_what_was_queued)
         for (i = 0; i < 3; i++) {
             CHECK_INT(first + (apr_uint64_t)i, evs[i].seq, "event %d", i);
         }
-        CHECK_INT(SSE_EV_SLOT, evs[1].kind, "the completion in the middle");
+        CHECK_INT(SSE_EV_KEY, evs[0].kind, "a key event first");
+        CHECK_COMPLETION(&evs[1], a, 6, "t");   /* in the middle */
+        CHECK_INT(SSE_EV_KEY, evs[2].kind, "a key event last");
     }
 }
 
@@ -406,22 +477,29 @@ UNIT_TEST(test_fetch_copies_only_entries_still_in_the_ring)
 UNIT_TEST(test_sequence_numbers_increase_across_every_kind_of_event)
 {
     fx_t fx;
-    sse_hold_t h;
-    const char *a;
+    sse_hold_t h, h2, h3;
+    const char *a, *a2, *a3;
     apr_uint64_t head;
-    int delivered, removed;
+    int delivered = -1, removed;
 
     if (!fx_open(&fx, 4, 32, 4)) {
         return;
     }
     a = fx_id(&fx, "a");
+    a2 = fx_id(&fx, "a");
+    a3 = fx_id(&fx, "a");
     fx_connect(&fx, a, PID_A, 1, &h);
+    fx_connect(&fx, a2, PID_A, 1, &h2);
+    fx_connect(&fx, a3, PID_B, 1, &h3);
     sse_registry_listen(fx.reg, a, "news", 1);
+    sse_registry_listen(fx.reg, a2, "news", 1);
     head = sse_registry_head(fx.reg);
     fx_notify(&fx, "news", 2);
-    CHECK_INT(head + 1, sse_registry_head(fx.reg), "a key event");
-    sse_registry_notify_completion(fx.reg, fx.pool, a, "t", 3, &delivered);
-    CHECK_INT(head + 2, sse_registry_head(fx.reg), "a completion");
+    CHECK_INT(head + 1, sse_registry_head(fx.reg), "a key event (2 holders)");
+    sse_registry_notify_completion(fx.reg, a, "t", 3, &delivered);
+    CHECK_INT(3, delivered, "three tabs");
+    CHECK_INT(head + 2, sse_registry_head(fx.reg),
+              "a completion to three tabs is one entry");
     fx_connect(&fx, a, PID_A, 4, &h);
     CHECK_INT(head + 3, sse_registry_head(fx.reg), "a takeover's end");
     sse_registry_unregister(fx.reg, a, 0);
