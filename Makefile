@@ -20,8 +20,14 @@ t/modules/.libs/mod_sse_apitest.so: t/modules/mod_sse_apitest.c include/mod_sse_
 .libs/mod_sse_mgr.so: $(GLUE_SRC) $(CORE_SRC) src/*.h include/*.h mod_sse_mgr_private.h
 	$(APXS) -c -o mod_sse_mgr.la -Wc,"$(WARN) -std=gnu99" -I. $(GLUE_SRC) $(CORE_SRC) -ljansson >/dev/null
 
+# the module, and on Debian the a2enmod files (an edited .conf is kept)
 install: all
-	$(APXS) -i -n sse_mgr .libs/mod_sse_mgr.so
+	$(APXS) -i -n sse_mgr mod_sse_mgr.la
+	if [ -d /etc/apache2/mods-available ]; then \
+	    install -m 644 conf/sse_mgr.load /etc/apache2/mods-available/; \
+	    [ -e /etc/apache2/mods-available/sse_mgr.conf ] || \
+	    install -m 644 conf/sse_mgr.conf /etc/apache2/mods-available/; \
+	fi
 
 deps:
 	@sh t/install-deps.sh
