@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <httpd.h>
@@ -37,7 +39,7 @@
 #define SSE_QUEUE_LEN   64      /* queued seqs per stream before resync */
 #define SSE_BATCH       16      /* events copied per lock hold */
 #define SSE_TICK_MS     1000    /* safety net against a lost wake-up */
-#define SSE_WAKE_MAX    256     /* children woken per publish */
+#define SSE_WAKE_MAX    256     /* children read per pass when waking */
 
 typedef struct sse_stream_t sse_stream_t;
 
@@ -66,6 +68,7 @@ struct sse_local_t {
     sse_stream_t **by_slot;
     apr_uint32_t nslots;
     apr_uint64_t cursor;        /* next ring entry to route */
+    int nstreams;               /* under disp.mu */
 };
 
 static struct {
@@ -78,8 +81,9 @@ static struct {
     int nlocals;
     int fd;                     /* this child's wake-up socket */
     volatile int stopping;
+    volatile int done;          /* the dispatcher thread has finished */
     apr_uint32_t pid;
-} disp = {NULL, NULL, NULL, NULL, 0, -1, 0, 0};
+} disp = {NULL, NULL, NULL, NULL, 0, -1, 0, 0, 0};
 
 static int send_fd = -1;        /* any process: sends wake-ups */
 
@@ -104,13 +108,33 @@ static void wake_pid(apr_uint32_t pid)
     (void)sendto(send_fd, "w", 1, MSG_DONTWAIT, (struct sockaddr *)&sa, len);
 }
 
+static void wake_holders(sse_registry_t *reg, int any)
+{
+    apr_uint32_t pids[SSE_WAKE_MAX], from = 0;
+    int i, n;
+
+    while ((n = sse_registry_holders(reg, any, &from, pids,
+                                     SSE_WAKE_MAX)) > 0) {
+        for (i = 0; i < n; i++) {
+            wake_pid(pids[i]);
+        }
+    }
+}
+
 void sse_dispatch_wake(sse_registry_t *reg)
 {
-    apr_uint32_t pids[SSE_WAKE_MAX];
-    int i, n = sse_registry_holders(reg, pids, SSE_WAKE_MAX);
+    wake_holders(reg, 0);
+}
 
-    for (i = 0; i < n; i++) {
-        wake_pid(pids[i]);
+void sse_dispatch_wake_all(sse_registry_t *reg)
+{
+    wake_holders(reg, 1);
+}
+
+void sse_dispatch_wake_pid(apr_uint32_t pid)
+{
+    if (pid) {
+        wake_pid(pid);
     }
 }
 
@@ -168,8 +192,9 @@ static void on_route(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
     for (i = (slot == SSE_SLOT_ALL) ? 0 : slot;
          i < l->nslots && (slot == SSE_SLOT_ALL || i == slot); i++) {
         for (st = l->by_slot[i]; st; st = st->next) {
-            if (slot != SSE_SLOT_ALL && st->hold.holder_gen != holder_gen) {
-                continue;
+            if ((slot != SSE_SLOT_ALL && st->hold.holder_gen != holder_gen)
+                || ev->seq < st->hold.start) {
+                continue;       /* another stream's, or from before it */
             }
             if (ev->kind == SSE_EV_END_SLOT || ev->kind == SSE_EV_END_ALL) {
                 st->ending = 1;
@@ -191,7 +216,13 @@ static void mark_all(sse_local_t *l, int ending)
     apr_uint32_t i;
     sse_stream_t *st;
 
-    apr_thread_mutex_lock(disp.mu);
+    /* when stopping, never wait: the thread that holds disp.mu may be the
+     * one a signal is tearing the child down on; streams see disp.stopping
+     * at their next wake-up or heartbeat anyway */
+    if (ending ? apr_thread_mutex_trylock(disp.mu) != APR_SUCCESS
+               : apr_thread_mutex_lock(disp.mu) != APR_SUCCESS) {
+        return;
+    }
     for (i = 0; i < l->nslots; i++) {
         for (st = l->by_slot[i]; st; st = st->next) {
             if (ending) {
@@ -206,10 +237,25 @@ static void mark_all(sse_local_t *l, int ending)
     apr_thread_mutex_unlock(disp.mu);
 }
 
+static int local_streams(sse_local_t *l)
+{
+    int n;
+
+    apr_thread_mutex_lock(disp.mu);
+    n = l->nstreams;
+    apr_thread_mutex_unlock(disp.mu);
+    return n;
+}
+
 static void dispatch_local(sse_local_t *l)
 {
+    /* head first: a stream indexed after the count below replays every
+     * entry before this head itself */
     apr_uint64_t head = sse_registry_head(l->reg);
 
+    if (head != l->cursor && local_streams(l) == 0) {
+        l->cursor = head;       /* nothing here to route to */
+    }
     if (head != l->cursor) {
         apr_uint64_t lost = sse_registry_route(l->reg, l->cursor, head,
                                                disp.pid, on_route, l);
@@ -255,6 +301,7 @@ static void *APR_THREAD_FUNC dispatcher(apr_thread_t *thd, void *data)
     for (i = 0; i < disp.nlocals; i++) {
         mark_all(disp.locals[i], 1);
     }
+    disp.done = 1;
     apr_thread_exit(thd, APR_SUCCESS);
     return NULL;
 }
@@ -269,15 +316,24 @@ void sse_dispatch_child_stopping(apr_pool_t *pchild, int graceful)
     }
 }
 
+/* Join the dispatcher before the child pool's memory goes, but never
+ * hang a dying child on it: prefork tears down from a signal handler,
+ * possibly on a thread that holds a lock the dispatcher waits for. */
 static apr_status_t dispatcher_cleanup(void *data)
 {
     apr_status_t trv;
+    int waited;
 
     (void)data;
     if (disp.thread) {
         disp.stopping = 1;
         wake_pid(disp.pid);
-        apr_thread_join(&trv, disp.thread);
+        for (waited = 0; !disp.done && waited < 200; waited++) {
+            apr_sleep(apr_time_from_msec(10));
+        }
+        if (disp.done) {
+            apr_thread_join(&trv, disp.thread);
+        }
         disp.thread = NULL;
     }
     return APR_SUCCESS;
@@ -319,12 +375,16 @@ apr_status_t sse_dispatch_post_config(apr_pool_t *pconf)
 static void make_locals(apr_pool_t *pchild, server_rec *s)
 {
     server_rec *vs;
+    int owners = 0;
 
-    disp.locals = apr_pcalloc(pchild, sizeof(sse_local_t *) * 64);
+    for (vs = s; vs; vs = vs->next) {
+        owners += sse_srv_conf(vs)->owner;
+    }
+    disp.locals = apr_pcalloc(pchild, sizeof(sse_local_t *) * owners);
     disp.nlocals = 0;
     for (vs = s; vs; vs = vs->next) {
         sse_srv_conf_t *conf = sse_srv_conf(vs);
-        if (conf->owner && disp.nlocals < 64) {
+        if (conf->owner) {
             sse_local_t *l = apr_pcalloc(pchild, sizeof(*l));
             l->reg = conf->reg;
             l->nslots = sse_registry_sizes(l->reg)->max_listeners;
@@ -378,6 +438,7 @@ static void index_add(sse_stream_t *st)
     apr_thread_mutex_lock(disp.mu);
     st->next = l->by_slot[st->hold.slot];
     l->by_slot[st->hold.slot] = st;
+    l->nstreams++;
     apr_thread_mutex_unlock(disp.mu);
 }
 
@@ -397,6 +458,7 @@ static void index_remove(sse_stream_t *st)
          link = &(*link)->next) {
         if (*link == st) {
             *link = st->next;
+            st->local->nstreams--;
             break;
         }
     }
@@ -468,13 +530,14 @@ static apr_status_t write_events(sse_stream_t *st, const sse_event_t *evs,
                                  int n)
 {
     apr_status_t rv = APR_SUCCESS;
+    apr_uint64_t last = st->sent;
     int i, count = 0;
 
     for (i = 0; i < n && rv == APR_SUCCESS; i++) {
         char buf[SSE_DATA_MAX];
         const char *data, *b;
         apr_size_t len;
-        if (evs[i].seq <= st->sent || evs[i].kind == SSE_EV_END_SLOT
+        if (evs[i].seq <= last || evs[i].kind == SSE_EV_END_SLOT
             || evs[i].kind == SSE_EV_END_ALL) {
             continue;
         }
@@ -483,11 +546,14 @@ static apr_status_t write_events(sse_stream_t *st, const sse_event_t *evs,
             b = sse_frame_event(st->scratch, evs[i].seq, data, len, &len);
             rv = put(st, b, len);
         }
-        st->sent = evs[i].seq;
+        last = evs[i].seq;
         count++;
     }
     if (rv == APR_SUCCESS && count) {
         rv = flush(st);
+    }
+    if (rv == APR_SUCCESS) {
+        st->sent = last;        /* delivered only once flushed */
     }
     return (rv == APR_SUCCESS && count) ? ack(st, count) : rv;
 }
@@ -555,9 +621,11 @@ static apr_status_t stream_open(sse_stream_t *st, const char *id)
 
 /* ---- streams: the loop ----------------------------------------------- */
 
-/* The client spoke: a non-blocking read tells EOF (gone) from bytes (a
- * pipelined request we ignore). Never a blocking read: mod_reqtimeout
- * would cut the stream. */
+/* The client spoke: a non-blocking read tells "nothing" (a spurious
+ * wake-up) from EOF or bytes. An EventSource never sends after its
+ * request, so bytes are a client we do not serve further: end the stream
+ * and do not read a next request from the middle of them. Never a
+ * blocking read: mod_reqtimeout would cut the stream. */
 static int client_gone(sse_stream_t *st, apr_int16_t rtnevents)
 {
     conn_rec *c = st->r->connection;
@@ -571,7 +639,11 @@ static int client_gone(sse_stream_t *st, apr_int16_t rtnevents)
     rv = ap_get_brigade(c->input_filters, in, AP_MODE_READBYTES,
                         APR_NONBLOCK_READ, 4096);
     apr_brigade_destroy(in);
-    return !(rv == APR_SUCCESS || APR_STATUS_IS_EAGAIN(rv));
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        return 0;
+    }
+    c->keepalive = AP_CONN_CLOSE;
+    return 1;
 }
 
 static apr_status_t wait_once(sse_stream_t *st)
@@ -623,6 +695,22 @@ static apr_status_t stream_loop(sse_stream_t *st)
     return rv;
 }
 
+/* A peer that vanished without FIN or RST (host gone, cable pulled) would
+ * hold the stream until TCP gives up retransmitting (~15 min): let the
+ * kernel end it once sent bytes stay unacknowledged for a heartbeat
+ * period plus Timeout. */
+static void limit_unacked(request_rec *r)
+{
+    apr_socket_t *sock = ap_get_conn_socket(r->connection);
+    apr_os_sock_t fd;
+    unsigned int ms = (unsigned int)apr_time_as_msec(
+        sse_conf_heartbeat() + r->server->timeout);
+
+    if (sock && apr_os_sock_get(&fd, sock) == APR_SUCCESS) {
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+    }
+}
+
 static apr_status_t stream_setup(sse_stream_t *st)
 {
     request_rec *r = st->r;
@@ -632,14 +720,20 @@ static apr_status_t stream_setup(sse_stream_t *st)
     apr_pool_create(&st->scratch, r->pool);
     st->bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     rv = apr_pollset_create(&st->ps, 1, r->pool, APR_POLLSET_WAKEABLE);
-    if (rv == APR_SUCCESS) {
-        rv = ap_get_pollfd_from_conn(r->connection, &pfd, NULL);
-    }
-    if (rv == APR_SUCCESS) {
+    memset(&pfd, 0, sizeof(pfd));
+    /* HTTP/2 may give no descriptor (a GET's stream has no input): then
+     * a failed write or heartbeat is how a gone client shows */
+    if (rv == APR_SUCCESS
+        && ap_get_pollfd_from_conn(r->connection, &pfd, NULL) == APR_SUCCESS
+        && (pfd.desc_type == APR_POLL_SOCKET
+            || pfd.desc_type == APR_POLL_FILE)) {
         pfd.p = r->pool;
         pfd.reqevents = APR_POLLIN;
         pfd.client_data = st;
         rv = apr_pollset_add(st->ps, &pfd);
+    }
+    if (rv == APR_SUCCESS && r->connection->master == NULL) {
+        limit_unacked(r);
     }
     ap_set_content_type(r, "text/event-stream");
     apr_table_setn(r->headers_out, "Cache-Control", "no-cache");
@@ -692,7 +786,7 @@ int sse_stream_run(request_rec *r, const char *id)
     if (has_last < 0) {
         return reject(r, HTTP_BAD_REQUEST, "Last-Event-ID must be a number");
     }
-    if (conf->local == NULL || disp.stopping) {
+    if (conf->local == NULL || disp.thread == NULL || disp.stopping) {
         apr_table_setn(r->err_headers_out, "Retry-After", "1");
         return reject(r, HTTP_SERVICE_UNAVAILABLE, "not dispatching here");
     }
@@ -736,9 +830,8 @@ int sse_stream_run(request_rec *r, const char *id)
                   "stream opened for %s (slot %u, %s, from seq %"
                   APR_UINT64_T_FMT ")", id, st->hold.slot,
                   created ? "new" : "existing", st->hold.cursor);
-    /* other streams of this registry may be in other children: wake them
-     * so an older stream of this id hears the takeover */
-    sse_dispatch_wake(conf->reg);
+    /* the stream taken over may be in another child: wake it now */
+    sse_dispatch_wake_pid(st->hold.prev_pid);
     if (created) {
         sse_op_changed(r->server);
     }

@@ -24,7 +24,7 @@ int sse_translate(request_rec *r)
     sse_srv_conf_t *conf = sse_srv_conf(r->server);
     apr_size_t plen;
 
-    if (conf->reg == NULL || conf->prefix == NULL) {
+    if (conf->reg == NULL || conf->prefix == NULL || r->proxyreq) {
         return DECLINED;
     }
     plen = strlen(conf->prefix);
@@ -221,7 +221,10 @@ int sse_handler(request_rec *r)
     apr_status_t rv;
     int status;
 
-    if (r->handler == NULL || strcmp(r->handler, SSE_HANDLER) != 0) {
+    /* only requests our translate_name claimed: a SetHandler sse-mgr
+     * elsewhere would point below a prefix the URI does not have */
+    if (r->handler == NULL || strcmp(r->handler, SSE_HANDLER) != 0
+        || apr_table_get(r->notes, SSE_NOTE_ROUTE) == NULL) {
         return DECLINED;
     }
     /* err_headers_out: kept on error responses too */

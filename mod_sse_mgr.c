@@ -19,6 +19,9 @@
 
 #include <apr_strings.h>
 
+#include <errno.h>
+#include <signal.h>
+
 #define SSE_MGR_DECLARING_MODULE
 #include "mod_sse_mgr_private.h"
 
@@ -262,7 +265,14 @@ static void sse_child_init(apr_pool_t *pchild, server_rec *s)
     }
 }
 
-/* Parent: a child is gone; what it held becomes resumable. */
+static apr_int64_t now_ms(void)
+{
+    return (apr_int64_t)apr_time_as_msec(apr_time_now());
+}
+
+/* Parent: a child is gone; what it held becomes resumable. The parent's
+ * handles only try the lock: if a child holds it, the monitor's sweep
+ * below finishes the job. */
 static void sse_child_status(server_rec *s, pid_t pid, ap_generation_t gen,
                              int slot, mpm_child_status state)
 {
@@ -276,7 +286,26 @@ static void sse_child_status(server_rec *s, pid_t pid, ap_generation_t gen,
     for (vs = s; vs; vs = vs->next) {
         sse_srv_conf_t *conf = sse_srv_conf(vs);
         if (conf->reg && conf->owner) {
-            sse_registry_child_gone(conf->reg, (apr_uint32_t)pid);
+            sse_registry_child_gone(conf->reg, (apr_uint32_t)pid, now_ms());
+        }
+    }
+}
+
+/* The safety net for child_status: any holder of streams that no longer
+ * exists (its exit was missed, or the lock was busy then). */
+static void sweep_dead_holders(server_rec *s, sse_registry_t *reg)
+{
+    apr_uint32_t pids[64], from = 0;
+    int i, n;
+
+    while ((n = sse_registry_holders(reg, 0, &from, pids, 64)) > 0) {
+        for (i = 0; i < n; i++) {
+            if (kill((pid_t)pids[i], 0) != 0 && errno == ESRCH) {
+                ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, SSE_LOGNO(00003)
+                             "child %u is gone: its listeners are "
+                             "resumable", pids[i]);
+                sse_registry_child_gone(reg, pids[i], now_ms());
+            }
         }
     }
 }
@@ -287,18 +316,25 @@ static int sse_monitor(apr_pool_t *p, server_rec *s)
     apr_time_t now = apr_time_now();
     server_rec *vs;
 
+    int due = now - last_cleanup >= conf_cleanup(), busy = 0;
+
     (void)p;
-    if (now - last_cleanup < conf_cleanup()) {
-        return DECLINED;
-    }
-    last_cleanup = now;
     for (vs = s; vs; vs = vs->next) {
         int removed = 0;
-        if (sse_srv_conf(vs)->owner
-            && sse_op_cleanup(vs, &removed) == APR_SUCCESS && removed) {
+        if (!sse_srv_conf(vs)->owner || sse_srv_conf(vs)->reg == NULL) {
+            continue;
+        }
+        sweep_dead_holders(vs, sse_srv_conf(vs)->reg);
+        if (due && sse_op_cleanup(vs, &removed) == APR_EBUSY) {
+            busy = 1;           /* a child holds the lock: next round */
+        }
+        else if (removed) {
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, vs, SSE_LOGNO(00002)
                          "cleanup removed %d dormant listener(s)", removed);
         }
+    }
+    if (due && !busy) {
+        last_cleanup = now;
     }
     return DECLINED;
 }

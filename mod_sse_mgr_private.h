@@ -101,6 +101,10 @@ apr_status_t sse_dispatch_child_init(apr_pool_t *pchild, server_rec *s);
 void sse_dispatch_child_stopping(apr_pool_t *pchild, int graceful);
 /** Wake the processes holding streams of @a reg (after a publish). */
 void sse_dispatch_wake(sse_registry_t *reg);
+/** Wake every process that has held streams of @a reg (after a clear). */
+void sse_dispatch_wake_all(sse_registry_t *reg);
+/** Wake process @a pid (0: none), e.g. the holder of a stream just ended. */
+void sse_dispatch_wake_pid(apr_uint32_t pid);
 /** Hold a stream for @a id on this request until it ends. */
 int sse_stream_run(request_rec *r, const char *id);
 

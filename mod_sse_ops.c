@@ -134,14 +134,15 @@ apr_status_t sse_op_notify_listeners(server_rec *s, const char *key,
 apr_status_t sse_op_unregister(server_rec *s, const char *id)
 {
     apr_status_t rv = sse_op_check_id(s, id);
+    apr_uint32_t ended = 0;
 
     if (rv == APR_SUCCESS) {
-        rv = sse_registry_unregister(reg_of(s), id, retire_until());
+        rv = sse_registry_unregister(reg_of(s), id, retire_until(), &ended);
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00024)
                  "unregister %s", id);
     if (rv == APR_SUCCESS) {
-        sse_dispatch_wake(reg_of(s));
+        sse_dispatch_wake_pid(ended);
         sse_op_changed(s);
     }
     return rv;
@@ -158,7 +159,7 @@ apr_status_t sse_op_unregister_all(server_rec *s)
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00025)
                  "cleared %d listener(s)", n);
     if (rv == APR_SUCCESS) {
-        sse_dispatch_wake(reg_of(s));
+        sse_dispatch_wake_all(reg_of(s));
         if (n) {
             sse_op_changed(s);
         }

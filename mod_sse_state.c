@@ -124,7 +124,7 @@ static apr_status_t make_segment(server_rec *s, int nregs,
 }
 
 /* Attach this process's handles, in @a p (pconf or pchild). */
-static apr_status_t attach_all(apr_pool_t *p, server_rec *s)
+static apr_status_t attach_all(apr_pool_t *p, server_rec *s, int parent)
 {
     char *base = apr_shm_baseaddr_get(retained->shm);
     sse_registry_t **regs = apr_pcalloc(p, retained->nregs * sizeof(*regs));
@@ -143,6 +143,10 @@ static apr_status_t attach_all(apr_pool_t *p, server_rec *s)
     }
     for (vs = s; vs; vs = vs->next) {
         sse_srv_conf(vs)->reg = regs[sse_srv_conf(vs)->reg_index];
+    }
+    for (i = 0; parent && i < retained->nregs; i++) {
+        /* the parent never waits for a child's lock */
+        sse_registry_set_nonblocking(regs[i]);
     }
     return APR_SUCCESS;
 }
@@ -171,7 +175,7 @@ apr_status_t sse_state_post_config(apr_pool_t *pconf, server_rec *s)
                      "and their clients reconnect");
     }
     else if (retained->shm) {
-        rv = attach_all(pconf, s);
+        rv = attach_all(pconf, s, 1);
         if (rv == APR_SUCCESS && sse_gconf.secret) {
             unsigned char secret[SSE_SECRET_LEN];
             sse_id_secret(sse_gconf.secret, secret);
@@ -184,7 +188,7 @@ apr_status_t sse_state_post_config(apr_pool_t *pconf, server_rec *s)
         return rv;
     }
     rv = make_segment(s, nregs, &sz);
-    return rv == APR_SUCCESS ? attach_all(pconf, s) : rv;
+    return rv == APR_SUCCESS ? attach_all(pconf, s, 1) : rv;
 }
 
 apr_status_t sse_state_child_init(apr_pool_t *pchild, server_rec *s)
@@ -202,5 +206,5 @@ apr_status_t sse_state_child_init(apr_pool_t *pchild, server_rec *s)
                      "cannot attach to the sse-mgr mutex in the child");
         return rv;
     }
-    return attach_all(pchild, s);
+    return attach_all(pchild, s, 0);
 }

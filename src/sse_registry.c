@@ -103,6 +103,18 @@ const sse_registry_sizes_t *sse_registry_sizes(const sse_registry_t *reg)
     return &reg->h->sz;
 }
 
+void sse_registry_set_nonblocking(sse_registry_t *reg)
+{
+    reg->nonblocking = 1;
+}
+
+apr_status_t sse_reg_lock(sse_registry_t *reg)
+{
+    apr_status_t rv = reg->nonblocking ? apr_global_mutex_trylock(reg->lock)
+                                       : apr_global_mutex_lock(reg->lock);
+    return APR_STATUS_IS_EBUSY(rv) ? APR_EBUSY : rv;
+}
+
 void sse_registry_set_secret(sse_registry_t *reg,
                              const unsigned char *secret)
 {
@@ -367,7 +379,9 @@ static apr_status_t hold_slot(sse_registry_t *reg, sse_slot_t *sl,
     if (c == NULL) {
         return APR_EAGAIN;
     }
+    hold->prev_pid = 0;
     if (sl->state == SLOT_CONNECTED) {
+        hold->prev_pid = sl->holder_pid;
         sse_reg_append_end(reg, slot_index(reg, sl), sl->holder_gen);
         slot_unhold(reg, sl);
     }
@@ -379,6 +393,7 @@ static apr_status_t hold_slot(sse_registry_t *reg, sse_slot_t *sl,
     hold->slot = slot_index(reg, sl);
     hold->slot_gen = sl->gen;
     hold->holder_gen = sl->holder_gen;
+    hold->start = head;
     hold->cursor = last_id ? *last_id : sl->last_seq;
     if (hold->cursor >= head) {
         hold->cursor = head - 1;
@@ -532,13 +547,16 @@ apr_status_t sse_registry_listen(sse_registry_t *reg, const char *id,
 /* ---- removal --------------------------------------------------------- */
 
 apr_status_t sse_registry_unregister(sse_registry_t *reg, const char *id,
-                                     apr_int64_t retire_until_ms)
+                                     apr_int64_t retire_until_ms,
+                                     apr_uint32_t *ended_pid)
 {
     apr_status_t rv, rv2 = APR_ENOENT;
 
+    *ended_pid = 0;
     LOCKED(reg, rv) {
         sse_slot_t *sl = sse_reg_find_id(reg, id);
         if (sl) {
+            *ended_pid = sl->state == SLOT_CONNECTED ? sl->holder_pid : 0;
             retire(reg, sl, retire_until_ms);
             slot_free(reg, sl, 1);
             rv2 = APR_SUCCESS;
@@ -587,7 +605,8 @@ apr_status_t sse_registry_cleanup(sse_registry_t *reg, apr_int64_t now_ms,
     return rv;
 }
 
-void sse_registry_child_gone(sse_registry_t *reg, apr_uint32_t pid)
+apr_status_t sse_registry_child_gone(sse_registry_t *reg, apr_uint32_t pid,
+                                     apr_int64_t now_ms)
 {
     apr_status_t rv;
     apr_uint32_t i;
@@ -601,24 +620,28 @@ void sse_registry_child_gone(sse_registry_t *reg, apr_uint32_t pid)
             sse_slot_t *sl = &reg->slot[i];
             if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid) {
                 slot_unhold(reg, sl);
+                sl->activity_ms = now_ms;   /* its client is reconnecting */
             }
         }
         c->pid = 0;
         c->streams = 0;
     }
+    return rv;
 }
 
-int sse_registry_holders(sse_registry_t *reg, apr_uint32_t *pids, int max)
+int sse_registry_holders(sse_registry_t *reg, int any, apr_uint32_t *from,
+                         apr_uint32_t *pids, int max)
 {
     apr_uint32_t i;
     int n = 0;
 
-    for (i = 0; i < reg->h->sz.max_children && n < max; i++) {
+    for (i = *from; i < reg->h->sz.max_children && n < max; i++) {
         const volatile sse_child_t *c = &reg->child[i];
         apr_uint32_t pid = c->pid;
-        if (pid && c->streams) {
+        if (pid && (any || c->streams)) {
             pids[n++] = pid;
         }
     }
+    *from = i;
     return n;
 }

@@ -79,8 +79,11 @@ typedef struct {
     apr_uint32_t slot;
     apr_uint32_t slot_gen;
     apr_uint32_t holder_gen;
+    apr_uint64_t start;     /**< the ring head when it connected: ends
+                                 published before it are not for it */
     apr_uint64_t cursor;    /**< the last seq the client has */
     apr_uint64_t missed_from, missed_to;  /**< lost before connect, or 0 */
+    apr_uint32_t prev_pid;  /**< process of the stream it took over, or 0 */
 } sse_hold_t;
 
 /** Counters kept in the segment. */
@@ -242,9 +245,11 @@ apr_status_t sse_registry_event_data(const sse_event_t *ev,
 /**
  * Remove one listener and end its stream; the id is retired (connect
  * refuses it) until @a retire_until_ms. APR_ENOENT if unknown.
+ * @param ended_pid out: the process whose stream ends (to wake), or 0
  */
 apr_status_t sse_registry_unregister(sse_registry_t *reg, const char *id,
-                                     apr_int64_t retire_until_ms);
+                                     apr_int64_t retire_until_ms,
+                                     apr_uint32_t *ended_pid);
 
 /** Remove every listener, retire their ids, end every stream. */
 apr_status_t sse_registry_clear(sse_registry_t *reg,
@@ -257,17 +262,33 @@ apr_status_t sse_registry_cleanup(sse_registry_t *reg, apr_int64_t now_ms,
                                   apr_int64_t dormant_ms, int *removed);
 
 /**
- * Process @a pid is gone: its streams' listeners become resumable and its
- * wake-up entry is dropped.
+ * Process @a pid is gone: its streams' listeners become resumable (their
+ * activity is now, so cleanup gives their clients time to come back) and
+ * its wake-up entry is dropped.
+ * @return APR_SUCCESS, or APR_EBUSY on a non-blocking handle when the
+ *         mutex is taken (try again later)
  */
-void sse_registry_child_gone(sse_registry_t *reg, apr_uint32_t pid);
+apr_status_t sse_registry_child_gone(sse_registry_t *reg, apr_uint32_t pid,
+                                     apr_int64_t now_ms);
 
 /**
  * Pids of the processes that hold streams now (read without the mutex: a
- * stale answer is covered by the dispatchers' periodic check).
+ * stale answer is covered by the dispatchers' periodic check), from child
+ * table entry @a *from on; call again until it returns 0.
+ * @param any  1: every process that ever held one (to reach streams just
+ *             ended by a clear); 0: those holding streams now
+ * @param from in/out: where to go on
  * @return the count written to @a pids (at most @a max)
  */
-int sse_registry_holders(sse_registry_t *reg, apr_uint32_t *pids, int max);
+int sse_registry_holders(sse_registry_t *reg, int any, apr_uint32_t *from,
+                         apr_uint32_t *pids, int max);
+
+/**
+ * Make this handle only try the mutex, never wait for it: every call then
+ * fails with APR_EBUSY while another process holds it. For the parent,
+ * which must never block on a child.
+ */
+void sse_registry_set_nonblocking(sse_registry_t *reg);
 
 /**
  * The listeners as the JSON object of list-registrants.

@@ -80,6 +80,7 @@ typedef struct {
 
 struct sse_registry_t {
     apr_global_mutex_t *lock;
+    int nonblocking;            /* only try the mutex (the parent) */
     sse_reg_header_t *h;
     apr_uint32_t *id_bucket;
     apr_uint32_t *name_bucket;
@@ -93,10 +94,12 @@ struct sse_registry_t {
 
 /* Runs its block once with the registry mutex held, and releases it when
  * the block ends or `continue`s. Never `return`, `break` or `goto` out of
- * a LOCKED block: the unlock would be skipped. */
+ * a LOCKED block: the unlock would be skipped. A handle made
+ * non-blocking (the parent's) only tries the mutex: rv is APR_EBUSY and
+ * the block is skipped when another process holds it. */
 #define LOCKED(reg, rv)                                                     \
-    for (int once_ = ((rv) = apr_global_mutex_lock((reg)->lock)) == 0;      \
-         once_; once_ = 0, apr_global_mutex_unlock((reg)->lock))
+    for (int once_ = ((rv) = sse_reg_lock(reg)) == APR_SUCCESS; once_;      \
+         once_ = 0, apr_global_mutex_unlock((reg)->lock))
 
 /* ---- hashing and chains (all under the mutex) ------------------------ */
 
@@ -121,6 +124,9 @@ static APR_INLINE sse_keynode_t *node_at(sse_registry_t *reg, apr_uint32_t n1)
 {
     return &reg->slot[(n1 - 1) / SSE_MAX_KEYS].keys[(n1 - 1) % SSE_MAX_KEYS];
 }
+
+/** Take the mutex (or, for a non-blocking handle, try to). */
+apr_status_t sse_reg_lock(sse_registry_t *reg);
 
 /** The slot of @a id, or NULL. Under the mutex. */
 sse_slot_t *sse_reg_find_id(sse_registry_t *reg, const char *id);

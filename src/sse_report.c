@@ -38,8 +38,9 @@ apr_status_t sse_registry_json(sse_registry_t *reg, apr_pool_t *p,
 
     LOCKED(reg, rv) {
         /* copy bytes under the mutex; build the JSON after */
-        copy = apr_palloc(p, (reg->h->stats.listeners + 1) * sizeof(*copy));
-        for (i = 0; i < max; i++) {
+        apr_uint32_t room = reg->h->stats.listeners + 1;
+        copy = apr_palloc(p, room * sizeof(*copy));
+        for (i = 0; i < max && n < room; i++) {
             if (reg->slot[i].state != SLOT_FREE) {
                 copy[n++] = reg->slot[i];
             }

@@ -442,3 +442,16 @@ def test_each_virtual_host_prefix_has_its_own_registry(make_httpd):
         assert other.notify_listeners(key) == 1, "one listener per registry"
         assert sb.next_event(5).payload() == "notify^" + key
         assert_next_is_sentinel(main, sa, a, "a notify in the other registry")
+
+
+def test_a_stream_opened_right_after_clear_stays_open(make_httpd):
+    env = make_httpd()
+    api = env.api
+    old, so = api.listener()
+    api.clear()
+    assert so.wait_closed(5), "clear ends the streams it removes"
+    new, sn = api.listener(keys=["after-clear"])
+    time.sleep(1.5)     # past the dispatcher's safety tick
+    assert not sn.closed(), "a stream registered after the clear is not ended"
+    assert api.notify_listeners("after-clear") == 1
+    assert sn.next_event(5).payload() == "notify^after-clear"
