@@ -87,3 +87,27 @@ def test_changed_table_size_on_graceful_is_logged(make_httpd):
     assert "SSE00014" in log, "a resize on graceful must say what happens"
     assert id not in env.api.registrants(), (
         "the log says the registries start empty; they must")
+
+
+def test_restart_keeps_listeners_keys_and_queued_events(make_httpd):
+    from sse_harness import READY_LINE
+    env = make_httpd()
+    api = env.api
+    id, s = api.listener(fresh_name("restart"), keys=["kept"])
+    s.close()
+    api.wait_disconnected(id)
+    assert api.notify_listeners("kept") == 1
+    before = env.read_log().count(READY_LINE)
+    rc, out = env.apachectl("-k", "restart")
+    assert rc == 0, out
+    deadline = time.monotonic() + 15
+    while env.read_log().count(READY_LINE) <= before:
+        assert time.monotonic() < deadline, "no new generation after restart"
+        time.sleep(0.1)
+    time.sleep(0.5)
+    regs = api.registrants()
+    assert regs[id]["listenKeys"] == ["kept"], (
+        "apachectl restart keeps the listener and its keys: %r" % regs)
+    with api.register(id) as s2:
+        assert s2.next_event(5).payload() == "notify^kept", (
+            "the event queued before the restart is delivered after it")
