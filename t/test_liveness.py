@@ -111,3 +111,44 @@ def test_restart_keeps_listeners_keys_and_queued_events(make_httpd):
     with api.register(id) as s2:
         assert s2.next_event(5).payload() == "notify^kept", (
             "the event queued before the restart is delivered after it")
+
+
+def test_a_client_that_stops_reading_is_ended_after_timeout(make_httpd):
+    import http.client
+    import json
+    import socket
+    env = make_httpd(extra_conf="Timeout 3\n")
+    api = env.api
+    id = api.make_id(fresh_name("stalled"))
+    key = "k" * 64
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    sock.connect(("127.0.0.1", env.port))
+    try:
+        sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                      % api.path("register-listener", id)).encode())
+        deadline = time.monotonic() + 5
+        while not api.registrants().get(id, {}).get("connected"):
+            assert time.monotonic() < deadline, "the stream never opened"
+            time.sleep(0.05)
+        api.listen(id, key)
+        # publish until the server's buffers to this reader are full; the
+        # blocked write then gives up after Timeout and ends the stream
+        conn = http.client.HTTPConnection("127.0.0.1", env.port, timeout=10)
+        deadline = time.monotonic() + 60
+        sent = 0
+        while True:
+            conn.request("POST", api.path("notify-listeners", key))
+            conn.getresponse().read()
+            sent += 1
+            if sent % 500 == 0 and not api.registrants()[id]["connected"]:
+                break
+            assert time.monotonic() < deadline, (
+                "a client that reads nothing still holds its stream after "
+                "%d events" % sent)
+        conn.close()
+    finally:
+        sock.close()
+    entry = api.registrants()[id]
+    assert entry["connected"] is False and entry["listenKeys"] == [key], (
+        "the listener stays, resumable: %r" % entry)
