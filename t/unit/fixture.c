@@ -92,6 +92,56 @@ apr_status_t fx_ack(fx_t *fx, const sse_hold_t *hold, apr_uint64_t sent,
     return sse_registry_ack(fx->reg, hold, sent, count, now, &from, &to);
 }
 
+int fx_holders_by(fx_t *fx, sse_registry_t *reg, int any, int chunk,
+                  apr_uint32_t *pids, int max)
+{
+    apr_uint32_t buf[64], from = 0, prev;
+    int calls = 0, total = 0, n, i;
+    int limit = (int)fx->sz.max_children + 1;
+
+    if (chunk > (int)(sizeof(buf) / sizeof(buf[0]))) {
+        chunk = (int)(sizeof(buf) / sizeof(buf[0]));
+    }
+    for (;;) {
+        prev = from;
+        n = sse_registry_holders(reg, any, &from, buf, chunk);
+        if (n == 0) {
+            break;
+        }
+        calls++;
+        if (!CHECK(n > 0 && n <= chunk, "holders(any %d) from %u gave %d "
+                   "pids for room for %d", any, prev, n, chunk)
+            || !CHECK(from > prev, "holders(any %d) from %u went on from "
+                      "%u", any, prev, from)
+            || !CHECK(calls <= limit, "holders(any %d) did not end after "
+                      "%d calls of %d", any, calls, chunk)) {
+            break;
+        }
+        for (i = 0; i < n; i++) {
+            if (CHECK(total < max, "more than %d holders (any %d)", max,
+                      any)) {
+                pids[total++] = buf[i];
+            }
+        }
+    }
+    return total;
+}
+
+int fx_holders(fx_t *fx, int any, apr_uint32_t *pids, int max)
+{
+    return fx_holders_by(fx, fx->reg, any, max > 0 ? max : 1, pids, max);
+}
+
+int fx_count_pid(const apr_uint32_t *pids, int n, apr_uint32_t pid)
+{
+    int i, count = 0;
+
+    for (i = 0; i < n; i++) {
+        count += pids[i] == pid;
+    }
+    return count;
+}
+
 void fx_route_cb(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
                  const sse_event_t *ev)
 {

@@ -54,6 +54,23 @@ apr_status_t fx_connect(fx_t *fx, const char *id, apr_uint32_t pid,
 apr_status_t fx_ack(fx_t *fx, const sse_hold_t *hold, apr_uint64_t sent,
                     int count, apr_int64_t now);
 
+/**
+ * Every pid sse_registry_holders(@a any) lists, walking the child table
+ * from entry 0 in calls of at most @a chunk pids until one returns 0.
+ * Records a failure if a call returns more than asked, the walk goes
+ * back, or it does not end within max_children + 1 calls.
+ * @param pids room for @a max (a longer answer is a recorded failure)
+ * @return the count written to @a pids
+ */
+int fx_holders_by(fx_t *fx, sse_registry_t *reg, int any, int chunk,
+                  apr_uint32_t *pids, int max);
+
+/** fx_holders_by() on the fixture's handle, as many at a time as fit. */
+int fx_holders(fx_t *fx, int any, apr_uint32_t *pids, int max);
+
+/** How many times @a pid is among the @a n of @a pids. */
+int fx_count_pid(const apr_uint32_t *pids, int n, apr_uint32_t pid);
+
 /** The route callback that appends to an fx_routed_t. */
 void fx_route_cb(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
                  const sse_event_t *ev);

@@ -1,7 +1,9 @@
 /* A slot-exhaustion "chaos" loop: random operations on a small registry,
  * checked after every step against a model, through the public API only.
  * The model knows listeners, streams, keys, activity times, the child
- * table's capacity and the ring of retired ids.
+ * table's capacity and the ring of retired ids. The parent's operations
+ * (child_gone, cleanup) go through a second, non-blocking handle, as in
+ * the module; nobody else holds the mutex, so they never meet EBUSY.
  * SSE_CHAOS_SEED and SSE_CHAOS_STEPS in the environment override the
  * fixed seed and the step count. */
 #include <stdlib.h>
@@ -52,6 +54,7 @@ typedef struct {
 
 typedef struct {
     fx_t fx;
+    sse_registry_t *parent; /* attached to fx's segment, non-blocking */
     ch_id_t ids[CH_IDS];
     const char *keys[CH_KEYS];
     apr_uint64_t rng;
@@ -65,9 +68,13 @@ typedef struct {
         apr_int64_t until;
     } retired[CH_MAX];
     int retired_next;
+    /* pids that may be in the child table: connected since the last
+     * child_gone that dropped their entry (holders(any 1) lists no other) */
+    int known[CH_PIDS];
     /* how often the interesting answers came, to check the loop's reach */
     int enospc_connect, eagain_connect, eexist_connect, enospc_listen;
     int takeovers, removed, completions_read, keys_read;
+    int cross_takeovers, ended_pids, gone_with_streams;
 } chaos_t;
 
 static apr_uint32_t ch_rand(chaos_t *c, apr_uint32_t n)
@@ -114,6 +121,11 @@ static int m_pid_streams(const chaos_t *c, apr_uint32_t pid)
         n += c->ids[i].connected && c->ids[i].pid == pid;
     }
     return n;
+}
+
+static int m_pid_index(apr_uint32_t pid)
+{
+    return (int)(pid - ch_pid(0));
 }
 
 static int m_holder_pids(const chaos_t *c)
@@ -187,6 +199,14 @@ static void m_remove(ch_id_t *m)
     m->nkeys = 0;
 }
 
+/* Every pid holders(@a any) lists, in calls of @a chunk (CH_CHILDREN + 1
+ * of room: more is a recorded failure). */
+static int r_holders(chaos_t *c, int any, int chunk, apr_uint32_t *pids)
+{
+    return fx_holders_by(&c->fx, c->fx.reg, any, chunk, pids,
+                         CH_CHILDREN + 1);
+}
+
 /* ---- the operations --------------------------------------------------- */
 
 static void op_connect(chaos_t *c)
@@ -194,7 +214,8 @@ static void op_connect(chaos_t *c)
     ch_id_t *m = &c->ids[ch_rand(c, CH_IDS)];
     apr_uint32_t pid = ch_pid((int)ch_rand(c, CH_PIDS));
     apr_uint64_t head = sse_registry_head(c->fx.reg), last = 0;
-    apr_uint64_t *lastp = NULL;
+    apr_uint64_t *lastp = NULL, after;
+    apr_uint32_t prev_pid = m->connected ? m->pid : 0;
     apr_status_t want, rv;
     sse_hold_t hold;
     int created = -1;
@@ -216,8 +237,10 @@ static void op_connect(chaos_t *c)
     else {
         want = APR_SUCCESS;
     }
+    memset(&hold, 0xa5, sizeof(hold));     /* every field must be set */
     rv = sse_registry_connect(c->fx.reg, m->id, pid, c->now, lastp, &hold,
                               &created);
+    after = sse_registry_head(c->fx.reg);
     CHECK_RV(want, rv, "connect %s from pid %u with %d listeners and %d "
              "holder pids", m->id, pid, m_live(c), m_holder_pids(c));
     c->eexist_connect += rv == APR_EEXIST;
@@ -228,12 +251,25 @@ static void op_connect(chaos_t *c)
         return;
     }
     CHECK_INT(!m->live, created, "created");
+    CHECK_INT(prev_pid, hold.prev_pid, "prev_pid of %s connecting from "
+              "pid %u", m->id, pid);
     if (m->connected) {
         CHECK_INT(m->hold.slot, hold.slot, "a takeover keeps the slot");
         CHECK_INT(m->hold.holder_gen + 1, hold.holder_gen,
                   "a takeover bumps holder_gen");
+        CHECK_INT(head + 1, after, "a takeover publishes one end");
+        CHECK(hold.start >= head && hold.start <= after, "start %llu of a "
+              "takeover between the heads %llu and %llu around it",
+              (unsigned long long)hold.start, (unsigned long long)head,
+              (unsigned long long)after);
         c->takeovers++;
+        c->cross_takeovers += prev_pid != pid;
     }
+    else {
+        CHECK_INT(head, after, "a connect without takeover publishes none");
+        CHECK_INT(head, hold.start, "start is the head at connect");
+    }
+    c->known[m_pid_index(pid)] = 1;
     if (lastp && last < head) {
         CHECK_INT(last, hold.cursor, "Last-Event-ID is the resume point");
     }
@@ -282,6 +318,8 @@ static void op_release(chaos_t *c)
 {
     ch_id_t *m = pick_connected(c);
     apr_uint64_t head = sse_registry_head(c->fx.reg), sent;
+    apr_uint32_t pids[CH_CHILDREN + 1];
+    int n;
 
     c->op = "release";
     if (m == NULL) {
@@ -291,6 +329,9 @@ static void op_release(chaos_t *c)
     sse_registry_release(c->fx.reg, &m->hold, m->pid, sent, c->now);
     m->activity = c->now;
     m_drop_stream(m);
+    n = r_holders(c, 1, CH_CHILDREN, pids);
+    CHECK_INT(1, fx_count_pid(pids, n, m->pid), "pid %u, whose stream of %s "
+              "just ended, in holders(any 1)", m->pid, m->id);
 }
 
 static void op_release_stale(chaos_t *c)
@@ -416,11 +457,22 @@ static void op_unregister(chaos_t *c)
     int i = (int)ch_rand(c, CH_IDS);
     ch_id_t *m = &c->ids[i];
     apr_int64_t until = c->now + ch_rand(c, 60);
+    apr_uint32_t want = m->connected ? m->pid : 0, ended = 4242;
+    apr_uint32_t pids[CH_CHILDREN + 1];
+    int n;
 
     c->op = "unregister";
     CHECK_RV(m->live ? APR_SUCCESS : APR_ENOENT,
-             sse_registry_unregister(c->fx.reg, m->id, until),
+             sse_registry_unregister(c->fx.reg, m->id, until, &ended),
              "unregister %s", m->id);
+    CHECK_INT(want, ended, "unregister %s: the pid of the stream it ended",
+              m->id);
+    if (want) {
+        c->ended_pids++;
+        n = r_holders(c, 1, CH_CHILDREN, pids);
+        CHECK_INT(1, fx_count_pid(pids, n, want), "pid %u, whose stream "
+                  "just ended, in holders(any 1)", want);
+    }
     if (m->live) {
         m_retire(c, i, until);
         c->removed++;
@@ -431,13 +483,26 @@ static void op_unregister(chaos_t *c)
 static void op_clear(chaos_t *c)
 {
     apr_int64_t until = c->now + ch_rand(c, 60);
-    apr_uint32_t slot;
-    int i, removed = -1;
+    apr_uint32_t slot, pids[CH_CHILDREN + 1];
+    int i, n, removed = -1, had[CH_PIDS];
 
     c->op = "clear";
+    for (i = 0; i < CH_PIDS; i++) {
+        had[i] = m_pid_streams(c, ch_pid(i));
+    }
     CHECK_RV(APR_SUCCESS, sse_registry_clear(c->fx.reg, until, &removed),
              "clear");
     CHECK_INT(m_live(c), removed, "clear removes every listener");
+    CHECK_INT(0, r_holders(c, 0, CH_CHILDREN, pids),
+              "nobody holds a stream after a clear");
+    n = r_holders(c, 1, 1 + c->step % CH_CHILDREN, pids);
+    for (i = 0; i < CH_PIDS; i++) {
+        if (had[i]) {
+            CHECK_INT(1, fx_count_pid(pids, n, ch_pid(i)), "pid %u held %d "
+                      "streams the clear ended: in holders(any 1) once",
+                      ch_pid(i), had[i]);
+        }
+    }
     c->removed += removed;
     for (slot = 0; slot < CH_MAX; slot++) {     /* retired in slot order */
         for (i = 0; i < CH_IDS; i++) {
@@ -460,8 +525,8 @@ static void op_cleanup(chaos_t *c)
                 && c->now - c->ids[i].activity >= dormant;
     }
     CHECK_RV(APR_SUCCESS,
-             sse_registry_cleanup(c->fx.reg, c->now, dormant, &removed),
-             "cleanup");
+             sse_registry_cleanup(c->parent, c->now, dormant, &removed),
+             "cleanup by the parent's non-blocking handle");
     CHECK_INT(want, removed, "cleanup(dormant %lld) removes the listeners "
               "without stream idle that long", (long long)dormant);
     c->removed += removed;
@@ -615,14 +680,27 @@ static void op_notify_completion(chaos_t *c)
 static void op_child_gone(chaos_t *c)
 {
     apr_uint32_t pid = ch_pid((int)ch_rand(c, CH_PIDS));
-    int i;
+    apr_uint32_t pids[CH_CHILDREN + 1];
+    int i, n, had = m_pid_streams(c, pid);
 
     c->op = "child_gone";
-    sse_registry_child_gone(c->fx.reg, pid);
+    CHECK_RV(APR_SUCCESS, sse_registry_child_gone(c->parent, pid, c->now),
+             "child_gone %u by the parent's non-blocking handle", pid);
     for (i = 0; i < CH_IDS; i++) {
         if (c->ids[i].connected && c->ids[i].pid == pid) {
             m_drop_stream(&c->ids[i]);
+            c->ids[i].activity = c->now;    /* its client comes back */
         }
+    }
+    n = r_holders(c, 0, CH_CHILDREN, pids);
+    CHECK_INT(0, fx_count_pid(pids, n, pid), "pid %u is gone: it holds "
+              "nothing", pid);
+    if (had) {
+        c->gone_with_streams++;
+        c->known[m_pid_index(pid)] = 0;
+        n = r_holders(c, 1, CH_CHILDREN, pids);
+        CHECK_INT(0, fx_count_pid(pids, n, pid), "pid %u held %d streams "
+                  "and is gone: its child entry is dropped", pid, had);
     }
 }
 
@@ -653,19 +731,35 @@ static const struct {
 
 static void check_invariants(chaos_t *c)
 {
-    apr_uint32_t pids[CH_CHILDREN + 1];
+    apr_uint32_t pids[CH_CHILDREN + 1], all_pids[CH_CHILDREN + 1];
+    int chunk = 1 + c->step % (CH_CHILDREN + 1);   /* 1 .. more than all */
     sse_stats_t st;
     json_t *all;
-    int i, k, n;
+    int i, k, n, n_all;
 
     sse_registry_stats(c->fx.reg, &st);
     CHECK_INT(m_live(c), st.listeners, "stats.listeners");
     CHECK_INT(m_connected(c), st.connected, "stats.connected");
-    n = sse_registry_holders(c->fx.reg, pids, CH_CHILDREN + 1);
-    CHECK_INT(m_holder_pids(c), n, "holder pids");
+    n = r_holders(c, 0, chunk, pids);
+    CHECK_INT(m_holder_pids(c), n, "holder pids, %d at a time", chunk);
+    n_all = r_holders(c, 1, chunk, all_pids);
+    CHECK(n_all <= CH_CHILDREN, "holders(any 1) lists %d pids, more than "
+          "the %d child entries", n_all, CH_CHILDREN);
     for (i = 0; i < n; i++) {
         CHECK(m_pid_streams(c, pids[i]) > 0, "pid %u listed as a holder "
               "holds no stream", pids[i]);
+        CHECK_INT(1, fx_count_pid(pids, n, pids[i]), "pid %u listed once",
+                  pids[i]);
+        CHECK_INT(1, fx_count_pid(all_pids, n_all, pids[i]), "holder pid "
+                  "%u in holders(any 1) once", pids[i]);
+    }
+    for (i = 0; i < n_all; i++) {
+        apr_uint32_t pid = all_pids[i];
+        CHECK(pid >= ch_pid(0) && pid < ch_pid(CH_PIDS)
+                  && c->known[m_pid_index(pid)],
+              "holders(any 1) lists pid %u, which has no child entry", pid);
+        CHECK_INT(1, fx_count_pid(all_pids, n_all, pid), "pid %u in "
+                  "holders(any 1) once", pid);
     }
     all = fx_json(&c->fx);
     if (all == NULL) {
@@ -728,6 +822,11 @@ UNIT_TEST(test_chaos_random_operations_keep_the_registry_consistent)
     if (!fx_open(&c->fx, CH_MAX, CH_HISTORY, CH_CHILDREN)) {
         return;
     }
+    REQUIRE_RV(APR_SUCCESS, sse_registry_attach(c->fx.pool, c->fx.mem,
+                                                &c->fx.sz, c->fx.lock,
+                                                &c->parent),
+               "the parent's handle");
+    sse_registry_set_nonblocking(c->parent);
     c->rng = seed ? seed : 1;
     for (i = 0; i < CH_MAX; i++) {
         c->retired[i].id = -1;
@@ -759,6 +858,11 @@ UNIT_TEST(test_chaos_random_operations_keep_the_registry_consistent)
     CHECK(c->eexist_connect > 0, "no connect met a retired id");
     CHECK(c->enospc_listen > 0, "no listen met the key limit");
     CHECK(c->takeovers > 0 && c->removed > 0, "no takeover or removal");
+    CHECK(c->cross_takeovers > 0 && c->cross_takeovers < c->takeovers,
+          "takeovers from another pid (%d) and the same pid (%d)",
+          c->cross_takeovers, c->takeovers - c->cross_takeovers);
+    CHECK(c->ended_pids > 0, "no unregister ended a stream");
+    CHECK(c->gone_with_streams > 0, "no child_gone met a child with streams");
     CHECK(c->completions_read > 0 && c->keys_read > 0,
           "no completion or key event read (%d, %d)", c->completions_read,
           c->keys_read);

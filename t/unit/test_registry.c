@@ -772,6 +772,7 @@ UNIT_TEST(test_completion_skips_a_new_tab_of_its_name_in_a_reused_slot)
     sse_hold_t h;
     sse_event_t evs[64];
     const char *a1, *a2;
+    apr_uint32_t ended;
     apr_status_t rv;
     json_t *all;
 
@@ -783,7 +784,8 @@ UNIT_TEST(test_completion_skips_a_new_tab_of_its_name_in_a_reused_slot)
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a1, PID_A, 1, &h), "a1");
     sse_registry_release(fx.reg, &h, PID_A, h.cursor, 2);
     CHECK_INT(1, fx_complete(&fx, a1, "t1", 3), "a1");
-    REQUIRE_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a1, 0), "remove");
+    REQUIRE_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a1, 0, &ended),
+               "remove");
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a2, PID_A, 4, &h),
                "another tab of alice takes the only slot");
     CHECK_INT(h.cursor, sse_registry_head(fx.reg) - 1, "cursor at the head");

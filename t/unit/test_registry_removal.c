@@ -11,6 +11,7 @@ UNIT_TEST(test_notify_key_stops_reaching_a_removed_listener)
 {
     fx_t fx;
     sse_hold_t ha;
+    apr_uint32_t ended;
     const char *a;
 
     if (!fx_open(&fx, 4, 8, 2)) {
@@ -19,7 +20,8 @@ UNIT_TEST(test_notify_key_stops_reaching_a_removed_listener)
     a = fx_id(&fx, "a");
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 1, &ha), "a");
     sse_registry_listen(fx.reg, a, "news", 2);
-    CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 0), "unregister");
+    CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 0, &ended),
+             "unregister");
     CHECK_INT(0, fx_notify(&fx, "news", 3), "its key went with it");
 }
 
@@ -30,10 +32,11 @@ UNIT_TEST(test_unregister_removes_the_listener_and_ends_its_stream)
     sse_event_t evs[64];
     sse_stats_t st;
     fx_routed_t r;
-    apr_uint32_t pids[4];
+    apr_uint32_t pids[4], ended = 0;
     const char *a;
     apr_uint64_t from;
     apr_status_t rv;
+    int n;
 
     if (!fx_open(&fx, 4, 8, 2)) {
         return;
@@ -41,9 +44,14 @@ UNIT_TEST(test_unregister_removes_the_listener_and_ends_its_stream)
     a = fx_id(&fx, "a");
     fx_connect(&fx, a, PID_A, 1, &h);
     from = sse_registry_head(fx.reg);
-    CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 0), "unregister");
+    CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 0, &ended),
+             "unregister");
+    CHECK_INT(PID_A, ended, "the stream of pid A ended");
     CHECK_RV(APR_ENOENT, sse_registry_lookup(fx.reg, a), "gone");
-    CHECK_RV(APR_ENOENT, sse_registry_unregister(fx.reg, a, 0), "twice");
+    ended = 4242;
+    CHECK_RV(APR_ENOENT, sse_registry_unregister(fx.reg, a, 0, &ended),
+             "twice");
+    CHECK_INT(0, ended, "an unknown id ends no stream");
     memset(&r, 0, sizeof(r));
     sse_registry_route(fx.reg, from, sse_registry_head(fx.reg), PID_A,
                        fx_route_cb, &r);
@@ -57,7 +65,11 @@ UNIT_TEST(test_unregister_removes_the_listener_and_ends_its_stream)
     sse_registry_stats(fx.reg, &st);
     CHECK_INT(0, st.listeners, "no listener");
     CHECK_INT(0, st.connected, "no stream");
-    CHECK_INT(0, sse_registry_holders(fx.reg, pids, 4), "no holder");
+    CHECK_INT(0, fx_holders(&fx, 0, pids, 4), "no holder");
+    n = fx_holders(&fx, 1, pids, 4);
+    if (CHECK_INT(1, n, "A stays in the child table, to be woken")) {
+        CHECK_INT(PID_A, pids[0], "pid A");
+    }
 }
 
 UNIT_TEST(test_clear_removes_every_listener_and_ends_every_stream)
@@ -90,7 +102,9 @@ UNIT_TEST(test_clear_removes_every_listener_and_ends_every_stream)
     sse_registry_stats(fx.reg, &st);
     CHECK_INT(0, st.listeners, "no listener");
     CHECK_INT(0, st.connected, "no stream");
-    CHECK_INT(0, sse_registry_holders(fx.reg, pids, 4), "no holder");
+    CHECK_INT(0, fx_holders(&fx, 0, pids, 4), "no holder");
+    CHECK_INT(3, fx_holders(&fx, 1, pids, 4),
+              "A, B and C are still in the child table, to be woken");
     memset(&r, 0, sizeof(r));
     sse_registry_route(fx.reg, from, sse_registry_head(fx.reg), PID_B,
                        fx_route_cb, &r);
@@ -174,7 +188,8 @@ UNIT_TEST(test_child_gone_makes_its_listeners_resumable)
     fx_connect(&fx, b, PID_A, 1, &hb);
     fx_connect(&fx, c, PID_B, 1, &hc);
     sse_registry_listen(fx.reg, a, "news", 1);
-    sse_registry_child_gone(fx.reg, PID_A);
+    CHECK_RV(APR_SUCCESS, sse_registry_child_gone(fx.reg, PID_A, 2),
+             "child A is gone");
     all = fx_json(&fx);
     CHECK(json_is_false(json_object_get(fx_listener(all, a), "connected")),
           "a's child died");
@@ -187,8 +202,11 @@ UNIT_TEST(test_child_gone_makes_its_listeners_resumable)
     sse_registry_stats(fx.reg, &st);
     CHECK_INT(1, st.connected, "one stream left");
     CHECK_INT(3, st.listeners, "three listeners");
-    if (CHECK_INT(1, sse_registry_holders(fx.reg, pids, 8), "holders")) {
+    if (CHECK_INT(1, fx_holders(&fx, 0, pids, 8), "holders")) {
         CHECK_INT(PID_B, pids[0], "only pid B holds streams");
+    }
+    if (CHECK_INT(1, fx_holders(&fx, 1, pids, 8), "child table")) {
+        CHECK_INT(PID_B, pids[0], "A's entry was dropped");
     }
     fx_read(&fx, &ha, ha.cursor, evs, &rv);
     CHECK_RV(APR_EOF, rv, "the dead child's stream holds nothing");
@@ -203,7 +221,8 @@ UNIT_TEST(test_child_gone_makes_its_listeners_resumable)
     CHECK_INT(1, fx_read(&fx, &h, h.cursor, evs, &rv),
               "what came while it was gone");
 
-    sse_registry_child_gone(fx.reg, 4242);
+    CHECK_RV(APR_SUCCESS, sse_registry_child_gone(fx.reg, 4242, 4),
+             "an unknown pid");
     sse_registry_stats(fx.reg, &st);
     CHECK_INT(2, st.connected, "an unknown pid changes nothing");
 }
@@ -212,34 +231,37 @@ UNIT_TEST(test_holders_lists_each_pid_with_streams_once)
 {
     fx_t fx;
     sse_hold_t h[3];
-    apr_uint32_t pids[8];
+    apr_uint32_t pids[8], from;
     int i, n;
 
     if (!fx_open(&fx, 8, 16, 4)) {
         return;
     }
-    CHECK_INT(0, sse_registry_holders(fx.reg, pids, 8), "none at first");
+    CHECK_INT(0, fx_holders(&fx, 0, pids, 8), "none at first");
+    CHECK_INT(0, fx_holders(&fx, 1, pids, 8), "an empty child table");
     fx_connect(&fx, fx_id(&fx, "a"), PID_A, 1, &h[0]);
     fx_connect(&fx, fx_id(&fx, "b"), PID_A, 1, &h[1]);
     fx_connect(&fx, fx_id(&fx, "c"), PID_B, 1, &h[2]);
-    n = sse_registry_holders(fx.reg, pids, 8);
+    n = fx_holders(&fx, 0, pids, 8);
     if (CHECK_INT(2, n, "two pids")) {
         CHECK((pids[0] == PID_A && pids[1] == PID_B)
                   || (pids[0] == PID_B && pids[1] == PID_A),
               "A and B, once each: got %u, %u", pids[0], pids[1]);
     }
-    CHECK_INT(1, sse_registry_holders(fx.reg, pids, 1), "at most max");
+    from = 0;
+    CHECK_INT(1, sse_registry_holders(fx.reg, 0, &from, pids, 1),
+              "at most max");
     sse_registry_release(fx.reg, &h[0], PID_A, h[0].cursor, 2);
-    CHECK_INT(2, sse_registry_holders(fx.reg, pids, 8), "A still holds b");
+    CHECK_INT(2, fx_holders(&fx, 0, pids, 8), "A still holds b");
     sse_registry_release(fx.reg, &h[1], PID_A, h[1].cursor, 2);
-    n = sse_registry_holders(fx.reg, pids, 8);
+    n = fx_holders(&fx, 0, pids, 8);
     if (CHECK_INT(1, n, "A holds nothing")) {
         CHECK_INT(PID_B, pids[0], "only B");
     }
     for (i = 0; i < 3; i++) {
         sse_registry_release(fx.reg, &h[i], PID_B, h[i].cursor, 3);
     }
-    CHECK_INT(0, sse_registry_holders(fx.reg, pids, 8), "none at the end");
+    CHECK_INT(0, fx_holders(&fx, 0, pids, 8), "none at the end");
 }
 
 UNIT_TEST(test_connect_is_eagain_when_the_child_table_is_full)
@@ -284,6 +306,7 @@ UNIT_TEST(test_connect_is_enospc_when_every_slot_is_taken)
     sse_hold_t h;
     sse_stats_t st;
     const char *ids[4], *extra;
+    apr_uint32_t ended;
     int i, created = -1;
 
     if (!fx_open(&fx, 4, 8, 2)) {
@@ -302,7 +325,7 @@ UNIT_TEST(test_connect_is_enospc_when_every_slot_is_taken)
     CHECK_INT(4, st.listeners, "four");
     CHECK_RV(APR_SUCCESS, fx_connect(&fx, ids[0], PID_A, 3, &h),
              "a registered id still connects");
-    CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, ids[1], 0),
+    CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, ids[1], 0, &ended),
              "free one");
     CHECK_RV(APR_SUCCESS, fx_connect(&fx, extra, PID_A, 4, &h),
              "the freed slot is reused");
@@ -316,6 +339,7 @@ UNIT_TEST(test_a_reused_slot_inherits_no_events_and_no_keys)
     const char *a, *b;
     json_t *all;
     apr_status_t rv;
+    apr_uint32_t ended;
     int delivered;
 
     if (!fx_open(&fx, 1, 16, 2)) {
@@ -328,7 +352,8 @@ UNIT_TEST(test_a_reused_slot_inherits_no_events_and_no_keys)
     sse_registry_release(fx.reg, &h, PID_A, h.cursor, 1);
     fx_notify(&fx, "news", 2);
     sse_registry_notify_completion(fx.reg, a, "t", 2, &delivered);
-    CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 0), "remove a");
+    CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 0, &ended),
+             "remove a");
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, b, PID_A, 3, &h),
                "b takes the only slot");
     CHECK_INT(0, fx_read(&fx, &h, 0, evs, &rv),
@@ -352,6 +377,7 @@ UNIT_TEST(test_unregistered_id_is_refused_until_its_retirement_ends)
     sse_hold_t h;
     sse_stats_t st;
     const char *a, *a2;
+    apr_uint32_t ended;
     int created = -1;
 
     if (!fx_open(&fx, 4, 8, 2)) {
@@ -360,7 +386,7 @@ UNIT_TEST(test_unregistered_id_is_refused_until_its_retirement_ends)
     a = fx_id(&fx, "alice");
     a2 = fx_id(&fx, "alice");
     fx_connect(&fx, a, PID_A, 1000, &h);
-    CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 5000),
+    CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 5000, &ended),
              "disconnect-registrant, retired until 5000");
     CHECK_RV(APR_EEXIST, sse_registry_connect(fx.reg, a, PID_A, 4999, NULL,
                                               &h, &created),
@@ -408,6 +434,7 @@ UNIT_TEST(test_retired_ids_table_forgets_the_oldest_when_full)
     fx_t fx;
     sse_hold_t h;
     const char *ids[5];
+    apr_uint32_t ended;
     int i;
 
     /* the table of retired ids has max_listeners entries */
@@ -419,7 +446,8 @@ UNIT_TEST(test_retired_ids_table_forgets_the_oldest_when_full)
         REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, ids[i], PID_A, 1, &h), "%d",
                    i);
         CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, ids[i],
-                                                      HOUR_MS), "%d", i);
+                                                      HOUR_MS, &ended),
+                 "%d", i);
     }
     CHECK_RV(APR_SUCCESS, fx_connect(&fx, ids[0], PID_A, 2, &h),
              "the oldest retirement was forgotten for the fifth");
@@ -433,6 +461,7 @@ UNIT_TEST(test_retiring_an_id_again_extends_its_retirement)
 {
     fx_t fx;
     sse_hold_t h;
+    apr_uint32_t ended;
     const char *a;
 
     if (!fx_open(&fx, 4, 8, 2)) {
@@ -440,9 +469,9 @@ UNIT_TEST(test_retiring_an_id_again_extends_its_retirement)
     }
     a = fx_id(&fx, "a");
     fx_connect(&fx, a, PID_A, 1, &h);
-    sse_registry_unregister(fx.reg, a, 10);
+    sse_registry_unregister(fx.reg, a, 10, &ended);
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 10, &h), "back at 10");
-    sse_registry_unregister(fx.reg, a, 50);
+    sse_registry_unregister(fx.reg, a, 50, &ended);
     CHECK_RV(APR_EEXIST, fx_connect(&fx, a, PID_A, 20, &h),
              "the newer retirement counts, not the expired one");
     CHECK_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 50, &h), "back at 50");
@@ -465,4 +494,45 @@ UNIT_TEST(test_cleanup_of_a_dormant_listener_does_not_retire_its_id)
     CHECK_INT(1, removed, "dormant");
     CHECK_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 2 + HOUR_MS, &h),
              "a client back after a long absence registers again");
+}
+
+UNIT_TEST(test_unregister_tells_the_pid_whose_stream_it_ended)
+{
+    fx_t fx;
+    sse_hold_t h;
+    const char *a, *b, *c, *d;
+    apr_uint32_t ended;
+
+    if (!fx_open(&fx, 8, 16, 4)) {
+        return;
+    }
+    a = fx_id(&fx, "a");
+    b = fx_id(&fx, "b");
+    c = fx_id(&fx, "c");
+    d = fx_id(&fx, "d");
+    fx_connect(&fx, a, PID_A, 1, &h);
+    fx_connect(&fx, b, PID_A, 1, &h);
+    fx_connect(&fx, b, PID_B, 2, &h);                   /* takes over */
+    fx_connect(&fx, c, PID_A, 1, &h);
+    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 2);
+    fx_connect(&fx, d, PID_C, 1, &h);
+    CHECK_RV(APR_SUCCESS, sse_registry_child_gone(fx.reg, PID_C, 2),
+             "d's child dies");
+
+    ended = 4242;
+    CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 0, &ended), "a");
+    CHECK_INT(PID_A, ended, "a connected: its holder's pid");
+    ended = 4242;
+    CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, b, 0, &ended), "b");
+    CHECK_INT(PID_B, ended, "b taken over: the pid holding it now");
+    ended = 4242;
+    CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, c, 0, &ended), "c");
+    CHECK_INT(0, ended, "c released: no stream to end");
+    ended = 4242;
+    CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, d, 0, &ended), "d");
+    CHECK_INT(0, ended, "d's child died: no stream to end");
+    ended = 4242;
+    CHECK_RV(APR_ENOENT, sse_registry_unregister(fx.reg, a, 0, &ended),
+             "a again");
+    CHECK_INT(0, ended, "an unknown id: none");
 }

@@ -230,8 +230,9 @@ UNIT_TEST(test_second_connect_takes_over_and_ends_the_first_stream)
     sse_registry_stats(fx.reg, &st);
     CHECK_INT(1, st.connected, "one stream");
     CHECK_INT(1, st.listeners, "one listener");
-    CHECK_INT(1, sse_registry_holders(fx.reg, pids, 8), "one holder pid");
-    CHECK_INT(PID_B, pids[0], "pid B holds it now");
+    if (CHECK_INT(1, fx_holders(&fx, 0, pids, 8), "one holder pid")) {
+        CHECK_INT(PID_B, pids[0], "pid B holds it now");
+    }
 
     sse_registry_release(fx.reg, &h1, PID_A, h1.cursor, 4);
     all = fx_json(&fx);
@@ -480,6 +481,7 @@ UNIT_TEST(test_sequence_numbers_increase_across_every_kind_of_event)
     sse_hold_t h, h2, h3;
     const char *a, *a2, *a3;
     apr_uint64_t head;
+    apr_uint32_t ended;
     int delivered = -1, removed;
 
     if (!fx_open(&fx, 4, 32, 4)) {
@@ -502,7 +504,7 @@ UNIT_TEST(test_sequence_numbers_increase_across_every_kind_of_event)
               "a completion to three tabs is one entry");
     fx_connect(&fx, a, PID_A, 4, &h);
     CHECK_INT(head + 3, sse_registry_head(fx.reg), "a takeover's end");
-    sse_registry_unregister(fx.reg, a, 0);
+    sse_registry_unregister(fx.reg, a, 0, &ended);
     CHECK_INT(head + 4, sse_registry_head(fx.reg), "an unregister's end");
     sse_registry_clear(fx.reg, 0, &removed);
     CHECK_INT(head + 5, sse_registry_head(fx.reg), "a clear's end-all");
@@ -528,4 +530,118 @@ UNIT_TEST(test_fetch_for_an_ended_stream_copies_nothing)
     sse_registry_release(fx.reg, &h, PID_A, h.cursor, 3);
     sse_registry_fetch(fx.reg, &h, &seq, evs, &n);
     CHECK_INT(0, n, "a released stream fetches nothing");
+}
+
+/* ---- what a hold says about the stream it replaced and its start ------ */
+
+UNIT_TEST(test_connect_tells_the_pid_of_the_stream_it_took_over)
+{
+    fx_t fx;
+    sse_hold_t h;
+    const char *a;
+
+    if (!fx_open(&fx, 4, 16, 4)) {
+        return;
+    }
+    a = fx_id(&fx, "a");
+    memset(&h, 0xa5, sizeof(h));
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 1, &h), "new");
+    CHECK_INT(0, h.prev_pid, "a new listener takes over no stream");
+    memset(&h, 0xa5, sizeof(h));
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_B, 2, &h), "from B");
+    CHECK_INT(PID_A, h.prev_pid, "B took over A's stream");
+    memset(&h, 0xa5, sizeof(h));
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_B, 3, &h), "again B");
+    CHECK_INT(PID_B, h.prev_pid, "a stream of the same process");
+    sse_registry_release(fx.reg, &h, PID_B, h.cursor, 4);
+    memset(&h, 0xa5, sizeof(h));
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_C, 5, &h), "from C");
+    CHECK_INT(0, h.prev_pid, "the listener had no stream after a release");
+    CHECK_RV(APR_SUCCESS, sse_registry_child_gone(fx.reg, PID_C, 6),
+             "C dies");
+    memset(&h, 0xa5, sizeof(h));
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 7, &h), "from A");
+    CHECK_INT(0, h.prev_pid, "nor after its process died");
+    memset(&h, 0xa5, sizeof(h));
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, fx_id(&fx, "b"), PID_A, 8, &h),
+               "another listener from A");
+    CHECK_INT(0, h.prev_pid, "A's stream of a is not b's to take over");
+}
+
+UNIT_TEST(test_hold_start_is_the_head_at_connect)
+{
+    fx_t fx;
+    sse_hold_t h, h2, hb;
+    fx_routed_t r;
+    const char *a, *b;
+    apr_uint64_t head;
+    int removed;
+
+    if (!fx_open(&fx, 4, 32, 4)) {
+        return;
+    }
+    a = fx_id(&fx, "a");
+    b = fx_id(&fx, "b");
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, b, PID_B, 1, &hb), "b");
+    sse_registry_listen(fx.reg, b, "news", 1);
+    fx_notify(&fx, "news", 2);
+    fx_notify(&fx, "news", 3);
+
+    head = sse_registry_head(fx.reg);
+    memset(&h, 0xa5, sizeof(h));
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 4, &h), "a, new");
+    CHECK_INT(head, h.start, "a new listener's stream starts at the head");
+    CHECK_INT(head, sse_registry_head(fx.reg), "and publishes nothing");
+    sse_registry_listen(fx.reg, a, "news", 4);
+    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 5);
+    fx_notify(&fx, "news", 6);                      /* queued for a */
+
+    head = sse_registry_head(fx.reg);
+    memset(&h, 0xa5, sizeof(h));
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 7, &h), "a, back");
+    CHECK_INT(head, h.start, "a resumed stream starts at the head too");
+    CHECK(h.cursor < h.start, "while it resumes from before it (cursor "
+          "%llu, start %llu)", (unsigned long long)h.cursor,
+          (unsigned long long)h.start);
+
+    /* a takeover publishes the end of the old stream while it connects:
+     * the end names the old holder_gen, and start is no later than it */
+    head = sse_registry_head(fx.reg);
+    memset(&h2, 0xa5, sizeof(h2));
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_B, 8, &h2), "takeover");
+    CHECK_INT(head + 1, sse_registry_head(fx.reg), "one end entry");
+    CHECK(h2.start >= head && h2.start <= head + 1, "a takeover starts at "
+          "the head (%llu) or after its own end: %llu",
+          (unsigned long long)head, (unsigned long long)h2.start);
+    memset(&r, 0, sizeof(r));
+    sse_registry_route(fx.reg, head, head + 1, PID_A, fx_route_cb, &r);
+    if (CHECK_INT(1, r.n, "the end")) {
+        CHECK_INT(SSE_EV_END_SLOT, r.call[0].kind, "ends a slot's stream");
+        CHECK_INT(h.holder_gen, r.call[0].holder_gen, "the old one");
+        CHECK(r.call[0].holder_gen != h2.holder_gen, "not the new one");
+    }
+
+    /* a clear's end-all before a stream is not for it; one after is */
+    head = sse_registry_head(fx.reg);
+    CHECK_RV(APR_SUCCESS, sse_registry_clear(fx.reg, 0, &removed), "clear");
+    memset(&h, 0xa5, sizeof(h));
+    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, fx_id(&fx, "c"), PID_C, 9, &h),
+               "c, after the clear");
+    CHECK_INT(head + 1, h.start, "it starts after the end-all at %llu",
+              (unsigned long long)head);
+    memset(&r, 0, sizeof(r));
+    sse_registry_route(fx.reg, head, sse_registry_head(fx.reg), PID_C,
+                       fx_route_cb, &r);
+    if (CHECK_INT(1, r.n, "the end-all")) {
+        CHECK_INT(SSE_EV_END_ALL, r.call[0].kind, "end all");
+        CHECK(r.call[0].seq < h.start, "published before the stream");
+    }
+    head = sse_registry_head(fx.reg);
+    CHECK_RV(APR_SUCCESS, sse_registry_clear(fx.reg, 0, &removed), "again");
+    memset(&r, 0, sizeof(r));
+    sse_registry_route(fx.reg, head, sse_registry_head(fx.reg), PID_C,
+                       fx_route_cb, &r);
+    if (CHECK_INT(1, r.n, "the second end-all")) {
+        CHECK(r.call[0].seq >= h.start, "published after it: for it");
+    }
 }
