@@ -613,10 +613,10 @@ apr_status_t sse_registry_child_gone(sse_registry_t *reg, apr_uint32_t pid,
 
     LOCKED(reg, rv) {
         sse_child_t *c = child_entry(reg, pid, 0);
-        if (c == NULL || c->streams == 0) {
+        if (c == NULL) {
             continue;
         }
-        for (i = 0; i < reg->h->sz.max_listeners; i++) {
+        for (i = 0; c->streams && i < reg->h->sz.max_listeners; i++) {
             sse_slot_t *sl = &reg->slot[i];
             if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid) {
                 slot_unhold(reg, sl);
