@@ -512,7 +512,7 @@ static apr_status_t ack(sse_stream_t *st, int count)
     apr_status_t rv;
 
     rv = sse_registry_ack(st->local->reg, &st->hold, st->sent, count,
-                          apr_time_as_msec(apr_time_now()), &from, &to);
+                          sse_now_ms(), &from, &to);
     if (rv != APR_SUCCESS || to == 0) {
         return rv;
     }
@@ -803,7 +803,7 @@ int sse_stream_run(request_rec *r, const char *id)
         return OK;
     }
     rv = sse_registry_connect(conf->reg, id, disp.pid,
-                              apr_time_as_msec(apr_time_now()),
+                              sse_now_ms(),
                               has_last ? &last_id : NULL, &st->hold,
                               &created);
     if (rv == APR_EEXIST) {
@@ -843,7 +843,7 @@ int sse_stream_run(request_rec *r, const char *id)
     }
     index_remove(st);
     sse_registry_release(conf->reg, &st->hold, disp.pid, st->sent,
-                         apr_time_as_msec(apr_time_now()));
+                         sse_now_ms());
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, SSE_LOGNO(00045)
                   "stream ended for %s after seq %" APR_UINT64_T_FMT, id,
                   st->sent);

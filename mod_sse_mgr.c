@@ -265,11 +265,6 @@ static void sse_child_init(apr_pool_t *pchild, server_rec *s)
     }
 }
 
-static apr_int64_t now_ms(void)
-{
-    return (apr_int64_t)apr_time_as_msec(apr_time_now());
-}
-
 /* Parent: a child is gone; what it held becomes resumable. The parent's
  * handles only try the lock: if a child holds it, the monitor's sweep
  * below finishes the job. */
@@ -286,7 +281,8 @@ static void sse_child_status(server_rec *s, pid_t pid, ap_generation_t gen,
     for (vs = s; vs; vs = vs->next) {
         sse_srv_conf_t *conf = sse_srv_conf(vs);
         if (conf->reg && conf->owner) {
-            sse_registry_child_gone(conf->reg, (apr_uint32_t)pid, now_ms());
+            sse_registry_child_gone(conf->reg, (apr_uint32_t)pid,
+                                    sse_now_ms());
         }
     }
 }
@@ -304,7 +300,7 @@ static void sweep_dead_holders(server_rec *s, sse_registry_t *reg)
                 ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, SSE_LOGNO(00003)
                              "child %u is gone: its listeners are "
                              "resumable", pids[i]);
-                sse_registry_child_gone(reg, pids[i], now_ms());
+                sse_registry_child_gone(reg, pids[i], sse_now_ms());
             }
         }
     }

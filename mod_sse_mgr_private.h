@@ -63,6 +63,12 @@ extern sse_global_conf_t sse_gconf;
 apr_interval_time_t sse_conf_heartbeat(void);
 apr_interval_time_t sse_conf_dormant(void);
 
+/** Now, in milliseconds since the epoch (the registry's clock). */
+static APR_INLINE apr_int64_t sse_now_ms(void)
+{
+    return (apr_int64_t)apr_time_as_msec(apr_time_now());
+}
+
 static APR_INLINE sse_srv_conf_t *sse_srv_conf(server_rec *s)
 {
     return ap_get_module_config(s->module_config, &sse_mgr_module);

@@ -14,15 +14,10 @@
 #include "include/mod_sse_mgr.h"
 #include "mod_sse_mgr_private.h"
 
-static apr_int64_t now_ms(void)
-{
-    return (apr_int64_t)apr_time_as_msec(apr_time_now());
-}
-
 /* Disconnected ids stay refused as long as a dormant listener would live. */
 static apr_int64_t retire_until(void)
 {
-    return now_ms() + apr_time_as_msec(sse_conf_dormant());
+    return sse_now_ms() + apr_time_as_msec(sse_conf_dormant());
 }
 
 static sse_registry_t *reg_of(server_rec *s)
@@ -82,7 +77,7 @@ apr_status_t sse_op_listen(server_rec *s, const char *id, const char *key)
     apr_status_t rv = sse_op_check_id(s, id);
 
     if (rv == APR_SUCCESS) {
-        rv = sse_registry_listen(reg_of(s), id, key, now_ms());
+        rv = sse_registry_listen(reg_of(s), id, key, sse_now_ms());
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00021)
                  "listen: key %s for %s", key, id);
@@ -96,8 +91,8 @@ apr_status_t sse_op_notify_completions(server_rec *s, const char *id,
     int n = 0;
 
     if (rv == APR_SUCCESS) {
-        rv = sse_registry_notify_completion(reg_of(s), id, taskid, now_ms(),
-                                            &n);
+        rv = sse_registry_notify_completion(reg_of(s), id, taskid,
+                                            sse_now_ms(), &n);
     }
     if (rv == APR_SUCCESS && n) {
         sse_dispatch_wake(reg_of(s));
@@ -118,7 +113,7 @@ apr_status_t sse_op_notify_listeners(server_rec *s, const char *key,
     int n = 0;
 
     if (rv == APR_SUCCESS) {
-        rv = sse_registry_notify_key(reg_of(s), key, now_ms(), &n);
+        rv = sse_registry_notify_key(reg_of(s), key, sse_now_ms(), &n);
     }
     if (rv == APR_SUCCESS && n) {
         sse_dispatch_wake(reg_of(s));
@@ -173,7 +168,7 @@ apr_status_t sse_op_cleanup(server_rec *s, int *removed)
     int n = 0;
 
     if (rv == APR_SUCCESS) {
-        rv = sse_registry_cleanup(reg_of(s), now_ms(),
+        rv = sse_registry_cleanup(reg_of(s), sse_now_ms(),
                                   apr_time_as_msec(sse_conf_dormant()), &n);
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00026)

@@ -109,7 +109,8 @@ static APR_INLINE apr_uint32_t hash_of(const char *s, apr_size_t len)
     return apr_hashfunc_default(s, &klen);
 }
 
-static APR_INLINE apr_uint32_t bucket_of(const sse_registry_t *reg, apr_uint32_t hash)
+static APR_INLINE apr_uint32_t bucket_of(const sse_registry_t *reg,
+                                          apr_uint32_t hash)
 {
     return hash & (reg->h->nbuckets - 1);
 }
