@@ -112,7 +112,23 @@ apr_status_t sse_reg_lock(sse_registry_t *reg)
 {
     apr_status_t rv = reg->nonblocking ? apr_global_mutex_trylock(reg->lock)
                                        : apr_global_mutex_lock(reg->lock);
-    return APR_STATUS_IS_EBUSY(rv) ? APR_EBUSY : rv;
+
+    if (APR_STATUS_IS_EBUSY(rv)) {
+        return APR_EBUSY;
+    }
+    if (rv == APR_SUCCESS) {
+        if (reg->h->dirty) {
+            sse_reg_repair(reg);    /* the last holder died holding it */
+        }
+        reg->h->dirty = 1;
+    }
+    return rv;
+}
+
+void sse_reg_unlock(sse_registry_t *reg)
+{
+    reg->h->dirty = 0;
+    apr_global_mutex_unlock(reg->lock);
 }
 
 void sse_registry_set_secret(sse_registry_t *reg,
@@ -291,6 +307,66 @@ static void slot_free(sse_registry_t *reg, sse_slot_t *sl, int end_stream)
     sl->next_free = reg->h->free_head;
     reg->h->free_head = i1;
     reg->h->stats.listeners--;
+}
+
+/* ---- repair after a crash inside the lock --------------------------- */
+
+static void repair_slot(sse_registry_t *reg, apr_uint32_t i)
+{
+    sse_slot_t *sl = &reg->slot[i];
+    sse_child_t *c;
+    apr_uint32_t k;
+
+    if (sl->state == SLOT_FREE || sse_id_parse(sl->id, NULL) != APR_SUCCESS
+        || sl->nkeys > SSE_MAX_KEYS) {
+        sl->state = SLOT_FREE;      /* a half-made slot goes back */
+        sl->nkeys = 0;
+        sl->next_free = reg->h->free_head;
+        reg->h->free_head = i + 1;
+        return;
+    }
+    sl->next_id = reg->id_bucket[bucket_of(reg, sl->id_hash)];
+    reg->id_bucket[bucket_of(reg, sl->id_hash)] = i + 1;
+    sl->next_name = reg->name_bucket[bucket_of(reg, sl->name_hash)];
+    reg->name_bucket[bucket_of(reg, sl->name_hash)] = i + 1;
+    for (k = 0; k < sl->nkeys; k++) {
+        sl->keys[k].next = reg->key_bucket[bucket_of(reg, sl->keys[k].hash)];
+        reg->key_bucket[bucket_of(reg, sl->keys[k].hash)] =
+            i * SSE_MAX_KEYS + k + 1;
+    }
+    reg->h->stats.listeners++;
+    c = sl->state == SLOT_CONNECTED ? child_entry(reg, sl->holder_pid, 0)
+                                    : NULL;
+    if (c) {
+        c->streams++;
+        reg->h->stats.connected++;
+    }
+    else {
+        sl->state = SLOT_REGISTERED;    /* its holder is not known */
+    }
+}
+
+void sse_reg_repair(sse_registry_t *reg)
+{
+    apr_uint32_t nb = reg->h->nbuckets, i;
+
+    memset(reg->id_bucket, 0, 4 * nb * sizeof(apr_uint32_t));
+    reg->h->free_head = 0;
+    reg->h->stats.listeners = reg->h->stats.connected = 0;
+    for (i = 0; i < reg->h->sz.max_children; i++) {
+        reg->child[i].streams = 0;
+    }
+    for (i = reg->h->sz.max_listeners; i-- > 0;) {
+        repair_slot(reg, i);
+    }
+    for (i = 0; i < reg->h->sz.max_listeners; i++) {
+        sse_retired_t *rt = &reg->retired[i];
+        if (rt->id[0]) {
+            rt->next = reg->retired_bucket[bucket_of(reg, rt->hash)];
+            reg->retired_bucket[bucket_of(reg, rt->hash)] = i + 1;
+        }
+    }
+    reg->h->stats.repairs++;
 }
 
 /* ---- retired ids ----------------------------------------------------- */

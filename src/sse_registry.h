@@ -92,6 +92,7 @@ typedef struct {
     apr_uint64_t delivered;
     apr_uint64_t missed;
     apr_uint64_t rejected_full;
+    apr_uint64_t repairs;       /**< rebuilds after a crash in the lock */
     apr_uint32_t listeners;
     apr_uint32_t connected;
 } sse_stats_t;

@@ -72,6 +72,7 @@ typedef struct {
     apr_uint32_t nbuckets;
     apr_uint32_t free_head;     /* slot index + 1 */
     apr_uint32_t retired_next;  /* ring position of the next retirement */
+    apr_uint32_t dirty;         /* set while the mutex is held */
     apr_uint64_t next_seq;      /* atomic: release store, acquire load */
     apr_uint64_t first_seq;
     unsigned char secret[SSE_SECRET_LEN];
@@ -99,7 +100,7 @@ struct sse_registry_t {
  * the block is skipped when another process holds it. */
 #define LOCKED(reg, rv)                                                     \
     for (int once_ = ((rv) = sse_reg_lock(reg)) == APR_SUCCESS; once_;      \
-         once_ = 0, apr_global_mutex_unlock((reg)->lock))
+         once_ = 0, sse_reg_unlock(reg))
 
 /* ---- hashing and chains (all under the mutex) ------------------------ */
 
@@ -126,8 +127,20 @@ static APR_INLINE sse_keynode_t *node_at(sse_registry_t *reg, apr_uint32_t n1)
     return &reg->slot[(n1 - 1) / SSE_MAX_KEYS].keys[(n1 - 1) % SSE_MAX_KEYS];
 }
 
-/** Take the mutex (or, for a non-blocking handle, try to). */
+/**
+ * Take the mutex (or, for a non-blocking handle, try to). The header's
+ * `dirty` mark is set while it is held; a holder that finds it set took
+ * the mutex from a process that died inside a critical section (the
+ * robust mutex lets it in), and rebuilds the indexes first.
+ */
 apr_status_t sse_reg_lock(sse_registry_t *reg);
+
+/** Clear the dirty mark and release the mutex. */
+void sse_reg_unlock(sse_registry_t *reg);
+
+/** Rebuild free list, hash chains, counters and child counts from the
+ * slots. Under the mutex. */
+void sse_reg_repair(sse_registry_t *reg);
 
 /** The slot of @a id, or NULL. Under the mutex. */
 sse_slot_t *sse_reg_find_id(sse_registry_t *reg, const char *id);
