@@ -306,6 +306,23 @@ static void sweep_dead_holders(server_rec *s, sse_registry_t *reg)
     }
 }
 
+/* Say so when a process that died inside the lock made the next holder
+ * rebuild the indexes (the core counts it; only the glue can log). */
+static void report_repairs(server_rec *s, sse_registry_t *reg)
+{
+    static apr_uint64_t seen;
+    sse_stats_t st;
+
+    sse_registry_stats(reg, &st);
+    if (st.repairs > seen) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SSE_LOGNO(00004)
+                     "a process died holding the registry lock: its "
+                     "indexes were rebuilt (%" APR_UINT64_T_FMT " time(s) "
+                     "so far)", st.repairs);
+        seen = st.repairs;
+    }
+}
+
 /* Parent's maintenance loop: periodic dormant cleanup. */
 static int sse_monitor(apr_pool_t *p, server_rec *s)
 {
@@ -321,6 +338,7 @@ static int sse_monitor(apr_pool_t *p, server_rec *s)
             continue;
         }
         sweep_dead_holders(vs, sse_srv_conf(vs)->reg);
+        report_repairs(vs, sse_srv_conf(vs)->reg);
         if (due && sse_op_cleanup(vs, &removed) == APR_EBUSY) {
             busy = 1;           /* a child holds the lock: next round */
         }

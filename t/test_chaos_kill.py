@@ -37,6 +37,7 @@ def test_sigkill_during_registry_work_never_wedges_the_lock(make_httpd):
     env = make_httpd(directives={"SSEMaxListeners": "1000"})
     env.expect_log(r"AH00052")      # "child pid ... exit signal Killed"
     env.expect_log(r"AH1039[23]")   # "children are killed successively!"
+    env.expect_log(r"SSE00004")     # a kill inside the lock: rebuilt
     api = env.api
     ids = [api.make_id(fresh_name("chaos")) for _ in range(LISTENERS)]
     for id in ids:

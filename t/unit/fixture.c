@@ -92,6 +92,23 @@ apr_status_t fx_ack(fx_t *fx, const sse_hold_t *hold, apr_uint64_t sent,
     return sse_registry_ack(fx->reg, hold, sent, count, now, &from, &to);
 }
 
+const char *fx_tab(fx_t *fx, const char *name, apr_uint32_t pid,
+                   apr_int64_t now, const char *key, sse_hold_t *hold)
+{
+    const char *id = fx_id(fx, name);
+
+    if (!CHECK_RV(APR_SUCCESS, fx_connect(fx, id, pid, now, hold),
+                  "connect %s", id)) {
+        return NULL;
+    }
+    if (key && !CHECK_RV(APR_SUCCESS, sse_registry_listen(fx->reg, id, key,
+                                                          now),
+                         "%s listens to %s", id, key)) {
+        return NULL;
+    }
+    return id;
+}
+
 int fx_holders_by(fx_t *fx, sse_registry_t *reg, int any, int chunk,
                   apr_uint32_t *pids, int max)
 {
@@ -156,6 +173,13 @@ void fx_route_cb(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
     r->n++;
 }
 
+apr_uint64_t fx_route(fx_t *fx, apr_uint64_t from, apr_uint64_t to,
+                      apr_uint32_t pid, fx_routed_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    return sse_registry_route(fx->reg, from, to, pid, fx_route_cb, r);
+}
+
 json_t *fx_json(fx_t *fx)
 {
     char *js = NULL;
@@ -180,6 +204,27 @@ json_t *fx_listener(json_t *all, const char *id)
     return all ? json_object_get(all, id) : NULL;
 }
 
+json_int_t fx_int(json_t *listener, const char *field)
+{
+    return json_integer_value(json_object_get(listener, field));
+}
+
+int fx_connected(json_t *listener)
+{
+    json_t *c = json_object_get(listener, "connected");
+
+    return json_is_true(c) ? 1 : json_is_false(c) ? 0 : -1;
+}
+
+json_int_t fx_missed(fx_t *fx, const char *id)
+{
+    json_t *all = fx_json(fx);
+    json_int_t missed = fx_int(fx_listener(all, id), "missed");
+
+    json_decref(all);
+    return missed;
+}
+
 int fx_read(fx_t *fx, const sse_hold_t *hold, apr_uint64_t after,
             sse_event_t *evs, apr_status_t *rv)
 {
@@ -196,6 +241,16 @@ int fx_notify(fx_t *fx, const char *key, apr_int64_t now)
     CHECK_RV(APR_SUCCESS, sse_registry_notify_key(fx->reg, key, now,
                                                   &delivered),
              "notify %s", key);
+    return delivered;
+}
+
+int fx_notify_n(fx_t *fx, const char *key, int times, apr_int64_t now)
+{
+    int i, delivered = 0;
+
+    for (i = 0; i < times; i++) {
+        delivered += fx_notify(fx, key, now);
+    }
     return delivered;
 }
 

@@ -55,6 +55,14 @@ apr_status_t fx_ack(fx_t *fx, const sse_hold_t *hold, apr_uint64_t sent,
                     int count, apr_int64_t now);
 
 /**
+ * A tab: issue an id for @a name, connect it from @a pid at @a now and,
+ * unless @a key is NULL, have it listen to @a key at @a now. A failure is
+ * recorded. @return the id, or NULL if it did not connect or listen
+ */
+const char *fx_tab(fx_t *fx, const char *name, apr_uint32_t pid,
+                   apr_int64_t now, const char *key, sse_hold_t *hold);
+
+/**
  * Every pid sse_registry_holders(@a any) lists, walking the child table
  * from entry 0 in calls of at most @a chunk pids until one returns 0.
  * Records a failure if a call returns more than asked, the walk goes
@@ -75,11 +83,28 @@ int fx_count_pid(const apr_uint32_t *pids, int n, apr_uint32_t pid);
 void fx_route_cb(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
                  const sse_event_t *ev);
 
+/**
+ * Clear @a r and sse_registry_route() the entries [@a from, @a to) for
+ * @a pid into it. @return what route returns: the entries overwritten
+ */
+apr_uint64_t fx_route(fx_t *fx, apr_uint64_t from, apr_uint64_t to,
+                      apr_uint32_t pid, fx_routed_t *r);
+
 /** sse_registry_json(), parsed; NULL (and a failure) if it is not JSON. */
 json_t *fx_json(fx_t *fx);
 
 /** The listener @a id in fx_json()'s object (borrowed), or NULL. */
 json_t *fx_listener(json_t *all, const char *id);
+
+/** The integer @a field of a listener object (0 if it has none). */
+json_int_t fx_int(json_t *listener, const char *field);
+
+/** 1 if the listener object says connected, 0 if not, -1 if it is not
+ * a listener object with a boolean "connected". */
+int fx_connected(json_t *listener);
+
+/** "missed" of the listener @a id in a fresh fx_json(). */
+json_int_t fx_missed(fx_t *fx, const char *id);
 
 /** Events for @a hold after @a after (at most 64), into @a evs. */
 int fx_read(fx_t *fx, const sse_hold_t *hold, apr_uint64_t after,
@@ -87,6 +112,9 @@ int fx_read(fx_t *fx, const sse_hold_t *hold, apr_uint64_t after,
 
 /** Publish `notify^key`; returns the delivered count. */
 int fx_notify(fx_t *fx, const char *key, apr_int64_t now);
+
+/** fx_notify() @a times times; returns the sum of the delivered counts. */
+int fx_notify_n(fx_t *fx, const char *key, int times, apr_int64_t now);
 
 /** Publish a completion of @a taskid to the tabs of @a id's name (a
  * failure is recorded unless it succeeds); returns the delivered count. */

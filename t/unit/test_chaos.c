@@ -288,30 +288,29 @@ static void op_connect(chaos_t *c)
     m->activity = c->now;
 }
 
-static ch_id_t *pick_connected(chaos_t *c)
+/* An id that is connected (or, if @a stale, that has a stale hold), the
+ * first such from a random start; NULL if there is none. */
+static ch_id_t *pick(chaos_t *c, int stale)
 {
     int start = (int)ch_rand(c, CH_IDS), i;
 
     for (i = 0; i < CH_IDS; i++) {
         ch_id_t *m = &c->ids[(start + i) % CH_IDS];
-        if (m->connected) {
+        if (stale ? m->has_stale : m->connected) {
             return m;
         }
     }
     return NULL;
 }
 
+static ch_id_t *pick_connected(chaos_t *c)
+{
+    return pick(c, 0);
+}
+
 static ch_id_t *pick_stale(chaos_t *c)
 {
-    int start = (int)ch_rand(c, CH_IDS), i;
-
-    for (i = 0; i < CH_IDS; i++) {
-        ch_id_t *m = &c->ids[(start + i) % CH_IDS];
-        if (m->has_stale) {
-            return m;
-        }
-    }
-    return NULL;
+    return pick(c, 1);
 }
 
 static void op_release(chaos_t *c)

@@ -175,35 +175,65 @@ static char *repeat(char c, int n)
     return s;
 }
 
-UNIT_TEST(test_frame_data_fills_the_buffer_exactly_then_says_enospc)
+typedef apr_status_t frame_of_fn(int n, char *buf, apr_size_t *len);
+
+/* A key's payload of notify with an arg of @a n bytes. */
+static apr_status_t data_of(int n, char *buf, apr_size_t *len)
+{
+    return sse_frame_data("notify", repeat('x', n), buf, len);
+}
+
+/* A completion's payload for an id of @a n bytes. */
+static apr_status_t completed_of(int n, char *buf, apr_size_t *len)
+{
+    return sse_frame_completed(1234, repeat('i', n), "t1", buf, len);
+}
+
+/*
+ * Frame with @a what (the part that grows) of every length from @a lo to
+ * @a hi: each fits, as @a overhead + n bytes (NUL-terminated if
+ * @a terminated), until one is APR_ENOSPC, and so is every longer one;
+ * none writes past SSE_DATA_MAX bytes; the largest that fits leaves room
+ * only for the NUL.
+ */
+static void sweep_to_enospc(const char *what, int lo, int hi, int overhead,
+                            int terminated, frame_of_fn *frame)
 {
     char buf[SSE_DATA_MAX + 16];
     apr_size_t len, best = 0;
     apr_status_t rv;
     int n, first_full = 0;
 
-    /* "notify^" + n bytes + 2 quotes: every size up to SSE_DATA_MAX - 1
-     * fits, the first above it does not, nor does anything longer. */
-    for (n = 300; n <= 600; n++) {
+    for (n = lo; n <= hi; n++) {
         memset(buf, '#', sizeof(buf));
         len = 0;
-        rv = sse_frame_data("notify", repeat('x', n), buf, &len);
+        rv = frame(n, buf, &len);
         if (rv == APR_SUCCESS) {
-            CHECK(!first_full, "arg of %d bytes fits after a shorter one "
-                  "did not", n);
-            CHECK_INT(n + 9, len, "payload length for an arg of %d", n);
-            CHECK(len < SSE_DATA_MAX && buf[len] == '\0', "terminated");
+            CHECK(!first_full, "%s of %d bytes fits after a shorter one did "
+                  "not", what, n);
+            CHECK_INT(n + overhead, len, "payload length for an %s of %d",
+                      what, n);
+            if (terminated) {
+                CHECK(len < SSE_DATA_MAX && buf[len] == '\0', "terminated");
+            }
             best = len;
         }
         else {
-            CHECK_RV(APR_ENOSPC, rv, "arg of %d bytes", n);
+            CHECK_RV(APR_ENOSPC, rv, "%s of %d bytes", what, n);
             first_full = first_full ? first_full : n;
         }
         CHECK(buf[SSE_DATA_MAX] == '#', "nothing written past SSE_DATA_MAX "
-              "bytes (arg of %d)", n);
+              "bytes (%s of %d)", what, n);
     }
     CHECK_INT(SSE_DATA_MAX - 1, best, "the largest payload uses the buffer");
-    CHECK(first_full > 0, "a long enough arg must be APR_ENOSPC");
+    CHECK(first_full > 0, "a long enough %s must be APR_ENOSPC", what);
+}
+
+UNIT_TEST(test_frame_data_fills_the_buffer_exactly_then_says_enospc)
+{
+    /* "notify^" + n bytes + 2 quotes: every size up to SSE_DATA_MAX - 1
+     * fits, the first above it does not, nor does anything longer. */
+    sweep_to_enospc("arg", 300, 600, 9, 1, data_of);
 }
 
 UNIT_TEST(test_frame_data_whose_escaping_overflows_is_enospc)
@@ -237,36 +267,13 @@ UNIT_TEST(test_frame_data_of_a_huge_arg_is_enospc)
 
 UNIT_TEST(test_frame_completed_fills_the_buffer_exactly_then_says_enospc)
 {
-    char buf[SSE_DATA_MAX + 16];
-    apr_size_t len, best = 0;
-    apr_status_t rv;
-    int n, first_full = 0;
-
     /* This sweeps the id through every length at which the inner object
      * is between SSE_DATA_MAX - 10 and SSE_DATA_MAX bytes long. The answer
      * is right (APR_ENOSPC), but sse_frame_completed() dumps the object
      * into text + 10 with a size of SSE_DATA_MAX and writes up to 10 bytes
      * past its stack buffer for ids of 334..360 bytes: build with
      * CC="cc -fsanitize=address" to see it. */
-    for (n = 250; n <= 600; n++) {
-        memset(buf, '#', sizeof(buf));
-        len = 0;
-        rv = sse_frame_completed(1234, repeat('i', n), "t1", buf, &len);
-        if (rv == APR_SUCCESS) {
-            CHECK(!first_full, "id of %d bytes fits after a shorter one did "
-                  "not", n);
-            CHECK_INT(n + 62, len, "payload length for an id of %d", n);
-            best = len;
-        }
-        else {
-            CHECK_RV(APR_ENOSPC, rv, "id of %d bytes", n);
-            first_full = first_full ? first_full : n;
-        }
-        CHECK(buf[SSE_DATA_MAX] == '#', "nothing written past SSE_DATA_MAX "
-              "bytes (id of %d)", n);
-    }
-    CHECK_INT(SSE_DATA_MAX - 1, best, "the largest payload uses the buffer");
-    CHECK(first_full > 0, "a long enough id must be APR_ENOSPC");
+    sweep_to_enospc("id", 250, 600, 62, 0, completed_of);
 }
 
 UNIT_TEST(test_frame_completed_with_a_long_taskid_is_enospc)

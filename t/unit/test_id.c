@@ -36,6 +36,14 @@ static char *repeat(char c, int n)
     return s;
 }
 
+/* sse_id_verify() of the id that is @a name followed by @a suffix. */
+static apr_status_t verify_as(const unsigned char *secret, const char *name,
+                              const char *suffix)
+{
+    return sse_id_verify(secret, apr_pstrcat(unit_pool(), name, suffix,
+                                             NULL));
+}
+
 /* Fixed-width base62 of a big-endian number of @a nbytes (my own long
  * division, to build suffixes at the edge of the 160-bit range). */
 static void b62_of(const unsigned char *num, int nbytes, char *out)
@@ -250,32 +258,30 @@ UNIT_TEST(test_id_make_of_a_name_with_underscores_keeps_the_whole_name)
 
 UNIT_TEST(test_id_verify_binds_the_name_with_its_underscores)
 {
+    static const struct {
+        const char *name;
+        apr_status_t rv;
+        const char *why;
+    } other[] = {
+        {"a", APR_EACCES, "name a with a_b's suffix"},
+        {"b", APR_EACCES, "name b with a_b's suffix"},
+        {"a_b_c", APR_EACCES, "name a_b_c with a_b's suffix"},
+        {"a_b_", APR_EACCES, "name a_b_ with a_b's suffix"},
+        {"ab", APR_EACCES, "name ab (the _ dropped) with a_b's suffix"},
+        {"_b", APR_EINVAL, "name _b: a leading _ is malformed"},
+    };
     const unsigned char *secret = test_secret("bind");
-    apr_pool_t *p = unit_pool();
     char id[SSE_ID_MAX + 1];
     const char *suffix;
+    apr_size_t i;
 
     REQUIRE_RV(APR_SUCCESS, sse_id_make(secret, "a_b", id), "make a_b");
     suffix = id + 3;                    /* "_<27>" */
     CHECK_RV(APR_SUCCESS, sse_id_verify(secret, id), "%s as issued", id);
-    CHECK_RV(APR_EACCES, sse_id_verify(secret, apr_pstrcat(p, "a", suffix,
-                                                           NULL)),
-             "name a with a_b's suffix");
-    CHECK_RV(APR_EACCES, sse_id_verify(secret, apr_pstrcat(p, "b", suffix,
-                                                           NULL)),
-             "name b with a_b's suffix");
-    CHECK_RV(APR_EACCES, sse_id_verify(secret, apr_pstrcat(p, "a_b_c", suffix,
-                                                           NULL)),
-             "name a_b_c with a_b's suffix");
-    CHECK_RV(APR_EACCES, sse_id_verify(secret, apr_pstrcat(p, "a_b_", suffix,
-                                                           NULL)),
-             "name a_b_ with a_b's suffix");
-    CHECK_RV(APR_EACCES, sse_id_verify(secret, apr_pstrcat(p, "ab", suffix,
-                                                           NULL)),
-             "name ab (the _ dropped) with a_b's suffix");
-    CHECK_RV(APR_EINVAL, sse_id_verify(secret, apr_pstrcat(p, "_b", suffix,
-                                                           NULL)),
-             "name _b: a leading _ is malformed");
+    for (i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+        CHECK_RV(other[i].rv, verify_as(secret, other[i].name, suffix), "%s",
+                 other[i].why);
+    }
 }
 
 UNIT_TEST(test_id_make_gives_a_different_id_every_time)
@@ -317,6 +323,30 @@ UNIT_TEST(test_id_verify_accepts_ids_made_for_names_of_every_length)
     }
 }
 
+/* Change byte @a pos of @a id to each byte of @a alphabet but its own:
+ * every such forgery must be rejected (as forged or as malformed). @a what
+ * names the byte in messages. */
+static void check_changes_rejected(const unsigned char *secret,
+                                   const char *id, apr_size_t pos,
+                                   const char *alphabet, const char *what)
+{
+    char forged[SSE_ID_MAX + 1];
+    apr_status_t rv;
+    const char *c;
+
+    for (c = alphabet; *c; c++) {
+        if (*c == id[pos]) {
+            continue;
+        }
+        strcpy(forged, id);
+        forged[pos] = *c;
+        rv = sse_id_verify(secret, forged);
+        CHECK(rv == APR_EACCES || rv == APR_EINVAL,
+              "%s (%s %d changed) must be rejected, got %d", forged, what,
+              (int)pos, rv);
+    }
+}
+
 UNIT_TEST(test_id_verify_rejects_every_single_character_change_in_the_suffix)
 {
     const unsigned char *secret = test_secret("forge");
@@ -328,18 +358,7 @@ UNIT_TEST(test_id_verify_rejects_every_single_character_change_in_the_suffix)
     REQUIRE_RV(APR_SUCCESS, sse_id_make(secret, "alice", id), "make");
     start = strlen("alice_");
     for (pos = start; pos < strlen(id); pos++) {
-        for (c = alnums; *c; c++) {
-            apr_status_t rv;
-            if (*c == id[pos]) {
-                continue;
-            }
-            strcpy(forged, id);
-            forged[pos] = *c;
-            rv = sse_id_verify(secret, forged);
-            CHECK(rv == APR_EACCES || rv == APR_EINVAL,
-                  "%s (byte %d changed) must be rejected, got %d", forged,
-                  (int)pos, rv);
-        }
+        check_changes_rejected(secret, id, pos, alnums, "byte");
         for (c = others; *c; c++) {
             strcpy(forged, id);
             forged[pos] = *c;
@@ -355,24 +374,12 @@ UNIT_TEST(test_id_verify_rejects_every_single_character_change_in_the_name)
     const unsigned char *secret = test_secret("forge");
     static const char repl[] =
         "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.~-_";
-    char id[SSE_ID_MAX + 1], forged[SSE_ID_MAX + 1];
+    char id[SSE_ID_MAX + 1];
     apr_size_t pos;
-    const char *c;
 
     REQUIRE_RV(APR_SUCCESS, sse_id_make(secret, "alice.b-c", id), "make");
     for (pos = 0; pos < strlen("alice.b-c"); pos++) {
-        for (c = repl; *c; c++) {
-            apr_status_t rv;
-            if (*c == id[pos]) {
-                continue;
-            }
-            strcpy(forged, id);
-            forged[pos] = *c;
-            rv = sse_id_verify(secret, forged);
-            CHECK(rv == APR_EACCES || rv == APR_EINVAL,
-                  "%s (name byte %d changed) must be rejected, got %d",
-                  forged, (int)pos, rv);
-        }
+        check_changes_rejected(secret, id, pos, repl, "name byte");
     }
 }
 
@@ -384,17 +391,11 @@ UNIT_TEST(test_id_verify_rejects_a_name_made_longer_or_shorter)
 
     REQUIRE_RV(APR_SUCCESS, sse_id_make(secret, "alice", id), "make");
     suffix = id + strlen("alice");
-    CHECK_RV(APR_EACCES,
-             sse_id_verify(secret, apr_pstrcat(unit_pool(), "alic", suffix,
-                                               NULL)),
+    CHECK_RV(APR_EACCES, verify_as(secret, "alic", suffix),
              "a shorter name");
-    CHECK_RV(APR_EACCES,
-             sse_id_verify(secret, apr_pstrcat(unit_pool(), "alicea", suffix,
-                                               NULL)),
+    CHECK_RV(APR_EACCES, verify_as(secret, "alicea", suffix),
              "a longer name");
-    CHECK_RV(APR_EACCES,
-             sse_id_verify(secret, apr_pstrcat(unit_pool(), "bob", suffix,
-                                               NULL)),
+    CHECK_RV(APR_EACCES, verify_as(secret, "bob", suffix),
              "another name, same suffix");
 }
 
@@ -420,9 +421,7 @@ UNIT_TEST(test_id_verify_rejects_a_suffix_beyond_160_bits)
     char suffix[SSE_ID_SUFFIX_LEN + 1];
     apr_pool_t *p = unit_pool();
 
-    CHECK_RV(APR_EINVAL,
-             sse_id_verify(secret, apr_pstrcat(p, "alice_",
-                                               repeat('z', 27), NULL)),
+    CHECK_RV(APR_EINVAL, verify_as(secret, "alice_", repeat('z', 27)),
              "27 z's is 62^27-1, far above 2^160-1");
     CHECK_RV(APR_SUCCESS,
              sse_id_parse(apr_pstrcat(p, "alice_", repeat('z', 27), NULL),
@@ -432,14 +431,12 @@ UNIT_TEST(test_id_verify_rejects_a_suffix_beyond_160_bits)
     memset(num, 0, sizeof(num));
     num[0] = 1;                 /* 2^160: the first value that overflows */
     b62_of(num, 21, suffix);
-    CHECK_RV(APR_EINVAL,
-             sse_id_verify(secret, apr_pstrcat(p, "alice_", suffix, NULL)),
+    CHECK_RV(APR_EINVAL, verify_as(secret, "alice_", suffix),
              "suffix %s is 2^160", suffix);
 
     memset(num, 0xff, 20);      /* 2^160-1: the largest that decodes */
     b62_of(num, 20, suffix);
-    CHECK_RV(APR_EACCES,
-             sse_id_verify(secret, apr_pstrcat(p, "alice_", suffix, NULL)),
+    CHECK_RV(APR_EACCES, verify_as(secret, "alice_", suffix),
              "suffix %s is 2^160-1: decodes, MAC does not match", suffix);
 
     CHECK_RV(APR_EACCES,

@@ -121,26 +121,21 @@ UNIT_TEST(test_child_gone_refreshes_activity_so_cleanup_waits_for_the_client)
     json_t *all;
     int removed = -1;
 
-    if (!fx_open(&fx, 8, 16, 4)) {
+    if (!fx_open(&fx, 8, 16, 4)
+        || !(a = fx_tab(&fx, "a", PID_A, 0, NULL, &h))  /* held by A since 0 */
+        || !(b = fx_tab(&fx, "b", PID_B, 0, NULL, &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    b = fx_id(&fx, "b");
     c = fx_id(&fx, "c");
-    fx_connect(&fx, a, PID_A, 0, &h);           /* held by A since 0 */
-    fx_connect(&fx, b, PID_B, 0, &h);
     sse_registry_release(fx.reg, &h, PID_B, h.cursor, 0);   /* idle */
     fx_connect(&fx, c, PID_C, 0, &h);           /* C lives on */
     CHECK_RV(APR_SUCCESS, sse_registry_child_gone(fx.reg, PID_A, gone),
              "A dies ten hours later");
     all = fx_json(&fx);
-    CHECK(json_is_false(json_object_get(fx_listener(all, a), "connected")),
-          "a has no stream");
-    CHECK_INT(gone, json_integer_value(json_object_get(fx_listener(all, a),
-                                                       "last-activity")),
+    CHECK(fx_connected(fx_listener(all, a)) == 0, "a has no stream");
+    CHECK_INT(gone, fx_int(fx_listener(all, a), "last-activity"),
               "a's activity is the death of its child");
-    CHECK_INT(0, json_integer_value(json_object_get(fx_listener(all, c),
-                                                    "last-activity")),
+    CHECK_INT(0, fx_int(fx_listener(all, c), "last-activity"),
               "c's, of a living child, is untouched");
     json_decref(all);
 
@@ -297,14 +292,11 @@ UNIT_TEST(test_nonblocking_handle_is_ebusy_while_another_holds_the_mutex)
     json_t *all;
     int removed = -1, delivered = -1, created = -1, n = -1;
 
-    if (!fx_open(&fx, 8, 16, 4)) {
+    if (!fx_open(&fx, 8, 16, 4)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, NULL, &ha))
+        || !(b = fx_tab(&fx, "b", PID_B, 1, "news", &hb))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    b = fx_id(&fx, "b");
-    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 1, &ha), "a on A");
-    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, b, PID_B, 1, &hb), "b");
-    sse_registry_listen(fx.reg, b, "news", 1);
     sse_registry_release(fx.reg, &hb, PID_B, hb.cursor, 1);   /* idle */
     REQUIRE_RV(APR_SUCCESS, sse_registry_attach(fx.pool, fx.mem, &fx.sz,
                                                 fx.lock, &parent),
@@ -370,10 +362,9 @@ UNIT_TEST(test_nonblocking_handle_is_ebusy_while_another_holds_the_mutex)
     CHECK_INT(head, sse_registry_head(fx.reg), "nothing was published");
     all = fx_json(&fx);
     CHECK_INT(2, json_object_size(all), "a and b");
-    CHECK(json_is_true(json_object_get(fx_listener(all, a), "connected")),
+    CHECK(fx_connected(fx_listener(all, a)) == 1,
           "the skipped release left a's stream alone");
-    CHECK_INT(1, json_integer_value(json_object_get(fx_listener(all, a),
-                                                    "last-activity")),
+    CHECK_INT(1, fx_int(fx_listener(all, a), "last-activity"),
               "a's activity untouched");
     CHECK_INT(0, json_array_size(json_object_get(fx_listener(all, a),
                                                  "listenKeys")),

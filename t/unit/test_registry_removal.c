@@ -14,11 +14,10 @@ UNIT_TEST(test_notify_key_stops_reaching_a_removed_listener)
     apr_uint32_t ended;
     const char *a;
 
-    if (!fx_open(&fx, 4, 8, 2)) {
+    if (!fx_open(&fx, 4, 8, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, NULL, &ha))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 1, &ha), "a");
     sse_registry_listen(fx.reg, a, "news", 2);
     CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 0, &ended),
              "unregister");
@@ -38,11 +37,10 @@ UNIT_TEST(test_unregister_removes_the_listener_and_ends_its_stream)
     apr_status_t rv;
     int n;
 
-    if (!fx_open(&fx, 4, 8, 2)) {
+    if (!fx_open(&fx, 4, 8, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, NULL, &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h);
     from = sse_registry_head(fx.reg);
     CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 0, &ended),
              "unregister");
@@ -52,9 +50,7 @@ UNIT_TEST(test_unregister_removes_the_listener_and_ends_its_stream)
     CHECK_RV(APR_ENOENT, sse_registry_unregister(fx.reg, a, 0, &ended),
              "twice");
     CHECK_INT(0, ended, "an unknown id ends no stream");
-    memset(&r, 0, sizeof(r));
-    sse_registry_route(fx.reg, from, sse_registry_head(fx.reg), PID_A,
-                       fx_route_cb, &r);
+    fx_route(&fx, from, sse_registry_head(fx.reg), PID_A, &r);
     if (CHECK_INT(1, r.n, "its stream is told")) {
         CHECK_INT(SSE_EV_END_SLOT, r.call[0].kind, "to end");
         CHECK_INT(h.slot, r.call[0].slot, "that slot");
@@ -105,9 +101,7 @@ UNIT_TEST(test_clear_removes_every_listener_and_ends_every_stream)
     CHECK_INT(0, fx_holders(&fx, 0, pids, 4), "no holder");
     CHECK_INT(3, fx_holders(&fx, 1, pids, 4),
               "A, B and C are still in the child table, to be woken");
-    memset(&r, 0, sizeof(r));
-    sse_registry_route(fx.reg, from, sse_registry_head(fx.reg), PID_B,
-                       fx_route_cb, &r);
+    fx_route(&fx, from, sse_registry_head(fx.reg), PID_B, &r);
     if (CHECK_INT(1, r.n, "one entry ends every stream")) {
         CHECK_INT(SSE_EV_END_ALL, r.call[0].kind, "end all");
         CHECK_INT(SSE_SLOT_ALL, r.call[0].slot, "every slot");
@@ -128,15 +122,14 @@ UNIT_TEST(test_cleanup_removes_only_dormant_listeners_without_stream)
     const char *conn, *idle, *recent, *busy;
     int removed = -1;
 
-    if (!fx_open(&fx, 8, 8, 2)) {
+    if (!fx_open(&fx, 8, 8, 2)
+        /* conn is never released */
+        || !(conn = fx_tab(&fx, "connected", PID_A, 0, NULL, &h))
+        || !(idle = fx_tab(&fx, "idle", PID_A, 0, NULL, &h))) {
         return;
     }
-    conn = fx_id(&fx, "connected");
-    idle = fx_id(&fx, "idle");
     recent = fx_id(&fx, "recent");
     busy = fx_id(&fx, "busy");
-    fx_connect(&fx, conn, PID_A, 0, &h);                 /* never released */
-    fx_connect(&fx, idle, PID_A, 0, &h);
     sse_registry_release(fx.reg, &h, PID_A, h.cursor, 1000);
     fx_connect(&fx, recent, PID_A, 0, &h);
     sse_registry_release(fx.reg, &h, PID_A, h.cursor, 5000);
@@ -178,25 +171,18 @@ UNIT_TEST(test_child_gone_makes_its_listeners_resumable)
     json_t *all;
     int created = -1;
 
-    if (!fx_open(&fx, 8, 16, 4)) {
+    if (!fx_open(&fx, 8, 16, 4)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &ha))
+        || !(b = fx_tab(&fx, "b", PID_A, 1, NULL, &hb))
+        || !(c = fx_tab(&fx, "c", PID_B, 1, NULL, &hc))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    b = fx_id(&fx, "b");
-    c = fx_id(&fx, "c");
-    fx_connect(&fx, a, PID_A, 1, &ha);
-    fx_connect(&fx, b, PID_A, 1, &hb);
-    fx_connect(&fx, c, PID_B, 1, &hc);
-    sse_registry_listen(fx.reg, a, "news", 1);
     CHECK_RV(APR_SUCCESS, sse_registry_child_gone(fx.reg, PID_A, 2),
              "child A is gone");
     all = fx_json(&fx);
-    CHECK(json_is_false(json_object_get(fx_listener(all, a), "connected")),
-          "a's child died");
-    CHECK(json_is_false(json_object_get(fx_listener(all, b), "connected")),
-          "b's child died");
-    CHECK(json_is_true(json_object_get(fx_listener(all, c), "connected")),
-          "c's child lives");
+    CHECK(fx_connected(fx_listener(all, a)) == 0, "a's child died");
+    CHECK(fx_connected(fx_listener(all, b)) == 0, "b's child died");
+    CHECK(fx_connected(fx_listener(all, c)) == 1, "c's child lives");
     CHECK_INT(3, json_object_size(all), "no listener lost");
     json_decref(all);
     sse_registry_stats(fx.reg, &st);
@@ -274,14 +260,12 @@ UNIT_TEST(test_connect_is_eagain_when_the_child_table_is_full)
     apr_status_t rv;
     int created = -1;
 
-    if (!fx_open(&fx, 8, 16, 2)) {
+    if (!fx_open(&fx, 8, 16, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, NULL, &ha))
+        || !(b = fx_tab(&fx, "b", PID_B, 1, NULL, &hb))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    b = fx_id(&fx, "b");
     c = fx_id(&fx, "c");
-    fx_connect(&fx, a, PID_A, 1, &ha);
-    fx_connect(&fx, b, PID_B, 1, &hb);
     CHECK_RV(APR_EAGAIN, sse_registry_connect(fx.reg, c, PID_C, 2, NULL, &hc,
                                               &created),
              "a third process with two child entries");
@@ -342,13 +326,11 @@ UNIT_TEST(test_a_reused_slot_inherits_no_events_and_no_keys)
     apr_uint32_t ended;
     int delivered;
 
-    if (!fx_open(&fx, 1, 16, 2)) {
+    if (!fx_open(&fx, 1, 16, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
     b = fx_id(&fx, "b");
-    fx_connect(&fx, a, PID_A, 1, &h);
-    sse_registry_listen(fx.reg, a, "news", 1);
     sse_registry_release(fx.reg, &h, PID_A, h.cursor, 1);
     fx_notify(&fx, "news", 2);
     sse_registry_notify_completion(fx.reg, a, "t", 2, &delivered);
@@ -362,9 +344,7 @@ UNIT_TEST(test_a_reused_slot_inherits_no_events_and_no_keys)
     CHECK_INT(0, json_array_size(json_object_get(fx_listener(all, b),
                                                  "listenKeys")),
               "no keys of a");
-    CHECK_INT(0, json_integer_value(json_object_get(fx_listener(all, b),
-                                                    "missed")),
-              "no missed of a");
+    CHECK_INT(0, fx_int(fx_listener(all, b), "missed"), "no missed of a");
     json_decref(all);
     CHECK_INT(0, fx_notify(&fx, "news", 4), "news has no holder now");
 }
@@ -380,12 +360,11 @@ UNIT_TEST(test_unregistered_id_is_refused_until_its_retirement_ends)
     apr_uint32_t ended;
     int created = -1;
 
-    if (!fx_open(&fx, 4, 8, 2)) {
+    if (!fx_open(&fx, 4, 8, 2)
+        || !(a = fx_tab(&fx, "alice", PID_A, 1000, NULL, &h))) {
         return;
     }
-    a = fx_id(&fx, "alice");
     a2 = fx_id(&fx, "alice");
-    fx_connect(&fx, a, PID_A, 1000, &h);
     CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 5000, &ended),
              "disconnect-registrant, retired until 5000");
     CHECK_RV(APR_EEXIST, sse_registry_connect(fx.reg, a, PID_A, 4999, NULL,
@@ -464,11 +443,10 @@ UNIT_TEST(test_retiring_an_id_again_extends_its_retirement)
     apr_uint32_t ended;
     const char *a;
 
-    if (!fx_open(&fx, 4, 8, 2)) {
+    if (!fx_open(&fx, 4, 8, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, NULL, &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h);
     sse_registry_unregister(fx.reg, a, 10, &ended);
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 10, &h), "back at 10");
     sse_registry_unregister(fx.reg, a, 50, &ended);
@@ -484,11 +462,10 @@ UNIT_TEST(test_cleanup_of_a_dormant_listener_does_not_retire_its_id)
     const char *a;
     int removed = -1;
 
-    if (!fx_open(&fx, 4, 8, 2)) {
+    if (!fx_open(&fx, 4, 8, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, NULL, &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h);
     sse_registry_release(fx.reg, &h, PID_A, h.cursor, 1);
     sse_registry_cleanup(fx.reg, 1 + HOUR_MS, HOUR_MS, &removed);
     CHECK_INT(1, removed, "dormant");
@@ -503,15 +480,13 @@ UNIT_TEST(test_unregister_tells_the_pid_whose_stream_it_ended)
     const char *a, *b, *c, *d;
     apr_uint32_t ended;
 
-    if (!fx_open(&fx, 8, 16, 4)) {
+    if (!fx_open(&fx, 8, 16, 4)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, NULL, &h))
+        || !(b = fx_tab(&fx, "b", PID_A, 1, NULL, &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    b = fx_id(&fx, "b");
     c = fx_id(&fx, "c");
     d = fx_id(&fx, "d");
-    fx_connect(&fx, a, PID_A, 1, &h);
-    fx_connect(&fx, b, PID_A, 1, &h);
     fx_connect(&fx, b, PID_B, 2, &h);                   /* takes over */
     fx_connect(&fx, c, PID_A, 1, &h);
     sse_registry_release(fx.reg, &h, PID_A, h.cursor, 2);

@@ -25,12 +25,11 @@ UNIT_TEST(test_json_lists_each_listener_with_the_seed_fields)
     const char *a, *b;
     json_t *all, *la, *lb, *keys;
 
-    if (!fx_open(&fx, 4, 8, 2)) {
+    if (!fx_open(&fx, 4, 8, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1000, NULL, &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
     b = fx_id(&fx, "b");
-    fx_connect(&fx, a, PID_A, 1000, &h);
     sse_registry_listen(fx.reg, a, "news", 1200);
     sse_registry_listen(fx.reg, a, "sport", 1500);
     fx_connect(&fx, b, PID_A, 2000, &h);
@@ -52,28 +51,20 @@ UNIT_TEST(test_json_lists_each_listener_with_the_seed_fields)
               "listenKeys [news, sport] in order");
         CHECK(json_is_integer(json_object_get(la, "registered-ts")),
               "registered-ts is a number");
-        CHECK_INT(1000, json_integer_value(json_object_get(la,
-                                                           "registered-ts")),
-                  "registered-ts of a");
-        CHECK(json_is_true(json_object_get(la, "connected")), "connected");
-        CHECK_INT(1500, json_integer_value(json_object_get(la,
-                                                           "last-activity")),
+        CHECK_INT(1000, fx_int(la, "registered-ts"), "registered-ts of a");
+        CHECK(fx_connected(la) == 1, "connected");
+        CHECK_INT(1500, fx_int(la, "last-activity"),
                   "last-activity is the last listen");
         CHECK(json_is_integer(json_object_get(la, "missed")), "missed");
-        CHECK_INT(0, json_integer_value(json_object_get(la, "missed")),
-                  "nothing missed");
+        CHECK_INT(0, fx_int(la, "missed"), "nothing missed");
     }
     if (CHECK(json_is_object(lb), "b is listed by its id")) {
         CHECK(json_is_array(json_object_get(lb, "listenKeys"))
                   && json_array_size(json_object_get(lb, "listenKeys")) == 0,
               "b listens to nothing");
-        CHECK_INT(2000, json_integer_value(json_object_get(lb,
-                                                           "registered-ts")),
-                  "registered-ts of b");
-        CHECK(json_is_false(json_object_get(lb, "connected")),
-              "b has no stream");
-        CHECK_INT(2500, json_integer_value(json_object_get(lb,
-                                                           "last-activity")),
+        CHECK_INT(2000, fx_int(lb, "registered-ts"), "registered-ts of b");
+        CHECK(fx_connected(lb) == 0, "b has no stream");
+        CHECK_INT(2500, fx_int(lb, "last-activity"),
                   "last-activity is the release");
     }
     json_decref(all);

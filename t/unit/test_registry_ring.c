@@ -14,12 +14,8 @@ static int colliding_keys(const char **k1, const char **k2);
 static int away_listener(fx_t *fx, const char *name, const char *key,
                          const char **id, sse_hold_t *h)
 {
-    *id = fx_id(fx, name);
-    if (!CHECK_RV(APR_SUCCESS, fx_connect(fx, *id, PID_A, 1, h), "connect")) {
+    if (!(*id = fx_tab(fx, name, PID_A, 1, key, h))) {
         return 0;
-    }
-    if (key) {
-        sse_registry_listen(fx->reg, *id, key, 1);
     }
     sse_registry_release(fx->reg, h, PID_A, h->cursor, 1);
     return 1;
@@ -34,7 +30,6 @@ UNIT_TEST(test_ring_wrap_keeps_the_last_8_and_reports_the_12_lost)
     const char *a;
     apr_uint64_t first;
     apr_status_t rv;
-    json_t *all;
     int i, n;
 
     if (!fx_open(&fx, 4, 8, 2) || !away_listener(&fx, "a", "news", &a, &h)) {
@@ -44,11 +39,8 @@ UNIT_TEST(test_ring_wrap_keeps_the_last_8_and_reports_the_12_lost)
     for (i = 0; i < 20; i++) {
         CHECK_INT(1, fx_notify(&fx, "news", 10 + i), "event %d queued", i);
     }
-    all = fx_json(&fx);
-    CHECK_INT(12, json_integer_value(json_object_get(fx_listener(all, a),
-                                                     "missed")),
+    CHECK_INT(12, fx_missed(&fx, a),
               "list-registrants counts the 12 events lost");
-    json_decref(all);
     sse_registry_stats(fx.reg, &st);
     CHECK_INT(12, st.missed, "stats count them too");
 
@@ -78,7 +70,6 @@ UNIT_TEST(test_ring_wrap_of_completions_counts_them_missed)
     const char *a;
     apr_uint64_t first;
     apr_status_t rv;
-    json_t *all;
     int i, n, delivered;
 
     if (!fx_open(&fx, 4, 8, 2) || !away_listener(&fx, "a", NULL, &a, &h)) {
@@ -92,11 +83,7 @@ UNIT_TEST(test_ring_wrap_of_completions_counts_them_missed)
         CHECK_INT(1, delivered, "completion %d queued", i);
     }
     CHECK_INT(first + 20, sse_registry_head(fx.reg), "one entry each");
-    all = fx_json(&fx);
-    CHECK_INT(12, json_integer_value(json_object_get(fx_listener(all, a),
-                                                     "missed")),
-              "12 completions lost");
-    json_decref(all);
+    CHECK_INT(12, fx_missed(&fx, a), "12 completions lost");
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_B, 100, &h), "back");
     CHECK_INT(first, h.missed_from, "from");
     CHECK_INT(first + 11, h.missed_to, "to");
@@ -150,20 +137,15 @@ UNIT_TEST(test_ring_wrap_of_completions_counts_them_against_each_tab_once)
     CHECK_INT(first + 20, sse_registry_head(fx.reg),
               "20 entries for 20 completions to up to 4 tabs");
     all = fx_json(&fx);
-    CHECK_INT(0, json_integer_value(json_object_get(fx_listener(all, live),
-                                                    "missed")),
+    CHECK_INT(0, fx_int(fx_listener(all, live), "missed"),
               "the tab that kept up lost nothing");
-    CHECK_INT(12, json_integer_value(json_object_get(fx_listener(all, away),
-                                                     "missed")),
+    CHECK_INT(12, fx_int(fx_listener(all, away), "missed"),
               "the tab away lost the 12 overwritten");
-    CHECK_INT(12, json_integer_value(json_object_get(fx_listener(all, slow),
-                                                     "missed")),
+    CHECK_INT(12, fx_int(fx_listener(all, slow), "missed"),
               "the connected tab that copied nothing lost them too");
-    CHECK_INT(7, json_integer_value(json_object_get(fx_listener(all, late),
-                                                    "missed")),
+    CHECK_INT(7, fx_int(fx_listener(all, late), "missed"),
               "the late tab lost only the 7 published after it came");
-    CHECK_INT(0, json_integer_value(json_object_get(fx_listener(all, other),
-                                                    "missed")),
+    CHECK_INT(0, fx_int(fx_listener(all, other), "missed"),
               "another name lost nothing");
     json_decref(all);
     sse_registry_stats(fx.reg, &st);
@@ -235,24 +217,19 @@ UNIT_TEST(test_completion_reaches_no_other_name_that_shares_its_hash)
     apr_uint64_t from;
     apr_status_t rv;
     json_t *all;
-    int i;
 
     /* the colliding keys are valid names too: same hash, same bucket */
-    if (!colliding_keys(&n1, &n2) || !fx_open(&fx, 4, 8, 2)) {
+    if (!colliding_keys(&n1, &n2) || !fx_open(&fx, 4, 8, 2)
+        || !(a = fx_tab(&fx, n1, PID_A, 1, NULL, &h1))
+        || !(b = fx_tab(&fx, n2, PID_A, 1, NULL, &h2))
+        || !(a2 = fx_tab(&fx, n1, PID_A, 1, NULL, &h3))) {
         return;
     }
-    a = fx_id(&fx, n1);
-    a2 = fx_id(&fx, n1);
-    b = fx_id(&fx, n2);
-    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 1, &h1), "a");
-    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, b, PID_A, 1, &h2), "b");
-    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a2, PID_A, 1, &h3), "a2");
     from = sse_registry_head(fx.reg);
     CHECK_INT(2, fx_complete(&fx, a, "t", 2), "two tabs of %s, not %s's", n1,
               n2);
     CHECK_INT(1, fx_complete(&fx, b, "t", 3), "one tab of %s", n2);
-    memset(&r, 0, sizeof(r));
-    sse_registry_route(fx.reg, from, from + 2, PID_A, fx_route_cb, &r);
+    fx_route(&fx, from, from + 2, PID_A, &r);
     if (CHECK_INT(3, r.n, "two calls for the first entry, one for the "
                   "second")) {
         CHECK(r.call[0].seq == from && r.call[1].seq == from
@@ -269,18 +246,13 @@ UNIT_TEST(test_completion_reaches_no_other_name_that_shares_its_hash)
     }
     /* overwrite both: each is counted against its own name's tabs only */
     sse_registry_listen(fx.reg, a, "other", 4);
-    for (i = 0; i < 8; i++) {
-        fx_notify(&fx, "other", 5);
-    }
+    fx_notify_n(&fx, "other", 8, 5);
     all = fx_json(&fx);
-    CHECK_INT(0, json_integer_value(json_object_get(fx_listener(all, a),
-                                                    "missed")),
+    CHECK_INT(0, fx_int(fx_listener(all, a), "missed"),
               "a copied its completion");
-    CHECK_INT(0, json_integer_value(json_object_get(fx_listener(all, b),
-                                                    "missed")),
+    CHECK_INT(0, fx_int(fx_listener(all, b), "missed"),
               "b copied its completion, and a's is not b's");
-    CHECK_INT(1, json_integer_value(json_object_get(fx_listener(all, a2),
-                                                    "missed")),
+    CHECK_INT(1, fx_int(fx_listener(all, a2), "missed"),
               "a2 lost its one completion, not b's");
     json_decref(all);
 }
@@ -290,24 +262,17 @@ UNIT_TEST(test_ring_wrap_does_not_count_delivered_events_missed)
     fx_t fx;
     sse_hold_t h;
     const char *a;
-    json_t *all;
     int i;
 
-    if (!fx_open(&fx, 4, 8, 2)) {
+    if (!fx_open(&fx, 4, 8, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h);
-    sse_registry_listen(fx.reg, a, "news", 1);
     for (i = 0; i < 20; i++) {
         fx_notify(&fx, "news", 2);
         fx_ack(&fx, &h, sse_registry_head(fx.reg) - 1, 1, 2);
     }
-    all = fx_json(&fx);
-    CHECK_INT(0, json_integer_value(json_object_get(fx_listener(all, a),
-                                                    "missed")),
-              "a stream that keeps up misses nothing");
-    json_decref(all);
+    CHECK_INT(0, fx_missed(&fx, a), "a stream that keeps up misses nothing");
 }
 
 /* Two keys with the same full hash, so the same bucket at any size. */
@@ -329,7 +294,6 @@ UNIT_TEST(test_missed_counts_each_lost_event_once_when_keys_share_a_bucket)
     sse_stats_t st;
     const char *a, *k1, *k2;
     apr_uint64_t first;
-    json_t *all;
     int i;
 
     if (!colliding_keys(&k1, &k2) || !fx_open(&fx, 4, 8, 2)
@@ -341,12 +305,9 @@ UNIT_TEST(test_missed_counts_each_lost_event_once_when_keys_share_a_bucket)
     for (i = 0; i < 20; i++) {
         CHECK_INT(1, fx_notify(&fx, k1, 10 + i), "one holder");
     }
-    all = fx_json(&fx);
-    CHECK_INT(12, json_integer_value(json_object_get(fx_listener(all, a),
-                                                     "missed")),
+    CHECK_INT(12, fx_missed(&fx, a),
               "20 events of %s through 8 entries lose 12, however many of "
               "the listener's keys share the bucket", k1);
-    json_decref(all);
     sse_registry_stats(fx.reg, &st);
     CHECK_INT(12, st.missed, "stats.missed");
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_B, 100, &h), "back");
@@ -362,18 +323,14 @@ UNIT_TEST(test_route_calls_back_once_per_stream_when_keys_share_a_bucket)
     const char *a, *k1, *k2;
     apr_uint64_t from;
 
-    if (!colliding_keys(&k1, &k2) || !fx_open(&fx, 4, 16, 2)) {
+    if (!colliding_keys(&k1, &k2) || !fx_open(&fx, 4, 16, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, k1, &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h);
-    sse_registry_listen(fx.reg, a, k1, 1);
     sse_registry_listen(fx.reg, a, k2, 1);
     from = sse_registry_head(fx.reg);
     CHECK_INT(1, fx_notify(&fx, k1, 2), "one holder of %s", k1);
-    memset(&r, 0, sizeof(r));
-    sse_registry_route(fx.reg, from, sse_registry_head(fx.reg), PID_A,
-                       fx_route_cb, &r);
+    fx_route(&fx, from, sse_registry_head(fx.reg), PID_A, &r);
     CHECK_INT(1, r.n, "one event for one stream is one callback, however "
               "many of its keys share the bucket");
 }
@@ -384,29 +341,21 @@ UNIT_TEST(test_resume_from_a_last_event_id_older_than_the_ring_says_missed)
     sse_hold_t h, hb;
     const char *a, *b;
     apr_uint64_t before, e3, oldest, last;
-    int i, created;
+    int created;
 
-    if (!fx_open(&fx, 4, 8, 2)) {
+    if (!fx_open(&fx, 4, 8, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &h))
+        || !(b = fx_tab(&fx, "b", PID_A, 1, "other", &hb))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    b = fx_id(&fx, "b");
-    fx_connect(&fx, a, PID_A, 1, &h);
-    fx_connect(&fx, b, PID_A, 1, &hb);
-    sse_registry_listen(fx.reg, a, "news", 1);
-    sse_registry_listen(fx.reg, b, "other", 1);
     before = sse_registry_head(fx.reg) - 1;
-    for (i = 0; i < 3; i++) {
-        fx_notify(&fx, "news", 2);
-    }
+    fx_notify_n(&fx, "news", 3, 2);
     e3 = sse_registry_head(fx.reg) - 1;
     /* written and flushed, but the connection broke before the client
      * had them: it comes back with the id it last saw */
     fx_ack(&fx, &h, e3, 3, 3);
     sse_registry_release(fx.reg, &h, PID_A, e3, 3);
-    for (i = 0; i < 10; i++) {
-        fx_notify(&fx, "other", 4);     /* pushes a's three out */
-    }
+    fx_notify_n(&fx, "other", 10, 4);   /* pushes a's three out */
     oldest = sse_registry_head(fx.reg) - 8;
     last = before;
     REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, 5, &last,
@@ -428,24 +377,15 @@ UNIT_TEST(test_ack_tells_a_live_stream_the_events_it_lost_once)
     sse_hold_t h;
     const char *a;
     apr_uint64_t first, from = 1, to = 1;
-    json_t *all;
-    int i;
 
-    if (!fx_open(&fx, 4, 8, 2)) {
+    if (!fx_open(&fx, 4, 8, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h);
-    sse_registry_listen(fx.reg, a, "news", 1);
     first = sse_registry_head(fx.reg);
-    for (i = 0; i < 20; i++) {          /* a burst the stream cannot copy */
-        fx_notify(&fx, "news", 2);
-    }
-    all = fx_json(&fx);
-    CHECK_INT(12, json_integer_value(json_object_get(fx_listener(all, a),
-                                                     "missed")),
+    fx_notify_n(&fx, "news", 20, 2);    /* a burst the stream cannot copy */
+    CHECK_INT(12, fx_missed(&fx, a),
               "12 overwritten before the stream copied them");
-    json_decref(all);
     REQUIRE_RV(APR_SUCCESS, sse_registry_ack(fx.reg, &h, h.cursor, 0, 3,
                                              &from, &to), "ack");
     CHECK_INT(first, from, "the first lost");
@@ -463,31 +403,18 @@ UNIT_TEST(test_events_a_live_stream_copied_are_not_missed_when_overwritten)
     const char *a, *b;
     apr_uint64_t from = 1, to = 1;
     apr_status_t rv;
-    json_t *all;
-    int i;
 
-    if (!fx_open(&fx, 4, 8, 2)) {
+    if (!fx_open(&fx, 4, 8, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &h))
+        || !(b = fx_tab(&fx, "b", PID_A, 1, "other", &hb))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    b = fx_id(&fx, "b");
-    fx_connect(&fx, a, PID_A, 1, &h);
-    fx_connect(&fx, b, PID_A, 1, &hb);
-    sse_registry_listen(fx.reg, a, "news", 1);
-    sse_registry_listen(fx.reg, b, "other", 1);
-    for (i = 0; i < 5; i++) {
-        fx_notify(&fx, "news", 2);
-    }
+    fx_notify_n(&fx, "news", 5, 2);
     CHECK_INT(5, fx_read(&fx, &h, h.cursor, evs, &rv),
               "copied out, being written, not acked yet");
-    for (i = 0; i < 10; i++) {
-        fx_notify(&fx, "other", 3);     /* overwrites a's five */
-    }
-    all = fx_json(&fx);
-    CHECK_INT(0, json_integer_value(json_object_get(fx_listener(all, a),
-                                                    "missed")),
+    fx_notify_n(&fx, "other", 10, 3);   /* overwrites a's five */
+    CHECK_INT(0, fx_missed(&fx, a),
               "a stream that copied its events lost none");
-    json_decref(all);
     sse_registry_ack(fx.reg, &h, evs[4].seq, 5, 4, &from, &to);
     CHECK(from == 0 && to == 0, "nothing to tell");
 }
@@ -504,7 +431,6 @@ UNIT_TEST(test_completion_reaches_no_longer_name_that_shares_its_hash)
     apr_ssize_t l1 = 1, l2 = 8;
     apr_uint64_t from;
     apr_status_t rv;
-    json_t *all;
     int i;
 
     if (!CHECK(apr_hashfunc_default(shorter, &l1)
@@ -521,8 +447,7 @@ UNIT_TEST(test_completion_reaches_no_longer_name_that_shares_its_hash)
     from = sse_registry_head(fx.reg);
     CHECK_INT(1, fx_complete(&fx, l, "t1", 2), "%s has one tab", longer);
     CHECK_INT(1, fx_complete(&fx, s, "t2", 3), "%s has one tab", shorter);
-    memset(&r, 0, sizeof(r));
-    sse_registry_route(fx.reg, from, from + 2, PID_A, fx_route_cb, &r);
+    fx_route(&fx, from, from + 2, PID_A, &r);
     if (CHECK_INT(2, r.n, "one callback per entry")) {
         CHECK(r.call[0].slot == hl.slot && r.call[1].slot == hs.slot,
               "each to its own name's tab");
@@ -536,12 +461,7 @@ UNIT_TEST(test_completion_reaches_no_longer_name_that_shares_its_hash)
         CHECK_INT(0, fx_notify(&fx, "nobody", 4), "no holder, no entry");
     }
     sse_registry_listen(fx.reg, s, "news", 4);
-    for (i = 0; i < 8; i++) {
-        fx_notify(&fx, "news", 5);
-    }
-    all = fx_json(&fx);
-    CHECK_INT(1, json_integer_value(json_object_get(fx_listener(all, l),
-                                                    "missed")),
+    fx_notify_n(&fx, "news", 8, 5);
+    CHECK_INT(1, fx_missed(&fx, l),
               "%s lost its one completion, not %s's", longer, shorter);
-    json_decref(all);
 }

@@ -16,15 +16,12 @@ UNIT_TEST(test_route_calls_back_only_for_streams_of_that_pid)
     apr_uint64_t from, to;
     int i, delivered;
 
-    if (!fx_open(&fx, 8, 32, 4)) {
+    if (!fx_open(&fx, 8, 32, 4)
+        || !(a = fx_tab(&fx, "u", PID_A, 1, NULL, &ha))
+        || !(b = fx_tab(&fx, "u", PID_B, 1, NULL, &hb))
+        || !(c = fx_tab(&fx, "u", PID_C, 1, NULL, &hc))) {
         return;
     }
-    a = fx_id(&fx, "u");
-    b = fx_id(&fx, "u");
-    c = fx_id(&fx, "u");
-    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 1, &ha), "a");
-    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, b, PID_B, 1, &hb), "b");
-    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, c, PID_C, 1, &hc), "c");
     sse_registry_release(fx.reg, &hc, PID_C, hc.cursor, 2);
     sse_registry_listen(fx.reg, a, "news", 3);
     sse_registry_listen(fx.reg, b, "news", 3);
@@ -37,9 +34,7 @@ UNIT_TEST(test_route_calls_back_only_for_streams_of_that_pid)
     CHECK_INT(2, to - from, "one key event and one completion entry for the "
               "three tabs");
 
-    memset(&r, 0, sizeof(r));
-    CHECK_INT(0, sse_registry_route(fx.reg, from, to, PID_A, fx_route_cb, &r),
-              "nothing overwritten");
+    CHECK_INT(0, fx_route(&fx, from, to, PID_A, &r), "nothing overwritten");
     CHECK_INT(2, r.n, "pid A holds a's stream: the key event and its "
               "completion");
     for (i = 0; i < r.n && i < 2; i++) {
@@ -52,18 +47,15 @@ UNIT_TEST(test_route_calls_back_only_for_streams_of_that_pid)
         CHECK_INT(SSE_EV_KEY, r.call[0].kind, "the key event");
         CHECK_INT(SSE_EV_NAME, r.call[1].kind, "then the completion");
     }
-    memset(&r, 0, sizeof(r));
-    sse_registry_route(fx.reg, from, to, PID_B, fx_route_cb, &r);
+    fx_route(&fx, from, to, PID_B, &r);
     CHECK_INT(2, r.n, "pid B holds b's stream");
     for (i = 0; i < r.n && i < 2; i++) {
         CHECK(r.call[i].slot == hb.slot && r.call[i].holder_gen ==
               hb.holder_gen, "call %d is for b's stream", i);
     }
-    memset(&r, 0, sizeof(r));
-    sse_registry_route(fx.reg, from, to, PID_C, fx_route_cb, &r);
+    fx_route(&fx, from, to, PID_C, &r);
     CHECK_INT(0, r.n, "c has no stream: nothing to wake in pid C");
-    memset(&r, 0, sizeof(r));
-    sse_registry_route(fx.reg, from, to, 4242, fx_route_cb, &r);
+    fx_route(&fx, from, to, 4242, &r);
     CHECK_INT(0, r.n, "a pid without streams");
 }
 
@@ -95,9 +87,8 @@ UNIT_TEST(test_route_calls_back_once_per_tab_of_the_name_held_by_the_pid)
     CHECK_INT(4, fx_complete(&fx, ids[0], "t", 3), "u has four tabs");
     CHECK_INT(from + 1, sse_registry_head(fx.reg), "one entry");
 
-    memset(&r, 0, sizeof(r));
-    CHECK_INT(0, sse_registry_route(fx.reg, from, from + 1, PID_A,
-                                    fx_route_cb, &r), "nothing overwritten");
+    CHECK_INT(0, fx_route(&fx, from, from + 1, PID_A, &r),
+              "nothing overwritten");
     if (CHECK_INT(2, r.n, "pid A: the connected tabs of u it holds, once "
                   "each")) {
         for (i = 0; i < 2; i++) {
@@ -117,15 +108,13 @@ UNIT_TEST(test_route_calls_back_once_per_tab_of_the_name_held_by_the_pid)
         CHECK(seen[0] == 1 && seen[1] == 1, "one call for each of the two "
               "tabs (got %d and %d)", seen[0], seen[1]);
     }
-    memset(&r, 0, sizeof(r));
-    sse_registry_route(fx.reg, from, from + 1, PID_B, fx_route_cb, &r);
+    fx_route(&fx, from, from + 1, PID_B, &r);
     if (CHECK_INT(1, r.n, "pid B: its one tab of u")) {
         CHECK(r.call[0].slot == h[2].slot
                   && r.call[0].holder_gen == h[2].holder_gen,
               "the third tab's stream");
     }
-    memset(&r, 0, sizeof(r));
-    sse_registry_route(fx.reg, from, from + 1, PID_C, fx_route_cb, &r);
+    fx_route(&fx, from, from + 1, PID_C, &r);
     CHECK_INT(0, r.n, "pid C holds nothing");
 }
 
@@ -137,19 +126,15 @@ UNIT_TEST(test_route_passes_the_current_holder_gen)
     const char *a;
     apr_uint64_t from;
 
-    if (!fx_open(&fx, 4, 16, 2)) {
+    if (!fx_open(&fx, 4, 16, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &h1))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 1, &h1), "first");
-    sse_registry_listen(fx.reg, a, "news", 1);
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 2, &h2), "again, same "
                "pid");
     from = sse_registry_head(fx.reg);
     fx_notify(&fx, "news", 3);
-    memset(&r, 0, sizeof(r));
-    sse_registry_route(fx.reg, from, sse_registry_head(fx.reg), PID_A,
-                       fx_route_cb, &r);
+    fx_route(&fx, from, sse_registry_head(fx.reg), PID_A, &r);
     if (CHECK_INT(1, r.n, "one stream holds a")) {
         CHECK_INT(h2.holder_gen, r.call[0].holder_gen,
                   "the event is for the newer stream only");
@@ -165,19 +150,15 @@ UNIT_TEST(test_route_counts_entries_already_overwritten)
     apr_uint64_t from;
     int i;
 
-    if (!fx_open(&fx, 4, 8, 2)) {
+    if (!fx_open(&fx, 4, 8, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h);
-    sse_registry_listen(fx.reg, a, "news", 1);
     from = sse_registry_head(fx.reg);
     for (i = 0; i < 20; i++) {
         fx_notify(&fx, "news", 2 + i);
     }
-    memset(&r, 0, sizeof(r));
-    CHECK_INT(12, sse_registry_route(fx.reg, from, sse_registry_head(fx.reg),
-                                     PID_A, fx_route_cb, &r),
+    CHECK_INT(12, fx_route(&fx, from, sse_registry_head(fx.reg), PID_A, &r),
               "20 events through a ring of 8: 12 lost");
     CHECK_INT(8, r.n, "the 8 still there are routed");
     for (i = 1; i < r.n && i < 8; i++) {
@@ -199,11 +180,10 @@ UNIT_TEST(test_second_connect_takes_over_and_ends_the_first_stream)
     json_t *all;
     int created = -1;
 
-    if (!fx_open(&fx, 4, 16, 4)) {
+    if (!fx_open(&fx, 4, 16, 4)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, NULL, &h1))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 1, &h1), "first");
     from = sse_registry_head(fx.reg);
     REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_B, 2, NULL,
                                                  &h2, &created),
@@ -212,9 +192,7 @@ UNIT_TEST(test_second_connect_takes_over_and_ends_the_first_stream)
     CHECK_INT(h1.slot, h2.slot, "the same slot");
     CHECK_INT(h1.holder_gen + 1, h2.holder_gen, "holder_gen bumped");
     CHECK_INT(from + 1, sse_registry_head(fx.reg), "one end entry");
-    memset(&r, 0, sizeof(r));
-    sse_registry_route(fx.reg, from, sse_registry_head(fx.reg), PID_A,
-                       fx_route_cb, &r);
+    fx_route(&fx, from, sse_registry_head(fx.reg), PID_A, &r);
     if (CHECK_INT(1, r.n, "pid A is told")) {
         CHECK_INT(SSE_EV_END_SLOT, r.call[0].kind, "to end a stream");
         CHECK_INT(h1.slot, r.call[0].slot, "of that slot");
@@ -236,12 +214,12 @@ UNIT_TEST(test_second_connect_takes_over_and_ends_the_first_stream)
 
     sse_registry_release(fx.reg, &h1, PID_A, h1.cursor, 4);
     all = fx_json(&fx);
-    CHECK(json_is_true(json_object_get(fx_listener(all, a), "connected")),
+    CHECK(fx_connected(fx_listener(all, a)) == 1,
           "the old stream's release leaves the new one connected");
     json_decref(all);
     sse_registry_release(fx.reg, &h2, PID_B, h2.cursor, 5);
     all = fx_json(&fx);
-    CHECK(json_is_false(json_object_get(fx_listener(all, a), "connected")),
+    CHECK(fx_connected(fx_listener(all, a)) == 0,
           "the new stream's release disconnects");
     json_decref(all);
 }
@@ -256,12 +234,10 @@ UNIT_TEST(test_takeover_resumes_where_the_first_stream_acked)
     apr_status_t rv;
     int n;
 
-    if (!fx_open(&fx, 4, 16, 4)) {
+    if (!fx_open(&fx, 4, 16, 4)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &h1))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h1);
-    sse_registry_listen(fx.reg, a, "news", 1);
     fx_notify(&fx, "news", 2);
     e1 = sse_registry_head(fx.reg) - 1;
     fx_notify(&fx, "news", 3);
@@ -285,12 +261,10 @@ UNIT_TEST(test_reconnect_without_last_event_id_replays_what_was_queued)
     apr_status_t rv;
     int n, i, delivered;
 
-    if (!fx_open(&fx, 4, 32, 2)) {
+    if (!fx_open(&fx, 4, 32, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h);
-    sse_registry_listen(fx.reg, a, "news", 1);
     fx_notify(&fx, "news", 2);
     s1 = sse_registry_head(fx.reg) - 1;
     REQUIRE(fx_read(&fx, &h, h.cursor, evs, &rv) == 1, "the live event");
@@ -327,12 +301,10 @@ UNIT_TEST(test_reconnect_with_last_event_id_replays_exactly_later_events)
     apr_status_t rv;
     int i, n, created;
 
-    if (!fx_open(&fx, 4, 32, 2)) {
+    if (!fx_open(&fx, 4, 32, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h);
-    sse_registry_listen(fx.reg, a, "news", 1);
     for (i = 0; i < 6; i++) {
         fx_notify(&fx, "news", 2);
         s[i] = sse_registry_head(fx.reg) - 1;
@@ -378,16 +350,12 @@ UNIT_TEST(test_read_returns_at_most_max_in_order_and_continues)
     apr_uint64_t after, first;
     int n, total = 0, rounds = 0, i;
 
-    if (!fx_open(&fx, 4, 32, 2)) {
+    if (!fx_open(&fx, 4, 32, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h);
-    sse_registry_listen(fx.reg, a, "news", 1);
     first = sse_registry_head(fx.reg);
-    for (i = 0; i < 10; i++) {
-        fx_notify(&fx, "news", 2);
-    }
+    fx_notify_n(&fx, "news", 10, 2);
     after = h.cursor;
     do {
         REQUIRE_RV(APR_SUCCESS, sse_registry_read(fx.reg, &h, after, evs, 3,
@@ -411,11 +379,10 @@ UNIT_TEST(test_read_and_ack_after_release_are_eof)
     const char *a;
     apr_status_t rv;
 
-    if (!fx_open(&fx, 4, 8, 2)) {
+    if (!fx_open(&fx, 4, 8, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, NULL, &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h);
     sse_registry_release(fx.reg, &h, PID_A, h.cursor, 2);
     fx_read(&fx, &h, h.cursor, evs, &rv);
     CHECK_RV(APR_EOF, rv, "a released stream holds nothing");
@@ -429,12 +396,10 @@ UNIT_TEST(test_ack_counts_delivered_events)
     sse_stats_t st;
     const char *a;
 
-    if (!fx_open(&fx, 4, 8, 2)) {
+    if (!fx_open(&fx, 4, 8, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h);
-    sse_registry_listen(fx.reg, a, "news", 1);
     fx_notify(&fx, "news", 2);
     fx_notify(&fx, "news", 2);
     CHECK_RV(APR_SUCCESS, fx_ack(&fx, &h, h.cursor + 2, 2, 3),
@@ -451,18 +416,14 @@ UNIT_TEST(test_fetch_copies_only_entries_still_in_the_ring)
     sse_event_t evs[8];
     apr_uint64_t seqs[4], first;
     const char *a;
-    int i, n;
+    int n;
 
-    if (!fx_open(&fx, 4, 4, 2)) {
+    if (!fx_open(&fx, 4, 4, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h);
-    sse_registry_listen(fx.reg, a, "news", 1);
     first = sse_registry_head(fx.reg);
-    for (i = 0; i < 6; i++) {
-        fx_notify(&fx, "news", 2);
-    }
+    fx_notify_n(&fx, "news", 6, 2);
     seqs[0] = first;            /* overwritten */
     seqs[1] = first + 2;
     seqs[2] = first + 4;
@@ -484,17 +445,12 @@ UNIT_TEST(test_sequence_numbers_increase_across_every_kind_of_event)
     apr_uint32_t ended;
     int delivered = -1, removed;
 
-    if (!fx_open(&fx, 4, 32, 4)) {
+    if (!fx_open(&fx, 4, 32, 4)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &h))
+        || !(a2 = fx_tab(&fx, "a", PID_A, 1, "news", &h2))
+        || !(a3 = fx_tab(&fx, "a", PID_B, 1, NULL, &h3))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    a2 = fx_id(&fx, "a");
-    a3 = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h);
-    fx_connect(&fx, a2, PID_A, 1, &h2);
-    fx_connect(&fx, a3, PID_B, 1, &h3);
-    sse_registry_listen(fx.reg, a, "news", 1);
-    sse_registry_listen(fx.reg, a2, "news", 1);
     head = sse_registry_head(fx.reg);
     fx_notify(&fx, "news", 2);
     CHECK_INT(head + 1, sse_registry_head(fx.reg), "a key event (2 holders)");
@@ -519,12 +475,10 @@ UNIT_TEST(test_fetch_for_an_ended_stream_copies_nothing)
     const char *a;
     int n = 1;
 
-    if (!fx_open(&fx, 4, 8, 2)) {
+    if (!fx_open(&fx, 4, 8, 2)
+        || !(a = fx_tab(&fx, "a", PID_A, 1, "news", &h))) {
         return;
     }
-    a = fx_id(&fx, "a");
-    fx_connect(&fx, a, PID_A, 1, &h);
-    sse_registry_listen(fx.reg, a, "news", 1);
     fx_notify(&fx, "news", 2);
     seq = sse_registry_head(fx.reg) - 1;
     sse_registry_release(fx.reg, &h, PID_A, h.cursor, 3);
@@ -577,13 +531,11 @@ UNIT_TEST(test_hold_start_is_the_head_at_connect)
     apr_uint64_t head;
     int removed;
 
-    if (!fx_open(&fx, 4, 32, 4)) {
+    if (!fx_open(&fx, 4, 32, 4)
+        || !(b = fx_tab(&fx, "b", PID_B, 1, "news", &hb))) {
         return;
     }
     a = fx_id(&fx, "a");
-    b = fx_id(&fx, "b");
-    REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, b, PID_B, 1, &hb), "b");
-    sse_registry_listen(fx.reg, b, "news", 1);
     fx_notify(&fx, "news", 2);
     fx_notify(&fx, "news", 3);
 
@@ -613,8 +565,7 @@ UNIT_TEST(test_hold_start_is_the_head_at_connect)
     CHECK(h2.start >= head && h2.start <= head + 1, "a takeover starts at "
           "the head (%llu) or after its own end: %llu",
           (unsigned long long)head, (unsigned long long)h2.start);
-    memset(&r, 0, sizeof(r));
-    sse_registry_route(fx.reg, head, head + 1, PID_A, fx_route_cb, &r);
+    fx_route(&fx, head, head + 1, PID_A, &r);
     if (CHECK_INT(1, r.n, "the end")) {
         CHECK_INT(SSE_EV_END_SLOT, r.call[0].kind, "ends a slot's stream");
         CHECK_INT(h.holder_gen, r.call[0].holder_gen, "the old one");
@@ -629,18 +580,14 @@ UNIT_TEST(test_hold_start_is_the_head_at_connect)
                "c, after the clear");
     CHECK_INT(head + 1, h.start, "it starts after the end-all at %llu",
               (unsigned long long)head);
-    memset(&r, 0, sizeof(r));
-    sse_registry_route(fx.reg, head, sse_registry_head(fx.reg), PID_C,
-                       fx_route_cb, &r);
+    fx_route(&fx, head, sse_registry_head(fx.reg), PID_C, &r);
     if (CHECK_INT(1, r.n, "the end-all")) {
         CHECK_INT(SSE_EV_END_ALL, r.call[0].kind, "end all");
         CHECK(r.call[0].seq < h.start, "published before the stream");
     }
     head = sse_registry_head(fx.reg);
     CHECK_RV(APR_SUCCESS, sse_registry_clear(fx.reg, 0, &removed), "again");
-    memset(&r, 0, sizeof(r));
-    sse_registry_route(fx.reg, head, sse_registry_head(fx.reg), PID_C,
-                       fx_route_cb, &r);
+    fx_route(&fx, head, sse_registry_head(fx.reg), PID_C, &r);
     if (CHECK_INT(1, r.n, "the second end-all")) {
         CHECK(r.call[0].seq >= h.start, "published after it: for it");
     }

@@ -311,38 +311,40 @@ static int is_dir(const char *path, apr_pool_t *p)
            && fi.filetype == APR_DIR;
 }
 
+/* The directory `cases` beside the file @a path, or NULL if @a path has
+ * no directory part or there is no such directory. */
+static const char *cases_beside(const char *path, apr_pool_t *p)
+{
+    const char *slash = strrchr(path, '/'), *d;
+
+    if (!slash) {
+        return NULL;
+    }
+    d = apr_pstrcat(p, apr_pstrmemdup(p, path, (apr_size_t)(slash - path)),
+                    "/cases", NULL);
+    return is_dir(d, p) ? d : NULL;
+}
+
 /* argv[1], else `cases` next to the binary (as invoked, then as linked in
  * /proc), else t/unit/cases under the current directory. */
 static const char *find_cases_dir(const char *argv0, const char *arg,
                                   apr_pool_t *p)
 {
     char exe[4096];
-    const char *slash;
+    const char *d;
     ssize_t n;
 
     if (arg) {
         return arg;
     }
-    slash = strrchr(argv0, '/');
-    if (slash) {
-        const char *d = apr_pstrcat(
-            p, apr_pstrmemdup(p, argv0, (apr_size_t)(slash - argv0)),
-            "/cases", NULL);
-        if (is_dir(d, p)) {
-            return d;
-        }
+    if ((d = cases_beside(argv0, p)) != NULL) {
+        return d;
     }
     n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (n > 0) {
         exe[n] = '\0';
-        slash = strrchr(exe, '/');
-        if (slash) {
-            const char *d = apr_pstrcat(
-                p, apr_pstrmemdup(p, exe, (apr_size_t)(slash - exe)),
-                "/cases", NULL);
-            if (is_dir(d, p)) {
-                return d;
-            }
+        if ((d = cases_beside(exe, p)) != NULL) {
+            return d;
         }
     }
     return "t/unit/cases";
