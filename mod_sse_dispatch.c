@@ -609,6 +609,11 @@ static apr_status_t stream_open(sse_stream_t *st, const char *id)
         rv = put(st, b, len);
     }
     if (rv == APR_SUCCESS && st->hold.missed_to) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, st->r, SSE_LOGNO(00048)
+                      "events %" APR_UINT64_T_FMT "..%" APR_UINT64_T_FMT
+                      " of this listener left the history before it came "
+                      "back: raise SSEHistory", st->hold.missed_from,
+                      st->hold.missed_to);
         b = sse_frame_missed(st->scratch, st->hold.missed_from,
                              st->hold.missed_to, &len);
         rv = put(st, b, len);
