@@ -847,7 +847,7 @@ int sse_stream_run(request_rec *r, const char *id)
         rv = stream_loop(st);
     }
     index_remove(st);
-    sse_registry_release(conf->reg, &st->hold, disp.pid, st->sent,
+    sse_registry_release(conf->reg, &st->hold, st->sent,
                          sse_now_ms());
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, SSE_LOGNO(00045)
                   "stream ended for %s after seq %" APR_UINT64_T_FMT, id,

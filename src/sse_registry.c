@@ -538,12 +538,10 @@ static void advance(sse_slot_t *sl, apr_uint64_t sent, apr_int64_t now_ms)
 }
 
 void sse_registry_release(sse_registry_t *reg, const sse_hold_t *hold,
-                          apr_uint32_t pid, apr_uint64_t sent,
-                          apr_int64_t now_ms)
+                          apr_uint64_t sent, apr_int64_t now_ms)
 {
     apr_status_t rv;
 
-    (void)pid;
     LOCKED(reg, rv) {
         sse_slot_t *sl = sse_reg_held(reg, hold);
         if (sl) {

@@ -168,8 +168,7 @@ apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
  * The stream ended: the listener stays, resumable from @a sent.
  */
 void sse_registry_release(sse_registry_t *reg, const sse_hold_t *hold,
-                          apr_uint32_t pid, apr_uint64_t sent,
-                          apr_int64_t now_ms);
+                          apr_uint64_t sent, apr_int64_t now_ms);
 
 /**
  * Record that the stream delivered everything up to @a sent, @a count

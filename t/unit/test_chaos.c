@@ -325,7 +325,7 @@ static void op_release(chaos_t *c)
         return;
     }
     sent = m->hold.cursor + ch_rand(c, (apr_uint32_t)(head - m->hold.cursor));
-    sse_registry_release(c->fx.reg, &m->hold, m->pid, sent, c->now);
+    sse_registry_release(c->fx.reg, &m->hold, sent, c->now);
     m->activity = c->now;
     m_drop_stream(m);
     n = r_holders(c, 1, CH_CHILDREN, pids);
@@ -339,7 +339,7 @@ static void op_release_stale(chaos_t *c)
 
     c->op = "release of an ended stream";
     if (m) {
-        sse_registry_release(c->fx.reg, &m->stale, m->pid, m->stale.cursor,
+        sse_registry_release(c->fx.reg, &m->stale, m->stale.cursor,
                              c->now);
     }
 }

@@ -202,7 +202,7 @@ UNIT_TEST(test_connect_creates_a_listener_the_first_time_only)
     sse_registry_stats(fx.reg, &st);
     CHECK_INT(1, st.listeners, "one listener");
     CHECK_INT(1, st.connected, "one stream");
-    sse_registry_release(fx.reg, &hold, PID_A, hold.cursor, 2000);
+    sse_registry_release(fx.reg, &hold, hold.cursor, 2000);
     REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, id, PID_A, 3000,
                                                  NULL, &hold, &created),
                "second connect");
@@ -386,7 +386,7 @@ UNIT_TEST(test_notify_key_counts_only_holders)
         || !(c = fx_tab(&fx, "c", PID_A, 1, NULL, &hc))) {
         return;
     }
-    sse_registry_release(fx.reg, &hb, PID_B, hb.cursor, 2);
+    sse_registry_release(fx.reg, &hb, hb.cursor, 2);
     sse_registry_listen(fx.reg, a, "news", 3);
     sse_registry_listen(fx.reg, b, "news", 3);
     sse_registry_listen(fx.reg, c, "sport", 3);
@@ -482,7 +482,7 @@ UNIT_TEST(test_completion_reaches_every_tab_of_a_user_and_no_other_name)
                                            &h[i]), "connect %s", ids[i]);
     }
     /* the third tab has no stream now: its completion waits for it */
-    sse_registry_release(fx.reg, &h[2], PID_A, h[2].cursor, 11);
+    sse_registry_release(fx.reg, &h[2], h[2].cursor, 11);
     head = sse_registry_head(fx.reg);
     REQUIRE_RV(APR_SUCCESS,
                sse_registry_notify_completion(fx.reg, ids[1], "t1", 1234,
@@ -725,7 +725,7 @@ UNIT_TEST(test_completion_does_not_reach_a_tab_created_after_it)
         return;
     }
     a2 = fx_id(&fx, "alice");
-    sse_registry_release(fx.reg, &h1, PID_A, h1.cursor, 2);
+    sse_registry_release(fx.reg, &h1, h1.cursor, 2);
     CHECK_INT(1, fx_complete(&fx, a1, "t1", 3), "one tab of alice");
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a2, PID_A, 4, &h2),
                "a new tab of alice");
@@ -759,7 +759,7 @@ UNIT_TEST(test_completion_skips_a_new_tab_of_its_name_in_a_reused_slot)
         return;
     }
     a2 = fx_id(&fx, "alice");
-    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 2);
+    sse_registry_release(fx.reg, &h, h.cursor, 2);
     CHECK_INT(1, fx_complete(&fx, a1, "t1", 3), "a1");
     REQUIRE_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a1, 0, &ended),
                "remove");

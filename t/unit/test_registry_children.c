@@ -24,7 +24,7 @@ UNIT_TEST(test_holders_any_also_lists_pids_whose_streams_a_release_ended)
     }
     fx_connect(&fx, fx_id(&fx, "a"), PID_A, 1, &ha);
     fx_connect(&fx, fx_id(&fx, "b"), PID_B, 1, &hb);
-    sse_registry_release(fx.reg, &ha, PID_A, ha.cursor, 2);
+    sse_registry_release(fx.reg, &ha, ha.cursor, 2);
     n = fx_holders(&fx, 0, pids, 8);
     if (CHECK_INT(1, n, "any 0: only the pids holding streams now")) {
         CHECK_INT(PID_B, pids[0], "B");
@@ -33,7 +33,7 @@ UNIT_TEST(test_holders_any_also_lists_pids_whose_streams_a_release_ended)
     CHECK_INT(2, n, "any 1: every pid in the child table");
     CHECK_INT(1, fx_count_pid(pids, n, PID_A), "A, whose stream ended");
     CHECK_INT(1, fx_count_pid(pids, n, PID_B), "B");
-    sse_registry_release(fx.reg, &hb, PID_B, hb.cursor, 3);
+    sse_registry_release(fx.reg, &hb, hb.cursor, 3);
     CHECK_INT(0, fx_holders(&fx, 0, pids, 8), "any 0: nobody holds one");
     n = fx_holders(&fx, 1, pids, 8);
     CHECK(n == 2 && fx_count_pid(pids, n, PID_A) == 1
@@ -86,7 +86,7 @@ UNIT_TEST(test_holders_in_chunks_lists_every_pid_exactly_once)
     /* a hole in the middle of the table, and a pid without streams */
     CHECK_RV(APR_SUCCESS, sse_registry_child_gone(fx.reg, 3003, 2),
              "3003 dies");
-    sse_registry_release(fx.reg, &h, 3006, h.cursor, 2);  /* its only one */
+    sse_registry_release(fx.reg, &h, h.cursor, 2);  /* its only one */
     for (any = 0; any <= 1; any++) {
         want = any ? PIDS - 1 : PIDS - 2;
         for (chunk = 1; chunk <= CHILDREN + 1; chunk++) {
@@ -127,7 +127,7 @@ UNIT_TEST(test_child_gone_refreshes_activity_so_cleanup_waits_for_the_client)
         return;
     }
     c = fx_id(&fx, "c");
-    sse_registry_release(fx.reg, &h, PID_B, h.cursor, 0);   /* idle */
+    sse_registry_release(fx.reg, &h, h.cursor, 0);   /* idle */
     fx_connect(&fx, c, PID_C, 0, &h);           /* C lives on */
     CHECK_RV(APR_SUCCESS, sse_registry_child_gone(fx.reg, PID_A, gone),
              "A dies ten hours later");
@@ -297,7 +297,7 @@ UNIT_TEST(test_nonblocking_handle_is_ebusy_while_another_holds_the_mutex)
         || !(b = fx_tab(&fx, "b", PID_B, 1, "news", &hb))) {
         return;
     }
-    sse_registry_release(fx.reg, &hb, PID_B, hb.cursor, 1);   /* idle */
+    sse_registry_release(fx.reg, &hb, hb.cursor, 1);   /* idle */
     REQUIRE_RV(APR_SUCCESS, sse_registry_attach(fx.pool, fx.mem, &fx.sz,
                                                 fx.lock, &parent),
                "the parent's handle on the same memory and mutex");
@@ -342,7 +342,7 @@ UNIT_TEST(test_nonblocking_handle_is_ebusy_while_another_holds_the_mutex)
     CHECK_RV(APR_EBUSY, sse_registry_ack(parent, &ha, ha.cursor, 0, later,
                                          &mfrom, &mto), "ack");
     CHECK(mfrom == 0 && mto == 0, "ack reported no missed range");
-    sse_registry_release(parent, &ha, PID_A, ha.cursor, later);  /* skips */
+    sse_registry_release(parent, &ha, ha.cursor, later);  /* skips */
     seqs[0] = head - 1;
     n = 1;
     sse_registry_fetch(parent, &ha, seqs, evs, &n);

@@ -89,7 +89,7 @@ UNIT_TEST(test_clear_removes_every_listener_and_ends_every_stream)
         ids[i] = fx_id(&fx, "u");
         fx_connect(&fx, ids[i], PID_A + (apr_uint32_t)i, 1, &h[i]);
     }
-    sse_registry_release(fx.reg, &h[2], PID_C, h[2].cursor, 2);
+    sse_registry_release(fx.reg, &h[2], h[2].cursor, 2);
     from = sse_registry_head(fx.reg);
     CHECK_RV(APR_SUCCESS, sse_registry_clear(fx.reg, 0, &removed), "clear");
     CHECK_INT(3, removed, "three listeners");
@@ -130,11 +130,11 @@ UNIT_TEST(test_cleanup_removes_only_dormant_listeners_without_stream)
     }
     recent = fx_id(&fx, "recent");
     busy = fx_id(&fx, "busy");
-    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 1000);
+    sse_registry_release(fx.reg, &h, h.cursor, 1000);
     fx_connect(&fx, recent, PID_A, 0, &h);
-    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 5000);
+    sse_registry_release(fx.reg, &h, h.cursor, 5000);
     fx_connect(&fx, busy, PID_A, 0, &h);
-    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 0);
+    sse_registry_release(fx.reg, &h, h.cursor, 0);
     sse_registry_listen(fx.reg, busy, "news", 2000);     /* activity */
 
     CHECK_RV(APR_SUCCESS, sse_registry_cleanup(fx.reg, 1000 + HOUR_MS - 1,
@@ -237,15 +237,15 @@ UNIT_TEST(test_holders_lists_each_pid_with_streams_once)
     from = 0;
     CHECK_INT(1, sse_registry_holders(fx.reg, 0, &from, pids, 1),
               "at most max");
-    sse_registry_release(fx.reg, &h[0], PID_A, h[0].cursor, 2);
+    sse_registry_release(fx.reg, &h[0], h[0].cursor, 2);
     CHECK_INT(2, fx_holders(&fx, 0, pids, 8), "A still holds b");
-    sse_registry_release(fx.reg, &h[1], PID_A, h[1].cursor, 2);
+    sse_registry_release(fx.reg, &h[1], h[1].cursor, 2);
     n = fx_holders(&fx, 0, pids, 8);
     if (CHECK_INT(1, n, "A holds nothing")) {
         CHECK_INT(PID_B, pids[0], "only B");
     }
     for (i = 0; i < 3; i++) {
-        sse_registry_release(fx.reg, &h[i], PID_B, h[i].cursor, 3);
+        sse_registry_release(fx.reg, &h[i], h[i].cursor, 3);
     }
     CHECK_INT(0, fx_holders(&fx, 0, pids, 8), "none at the end");
 }
@@ -279,7 +279,7 @@ UNIT_TEST(test_connect_is_eagain_when_the_child_table_is_full)
     sse_registry_stats(fx.reg, &st);
     CHECK_INT(2, st.listeners, "two listeners");
     CHECK_INT(2, st.connected, "two streams");
-    sse_registry_release(fx.reg, &hb, PID_B, hb.cursor, 3);
+    sse_registry_release(fx.reg, &hb, hb.cursor, 3);
     CHECK_RV(APR_SUCCESS, fx_connect(&fx, c, PID_C, 4, &hc),
              "B's entry is free again");
 }
@@ -331,7 +331,7 @@ UNIT_TEST(test_a_reused_slot_inherits_no_events_and_no_keys)
         return;
     }
     b = fx_id(&fx, "b");
-    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 1);
+    sse_registry_release(fx.reg, &h, h.cursor, 1);
     fx_notify(&fx, "news", 2);
     sse_registry_notify_completion(fx.reg, a, "t", 2, &delivered);
     CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 0, &ended),
@@ -398,7 +398,7 @@ UNIT_TEST(test_clear_retires_every_id)
         ids[i] = fx_id(&fx, "u");
         fx_connect(&fx, ids[i], PID_A, 1, &h);
     }
-    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 2);
+    sse_registry_release(fx.reg, &h, h.cursor, 2);
     CHECK_RV(APR_SUCCESS, sse_registry_clear(fx.reg, 100, &removed), "clear");
     for (i = 0; i < 3; i++) {
         CHECK_RV(APR_EEXIST, fx_connect(&fx, ids[i], PID_A, 99, &h),
@@ -466,7 +466,7 @@ UNIT_TEST(test_cleanup_of_a_dormant_listener_does_not_retire_its_id)
         || !(a = fx_tab(&fx, "a", PID_A, 1, NULL, &h))) {
         return;
     }
-    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 1);
+    sse_registry_release(fx.reg, &h, h.cursor, 1);
     sse_registry_cleanup(fx.reg, 1 + HOUR_MS, HOUR_MS, &removed);
     CHECK_INT(1, removed, "dormant");
     CHECK_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 2 + HOUR_MS, &h),
@@ -489,7 +489,7 @@ UNIT_TEST(test_unregister_tells_the_pid_whose_stream_it_ended)
     d = fx_id(&fx, "d");
     fx_connect(&fx, b, PID_B, 2, &h);                   /* takes over */
     fx_connect(&fx, c, PID_A, 1, &h);
-    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 2);
+    sse_registry_release(fx.reg, &h, h.cursor, 2);
     fx_connect(&fx, d, PID_C, 1, &h);
     CHECK_RV(APR_SUCCESS, sse_registry_child_gone(fx.reg, PID_C, 2),
              "d's child dies");

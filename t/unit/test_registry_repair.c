@@ -34,7 +34,7 @@ UNIT_TEST(test_next_holder_after_a_crash_in_the_lock_rebuilds_the_indexes)
     b = fx_tab(&fx, "alice", PID_B, 1, "news", &hb);
     c = fx_id(&fx, "carol");
     REQUIRE(a && b && c, "setup");
-    sse_registry_release(fx.reg, &hb, PID_B, hb.cursor, 2);
+    sse_registry_release(fx.reg, &hb, hb.cursor, 2);
     crash_inside_the_lock(fx.reg);
 
     CHECK_RV(APR_SUCCESS, sse_registry_lookup(fx.reg, a), "a found again");

@@ -33,7 +33,7 @@ UNIT_TEST(test_json_lists_each_listener_with_the_seed_fields)
     sse_registry_listen(fx.reg, a, "news", 1200);
     sse_registry_listen(fx.reg, a, "sport", 1500);
     fx_connect(&fx, b, PID_A, 2000, &h);
-    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 2500);
+    sse_registry_release(fx.reg, &h, h.cursor, 2500);
     all = fx_json(&fx);
     if (all == NULL) {
         return;

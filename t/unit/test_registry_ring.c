@@ -17,7 +17,7 @@ static int away_listener(fx_t *fx, const char *name, const char *key,
     if (!(*id = fx_tab(fx, name, PID_A, 1, key, h))) {
         return 0;
     }
-    sse_registry_release(fx->reg, h, PID_A, h->cursor, 1);
+    sse_registry_release(fx->reg, h, h->cursor, 1);
     return 1;
 }
 
@@ -354,7 +354,7 @@ UNIT_TEST(test_resume_from_a_last_event_id_older_than_the_ring_says_missed)
     /* written and flushed, but the connection broke before the client
      * had them: it comes back with the id it last saw */
     fx_ack(&fx, &h, e3, 3, 3);
-    sse_registry_release(fx.reg, &h, PID_A, e3, 3);
+    sse_registry_release(fx.reg, &h, e3, 3);
     fx_notify_n(&fx, "other", 10, 4);   /* pushes a's three out */
     oldest = sse_registry_head(fx.reg) - 8;
     last = before;

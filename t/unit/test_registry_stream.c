@@ -22,7 +22,7 @@ UNIT_TEST(test_route_calls_back_only_for_streams_of_that_pid)
         || !(c = fx_tab(&fx, "u", PID_C, 1, NULL, &hc))) {
         return;
     }
-    sse_registry_release(fx.reg, &hc, PID_C, hc.cursor, 2);
+    sse_registry_release(fx.reg, &hc, hc.cursor, 2);
     sse_registry_listen(fx.reg, a, "news", 3);
     sse_registry_listen(fx.reg, b, "news", 3);
     sse_registry_listen(fx.reg, c, "news", 3);
@@ -82,7 +82,7 @@ UNIT_TEST(test_route_calls_back_once_per_tab_of_the_name_held_by_the_pid)
     }
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, ids[1], PID_A, 2, &h1b),
                "the second tab's stream is taken over in the same pid");
-    sse_registry_release(fx.reg, &h[3], PID_A, h[3].cursor, 2);
+    sse_registry_release(fx.reg, &h[3], h[3].cursor, 2);
     from = sse_registry_head(fx.reg);
     CHECK_INT(4, fx_complete(&fx, ids[0], "t", 3), "u has four tabs");
     CHECK_INT(from + 1, sse_registry_head(fx.reg), "one entry");
@@ -212,12 +212,12 @@ UNIT_TEST(test_second_connect_takes_over_and_ends_the_first_stream)
         CHECK_INT(PID_B, pids[0], "pid B holds it now");
     }
 
-    sse_registry_release(fx.reg, &h1, PID_A, h1.cursor, 4);
+    sse_registry_release(fx.reg, &h1, h1.cursor, 4);
     all = fx_json(&fx);
     CHECK(fx_connected(fx_listener(all, a)) == 1,
           "the old stream's release leaves the new one connected");
     json_decref(all);
-    sse_registry_release(fx.reg, &h2, PID_B, h2.cursor, 5);
+    sse_registry_release(fx.reg, &h2, h2.cursor, 5);
     all = fx_json(&fx);
     CHECK(fx_connected(fx_listener(all, a)) == 0,
           "the new stream's release disconnects");
@@ -269,7 +269,7 @@ UNIT_TEST(test_reconnect_without_last_event_id_replays_what_was_queued)
     s1 = sse_registry_head(fx.reg) - 1;
     REQUIRE(fx_read(&fx, &h, h.cursor, evs, &rv) == 1, "the live event");
     fx_ack(&fx, &h, s1, 1, 3);
-    sse_registry_release(fx.reg, &h, PID_A, s1, 4);
+    sse_registry_release(fx.reg, &h, s1, 4);
 
     first = sse_registry_head(fx.reg);
     fx_notify(&fx, "news", 5);
@@ -310,7 +310,7 @@ UNIT_TEST(test_reconnect_with_last_event_id_replays_exactly_later_events)
         s[i] = sse_registry_head(fx.reg) - 1;
     }
     fx_ack(&fx, &h, s[5], 6, 3);
-    sse_registry_release(fx.reg, &h, PID_A, s[5], 3);
+    sse_registry_release(fx.reg, &h, s[5], 3);
 
     last = s[2];
     REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, 4, &last,
@@ -326,13 +326,13 @@ UNIT_TEST(test_reconnect_with_last_event_id_replays_exactly_later_events)
 
     last = s[0] - 1;
     fx_connect(&fx, a, PID_A, 5, &h);
-    sse_registry_release(fx.reg, &h, PID_A, s[5], 5);
+    sse_registry_release(fx.reg, &h, s[5], 5);
     REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, 6, &last,
                                                  &h, &created),
                "Last-Event-ID before every event");
     CHECK_INT(6, fx_read(&fx, &h, h.cursor, evs, &rv), "all six again");
 
-    sse_registry_release(fx.reg, &h, PID_A, s[5], 7);
+    sse_registry_release(fx.reg, &h, s[5], 7);
     last = sse_registry_head(fx.reg) + 1000;
     REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, 7, &last,
                                                  &h, &created),
@@ -383,7 +383,7 @@ UNIT_TEST(test_read_and_ack_after_release_are_eof)
         || !(a = fx_tab(&fx, "a", PID_A, 1, NULL, &h))) {
         return;
     }
-    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 2);
+    sse_registry_release(fx.reg, &h, h.cursor, 2);
     fx_read(&fx, &h, h.cursor, evs, &rv);
     CHECK_RV(APR_EOF, rv, "a released stream holds nothing");
     CHECK_RV(APR_EOF, fx_ack(&fx, &h, h.cursor, 0, 3), "ack");
@@ -481,7 +481,7 @@ UNIT_TEST(test_fetch_for_an_ended_stream_copies_nothing)
     }
     fx_notify(&fx, "news", 2);
     seq = sse_registry_head(fx.reg) - 1;
-    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 3);
+    sse_registry_release(fx.reg, &h, h.cursor, 3);
     sse_registry_fetch(fx.reg, &h, &seq, evs, &n);
     CHECK_INT(0, n, "a released stream fetches nothing");
 }
@@ -507,7 +507,7 @@ UNIT_TEST(test_connect_tells_the_pid_of_the_stream_it_took_over)
     memset(&h, 0xa5, sizeof(h));
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_B, 3, &h), "again B");
     CHECK_INT(PID_B, h.prev_pid, "a stream of the same process");
-    sse_registry_release(fx.reg, &h, PID_B, h.cursor, 4);
+    sse_registry_release(fx.reg, &h, h.cursor, 4);
     memset(&h, 0xa5, sizeof(h));
     REQUIRE_RV(APR_SUCCESS, fx_connect(&fx, a, PID_C, 5, &h), "from C");
     CHECK_INT(0, h.prev_pid, "the listener had no stream after a release");
@@ -545,7 +545,7 @@ UNIT_TEST(test_hold_start_is_the_head_at_connect)
     CHECK_INT(head, h.start, "a new listener's stream starts at the head");
     CHECK_INT(head, sse_registry_head(fx.reg), "and publishes nothing");
     sse_registry_listen(fx.reg, a, "news", 4);
-    sse_registry_release(fx.reg, &h, PID_A, h.cursor, 5);
+    sse_registry_release(fx.reg, &h, h.cursor, 5);
     fx_notify(&fx, "news", 6);                      /* queued for a */
 
     head = sse_registry_head(fx.reg);
