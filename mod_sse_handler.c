@@ -16,6 +16,8 @@
 #include "src/sse_route.h"
 
 #define SSE_NOTE_ROUTE "sse-mgr-route"
+#define SSE_BODY_MAX   4096     /* no route reads a body: a small one is
+                                   dropped, a larger one refused */
 
 /* Claim only the routes we know, so other modules (the demo's submit-task)
  * can serve their own paths under the same prefix. */
@@ -199,6 +201,41 @@ static int preflight(request_rec *r, const sse_route_def_t *def)
     return OK;
 }
 
+static int too_large(request_rec *r)
+{
+    r->connection->keepalive = AP_CONN_CLOSE;   /* leave the rest unread */
+    return text(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                apr_psprintf(r->pool, "request body too large (at most %d "
+                             "bytes)", SSE_BODY_MAX));
+}
+
+/* Read and drop a body of at most SSE_BODY_MAX bytes; refuse a larger one
+ * (announced or chunked) without reading it all. DECLINED: go on. */
+static int drop_small_body(request_rec *r)
+{
+    char buf[1024];
+    apr_off_t total = 0;
+    long n;
+    int status = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
+
+    if (status != OK) {
+        return status;
+    }
+    if (r->remaining > SSE_BODY_MAX) {
+        return too_large(r);
+    }
+    if (!ap_should_client_block(r)) {
+        return DECLINED;
+    }
+    while ((n = ap_get_client_block(r, buf, sizeof(buf))) > 0) {
+        total += n;
+        if (total > SSE_BODY_MAX) {
+            return too_large(r);
+        }
+    }
+    return n < 0 ? HTTP_BAD_REQUEST : DECLINED;
+}
+
 /* An issued id is checked before any route touches the registry, so a
  * forged one costs a MAC and nothing else. */
 static int check_ids(request_rec *r, const sse_route_t *rt)
@@ -243,7 +280,7 @@ int sse_handler(request_rec *r)
                     apr_pstrcat(r->pool, rt.def->name, " allows ",
                                 rt.def->allow, NULL));
     }
-    if ((status = ap_discard_request_body(r)) != OK) {
+    if ((status = drop_small_body(r)) != DECLINED) {
         return status;
     }
     if (rv == APR_EINVAL) {

@@ -1,0 +1,71 @@
+"""Bodies and access: no route reads a body, so a small one is dropped and
+a large one refused with 413 before it is read; httpd's own Require keeps
+publish and admin routes from clients it does not allow."""
+
+import socket
+
+import pytest
+
+from sse_client import fresh_name, http
+
+
+def test_a_small_body_is_ignored(api, httpd):
+    key = fresh_name("body")
+    r = http(httpd.port, "POST", api.path("notify-listeners", key),
+             body=b"x" * 100)
+    assert r.status == 200, r
+
+
+def test_a_large_body_is_refused_with_413(api, httpd):
+    key = fresh_name("big")
+    r = http(httpd.port, "POST", api.path("notify-listeners", key),
+             body=b"x" * 5000)
+    assert r.status == 413, r
+    assert b"too large" in r.body
+
+
+def test_a_large_chunked_body_is_refused_with_413(api, httpd):
+    key = fresh_name("bigchunks")
+    chunk = b"x" * 1000
+    req = (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+           % api.path("notify-listeners", key).encode())
+    req += (b"%x\r\n%s\r\n" % (len(chunk), chunk)) * 6 + b"0\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", httpd.port), 10) as s:
+        s.sendall(req)
+        s.settimeout(10)
+        got = b""
+        while True:
+            part = s.recv(4096)
+            if not part:
+                break
+            got += part
+    assert got.startswith(b"HTTP/1.1 413 "), got[:200]
+
+
+@pytest.fixture
+def guarded(make_httpd):
+    # the shipped rule, with an address the test never comes from
+    return make_httpd(extra_conf="""
+<LocationMatch "^/sse/(list-registrants|clear-registrants|trigger-cleanup|notify-completions/|notify-listeners/)">
+    Require ip 192.0.2.1
+</LocationMatch>
+""")
+
+
+def test_require_keeps_publish_and_admin_routes_from_other_clients(guarded):
+    api = guarded.api
+    guarded.expect_log(r"AH01630: client denied")  # httpd says so, rightly
+    id = api.make_id(fresh_name("guard"))          # public: still allowed
+    with api.register(id):
+        for method, path in [("POST", api.path("notify-listeners", "k")),
+                             ("POST", api.path("notify-completions", id,
+                                               "t")),
+                             ("GET", api.path("list-registrants")),
+                             ("GET", api.path("clear-registrants")),
+                             ("GET", api.path("trigger-cleanup"))]:
+            r = http(guarded.port, method, path)
+            assert r.status == 403, "%s %s: %r" % (method, path, r)
+    # nothing changed: the listener is still there for the allowed route
+    r = http(guarded.port, "PUT", api.path("listen", id, "k"))
+    assert r.status == 200, r
