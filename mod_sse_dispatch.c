@@ -211,15 +211,28 @@ static void on_route(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
     apr_thread_mutex_unlock(disp.mu);
 }
 
+static int trylock_for_a_while(void)
+{
+    int tries;
+
+    for (tries = 0; tries < 100; tries++) {
+        if (apr_thread_mutex_trylock(disp.mu) == APR_SUCCESS) {
+            return 1;
+        }
+        apr_sleep(apr_time_from_msec(10));
+    }
+    return 0;
+}
+
 static void mark_all(sse_local_t *l, int ending)
 {
     apr_uint32_t i;
     sse_stream_t *st;
 
-    /* when stopping, never wait: the thread that holds disp.mu may be the
-     * one a signal is tearing the child down on; streams see disp.stopping
-     * at their next wake-up or heartbeat anyway */
-    if (ending ? apr_thread_mutex_trylock(disp.mu) != APR_SUCCESS
+    /* when stopping, never wait for good: the thread that holds disp.mu
+     * may be the one a signal is tearing the child down on. Try for a
+     * second; streams not woken see disp.stopping at their heartbeat. */
+    if (ending ? !trylock_for_a_while()
                : apr_thread_mutex_lock(disp.mu) != APR_SUCCESS) {
         return;
     }
@@ -281,6 +294,7 @@ static void *APR_THREAD_FUNC dispatcher(apr_thread_t *thd, void *data)
     char buf[64];
     int i;
 
+    (void)thd;
     (void)data;
     pfd.fd = disp.fd;
     pfd.events = POLLIN;
@@ -288,6 +302,9 @@ static void *APR_THREAD_FUNC dispatcher(apr_thread_t *thd, void *data)
         (void)poll(&pfd, 1, SSE_TICK_MS);
         while (recv(disp.fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
             /* drain: one pass serves every wake-up so far */
+        }
+        if (disp.stopping) {
+            break;
         }
         if (mpm_stopping()) {
             /* graceful restart or stop (prefork has no child_stopping
@@ -302,7 +319,8 @@ static void *APR_THREAD_FUNC dispatcher(apr_thread_t *thd, void *data)
         mark_all(disp.locals[i], 1);
     }
     disp.done = 1;
-    apr_thread_exit(thd, APR_SUCCESS);
+    /* return, not apr_thread_exit(): if a bounded join gave up, the
+     * child pool (and this thread's pool in it) may be gone already */
     return NULL;
 }
 

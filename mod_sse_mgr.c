@@ -310,16 +310,16 @@ static void sweep_dead_holders(server_rec *s, sse_registry_t *reg)
  * rebuild the indexes (the core counts it; only the glue can log). */
 static void report_repairs(server_rec *s, sse_registry_t *reg)
 {
-    static apr_uint64_t seen;
+    apr_uint64_t *seen = &sse_srv_conf(s)->repairs_seen;
     sse_stats_t st;
 
     sse_registry_stats(reg, &st);
-    if (st.repairs > seen) {
+    if (st.repairs > *seen) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SSE_LOGNO(00004)
                      "a process died holding the registry lock: its "
                      "indexes were rebuilt (%" APR_UINT64_T_FMT " time(s) "
                      "so far)", st.repairs);
-        seen = st.repairs;
+        *seen = st.repairs;
     }
 }
 
@@ -339,6 +339,9 @@ static int sse_monitor(apr_pool_t *p, server_rec *s)
         }
         sweep_dead_holders(vs, sse_srv_conf(vs)->reg);
         report_repairs(vs, sse_srv_conf(vs)->reg);
+        if (sse_srv_conf(vs)->changed_pending) {
+            sse_op_changed(vs);
+        }
         if (due && sse_op_cleanup(vs, &removed) == APR_EBUSY) {
             busy = 1;           /* a child holds the lock: next round */
         }

@@ -54,6 +54,8 @@ typedef struct {
     int reg_index;              /* which registry, set in post_config */
     sse_registry_t *reg;        /* this process's handle to it */
     sse_local_t *local;         /* this child's streams of it */
+    int changed_pending;        /* parent: a listeners-changed to retry */
+    apr_uint64_t repairs_seen;  /* parent: repairs already logged */
 } sse_srv_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA sse_mgr_module;

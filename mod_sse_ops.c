@@ -58,12 +58,13 @@ apr_status_t sse_op_check_id(server_rec *s, const char *id)
 
 void sse_op_changed(server_rec *s)
 {
-    const char *key = sse_srv_conf(s)->changed_key;
+    sse_srv_conf_t *conf = sse_srv_conf(s);
     int n;
 
-    if (key) {
-        sse_op_notify_listeners(s, key, &n);
-    }
+    /* the parent's handle may find the lock busy: then the monitor tries
+     * again on its next run, so no change goes untold */
+    conf->changed_pending = conf->changed_key
+        && sse_op_notify_listeners(s, conf->changed_key, &n) == APR_EBUSY;
 }
 
 static apr_status_t is_registered(server_rec *s, const char *id)

@@ -249,7 +249,7 @@ static sse_child_t *child_entry(sse_registry_t *reg, apr_uint32_t pid,
     apr_uint32_t i;
 
     for (i = 0; i < reg->h->sz.max_children; i++) {
-        if (reg->child[i].pid == pid) {
+        if (pid && reg->child[i].pid == pid) {
             return &reg->child[i];
         }
         if (free_entry == NULL && reg->child[i].streams == 0) {
@@ -315,15 +315,24 @@ static void repair_slot(sse_registry_t *reg, apr_uint32_t i)
 {
     sse_slot_t *sl = &reg->slot[i];
     sse_child_t *c;
+    apr_size_t name_len;
     apr_uint32_t k;
 
-    if (sl->state == SLOT_FREE || sse_id_parse(sl->id, NULL) != APR_SUCCESS
+    if (sl->state == SLOT_FREE
+        || sse_id_parse(sl->id, &name_len) != APR_SUCCESS
         || sl->nkeys > SSE_MAX_KEYS) {
         sl->state = SLOT_FREE;      /* a half-made slot goes back */
         sl->nkeys = 0;
         sl->next_free = reg->h->free_head;
         reg->h->free_head = i + 1;
         return;
+    }
+    /* the hashes may not have been written yet: derive them again */
+    sl->id_hash = hash_of(sl->id, strlen(sl->id));
+    sl->name_len = (apr_uint32_t)name_len;
+    sl->name_hash = hash_of(sl->id, name_len);
+    for (k = 0; k < sl->nkeys; k++) {
+        sl->keys[k].hash = hash_of(sl->keys[k].key, strlen(sl->keys[k].key));
     }
     sl->next_id = reg->id_bucket[bucket_of(reg, sl->id_hash)];
     reg->id_bucket[bucket_of(reg, sl->id_hash)] = i + 1;
@@ -336,7 +345,7 @@ static void repair_slot(sse_registry_t *reg, apr_uint32_t i)
     }
     reg->h->stats.listeners++;
     c = sl->state == SLOT_CONNECTED ? child_entry(reg, sl->holder_pid, 0)
-                                    : NULL;
+                                    : NULL;     /* pid 0 matches none */
     if (c) {
         c->streams++;
         reg->h->stats.connected++;
