@@ -251,6 +251,33 @@ static int check_ids(request_rec *r, const sse_route_t *rt)
     return DECLINED;
 }
 
+/* Access-Control-Allow-Origin, in err_headers_out so that error answers
+ * carry it too: "*" or the one origin configured as such; of several, the
+ * request's Origin when it is one of them (and none otherwise). */
+static void allow_origin(request_rec *r, const sse_srv_conf_t *conf)
+{
+    const char *origin, *allowed = SSE_DEF_ORIGIN;
+    int i;
+
+    if (conf->origins && conf->origins->nelts > 1) {
+        origin = apr_table_get(r->headers_in, "Origin");
+        apr_table_mergen(r->err_headers_out, "Vary", "Origin");
+        for (i = 0, allowed = NULL; origin && i < conf->origins->nelts; i++) {
+            if (!strcmp(origin, APR_ARRAY_IDX(conf->origins, i,
+                                              const char *))) {
+                allowed = origin;
+            }
+        }
+    }
+    else if (conf->origins) {
+        allowed = APR_ARRAY_IDX(conf->origins, 0, const char *);
+    }
+    if (allowed) {
+        apr_table_setn(r->err_headers_out, "Access-Control-Allow-Origin",
+                       allowed);
+    }
+}
+
 int sse_handler(request_rec *r)
 {
     sse_srv_conf_t *conf = sse_srv_conf(r->server);
@@ -264,9 +291,7 @@ int sse_handler(request_rec *r)
         || apr_table_get(r->notes, SSE_NOTE_ROUTE) == NULL) {
         return DECLINED;
     }
-    /* err_headers_out: kept on error responses too */
-    apr_table_setn(r->err_headers_out, "Access-Control-Allow-Origin",
-                   conf->allow_origin);
+    allow_origin(r, conf);
     rv = sse_route_parse(r->pool, r->uri + strlen(conf->prefix), &rt);
     if (rv == APR_ENOENT) {
         return HTTP_NOT_FOUND;

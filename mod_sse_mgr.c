@@ -65,8 +65,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
 
     conf->prefix = add->prefix ? add->prefix : base->prefix;
     conf->prefix_set = add->prefix_set;
-    conf->allow_origin = add->allow_origin ? add->allow_origin
-                                           : base->allow_origin;
+    conf->origins = add->origins ? add->origins : base->origins;
     conf->changed_key = add->changed_key ? add->changed_key
                                          : base->changed_key;
     conf->reg_index = -1;
@@ -91,14 +90,27 @@ static const char *set_prefix(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* SSEAllowOrigin: "*", or one or more origins (called once per word). */
 static const char *set_origin(cmd_parms *cmd, void *dc, const char *arg)
 {
+    sse_srv_conf_t *conf = sse_srv_conf(cmd->server);
+    int star = strcmp(arg, "*") == 0;
+
     (void)dc;
-    if (strpbrk(arg, "\r\n")) {
-        return apr_psprintf(cmd->pool, "%s: invalid origin",
+    if (strpbrk(arg, "\r\n,") || (!star && strstr(arg, "://") == NULL)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not '*' or an origin "
+                            "like https://app.example.com", cmd->cmd->name,
+                            arg);
+    }
+    if (conf->origins == NULL) {
+        conf->origins = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    }
+    else if (star || !strcmp(APR_ARRAY_IDX(conf->origins, 0, const char *),
+                             "*")) {
+        return apr_psprintf(cmd->pool, "%s: '*' stands alone",
                             cmd->cmd->name);
     }
-    sse_srv_conf(cmd->server)->allow_origin = arg;
+    APR_ARRAY_PUSH(conf->origins, const char *) = arg;
     return NULL;
 }
 
@@ -196,9 +208,9 @@ static const command_rec sse_cmds[] = {
     AP_INIT_TAKE1("SSEHeartbeat", set_seconds, GOFF(heartbeat), RSRC_CONF,
                   "Seconds between comment lines on idle streams (default "
                   APR_STRINGIFY(SSE_DEF_HEARTBEAT) ")"),
-    AP_INIT_TAKE1("SSEAllowOrigin", set_origin, NULL, RSRC_CONF,
-                  "Access-Control-Allow-Origin sent on every route "
-                  "(default " SSE_DEF_ORIGIN ")"),
+    AP_INIT_ITERATE("SSEAllowOrigin", set_origin, NULL, RSRC_CONF,
+                    "'*' or the origins allowed (Access-Control-Allow-Origin"
+                    " on every route; default " SSE_DEF_ORIGIN ")"),
     AP_INIT_TAKE1("SSENotifyListenersChanged", set_changed_key, NULL,
                   RSRC_CONF, "Key notified when the set of listeners "
                   "changes (default: none)"),

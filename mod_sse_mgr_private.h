@@ -49,7 +49,7 @@ typedef struct {
     const char *prefix;         /* NULL: unset (inherit) */
     int prefix_set;             /* set in this very context */
     int owner;                  /* this server owns its registry */
-    const char *allow_origin;
+    apr_array_header_t *origins; /* SSEAllowOrigin; NULL: "*" */
     const char *changed_key;    /* SSENotifyListenersChanged, or NULL */
     int reg_index;              /* which registry, set in post_config */
     sse_registry_t *reg;        /* this process's handle to it */

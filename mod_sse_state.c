@@ -58,9 +58,6 @@ static int assign_registries(server_rec *s)
         if (conf->prefix == NULL) {
             conf->prefix = main_conf->prefix;
         }
-        if (conf->allow_origin == NULL) {
-            conf->allow_origin = SSE_DEF_ORIGIN;
-        }
     }
     return n;
 }

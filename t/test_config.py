@@ -35,6 +35,9 @@ def test_default_test_config_passes_the_syntax_check(config_env):
     ("SSEDormantTimeout", "0"),
     ("SSEDormantTimeout", "soon"),
     ("SSECleanupInterval", "0"),
+    ("SSEAllowOrigin", "app.example.test"),
+    ("SSEAllowOrigin", "* https://a.example.test"),
+    ("SSEAllowOrigin", "https://a.example.test *"),
 ])
 def test_invalid_directive_value_fails_the_syntax_check(config_env,
                                                          directive, value):

@@ -429,3 +429,22 @@ def test_allow_origin_directive_sets_the_origin_on_every_answer(make_httpd):
     with api.register(id) as s:
         assert s.headers.get("Access-Control-Allow-Origin") == origin, (
             s.headers)
+
+
+def test_allow_origin_list_answers_only_the_origins_it_names(make_httpd):
+    good = ["https://a.example.test", "https://b.example.test"]
+    env = make_httpd(directives={"SSEAllowOrigin": " ".join(good)})
+    api = env.api
+    for origin in good:
+        resp = api.request("GET", "make-id", "n", headers={"Origin": origin})
+        assert resp.headers.get("Access-Control-Allow-Origin") == origin, (
+            "an origin in the list is echoed\n%s" % resp.describe())
+        assert "Origin" in resp.headers.get("Vary", ""), resp.describe()
+    resp = api.request("GET", "make-id", "n",
+                       headers={"Origin": "https://evil.example.test"})
+    assert resp.status == 200
+    assert resp.headers.get("Access-Control-Allow-Origin") is None, (
+        "an origin not in the list gets no CORS grant\n%s" % resp.describe())
+    id = api.make_id(fresh_name())
+    with api.stream(id, headers={"Origin": good[1]}) as s:
+        assert s.headers.get("Access-Control-Allow-Origin") == good[1]
