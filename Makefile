@@ -4,7 +4,7 @@ PYTHON    ?= /usr/bin/python3
 CORE_SRC   = src/sse_id.c src/sse_frame.c src/sse_route.c src/sse_registry.c \
              src/sse_ring.c src/sse_report.c
 GLUE_SRC   = mod_sse_mgr.c mod_sse_state.c mod_sse_ops.c mod_sse_handler.c \
-	         mod_sse_dispatch.c
+	         mod_sse_dispatch.c mod_sse_stream.c
 WARN      ?= -Wall -Wextra -Werror
 APR_CFLAGS = $(shell pkg-config --cflags apr-1 apr-util-1)
 APR_LIBS   = $(shell pkg-config --libs apr-1 apr-util-1)
@@ -17,7 +17,7 @@ all: .libs/mod_sse_mgr.so
 t/modules/.libs/mod_sse_apitest.so: t/modules/mod_sse_apitest.c include/mod_sse_mgr.h
 	cd t/modules && $(APXS) -c -Wc,"$(WARN) -std=gnu99" -I../.. mod_sse_apitest.c >/dev/null
 
-.libs/mod_sse_mgr.so: $(GLUE_SRC) $(CORE_SRC) src/*.h include/*.h mod_sse_mgr_private.h
+.libs/mod_sse_mgr.so: $(GLUE_SRC) $(CORE_SRC) src/*.h include/*.h mod_sse_mgr_private.h mod_sse_dispatch.h
 	$(APXS) -c -o mod_sse_mgr.la -Wc,"$(WARN) -std=gnu99" -I. $(GLUE_SRC) $(CORE_SRC) -ljansson >/dev/null
 
 # the module, and on Debian the a2enmod files (an edited .conf is kept)

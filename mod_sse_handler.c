@@ -69,6 +69,11 @@ static int text(request_rec *r, int status, const char *line)
                                                      NULL));
 }
 
+int sse_respond_text(request_rec *r, int status, const char *line)
+{
+    return text(r, status, line);
+}
+
 static int delivered(request_rec *r, int n)
 {
     return respond(r, HTTP_OK, "application/json",

@@ -102,6 +102,8 @@ void sse_ops_register(void);
 int sse_handler(request_rec *r);
 int sse_translate(request_rec *r);
 int sse_map_to_storage(request_rec *r);
+/** A one-line text/plain answer (no-store), newline added on errors. */
+int sse_respond_text(request_rec *r, int status, const char *line);
 
 /* mod_sse_dispatch.c: the child's dispatcher and its streams */
 apr_status_t sse_dispatch_post_config(apr_pool_t *pconf);

@@ -1,0 +1,396 @@
+/*
+ * A stream held open on its request's thread (DESIGN §3, step 1): it
+ * sleeps in a pollset on {its client, the dispatcher's wake-up, its next
+ * heartbeat}, copies the entries the dispatcher queued for it out of the
+ * ring, frames them and writes them through the output filters. The
+ * dispatcher that feeds it is mod_sse_dispatch.c.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_connection.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include <apr_poll.h>
+#include <apr_strings.h>
+
+#include "mod_sse_mgr_private.h"
+#include "mod_sse_dispatch.h"
+
+#define SSE_BATCH       16      /* events copied per lock hold */
+
+/* ---- writing --------------------------------------------------------- */
+
+static apr_status_t put(sse_stream_t *st, const char *buf, apr_size_t len)
+{
+    return apr_brigade_write(st->bb, NULL, NULL, buf, len);
+}
+
+static apr_status_t flush(sse_stream_t *st)
+{
+    conn_rec *c = st->r->connection;
+    apr_status_t rv;
+
+    APR_BRIGADE_INSERT_TAIL(st->bb,
+                            apr_bucket_flush_create(c->bucket_alloc));
+    rv = ap_pass_brigade(st->r->output_filters, st->bb);
+    apr_brigade_cleanup(st->bb);
+    apr_pool_clear(st->scratch);
+    st->next_beat = apr_time_now() + sse_conf_heartbeat();
+    return (rv == APR_SUCCESS && c->aborted) ? APR_ECONNABORTED : rv;
+}
+
+/* Record delivery; tell the client about events of its listener that the
+ * ring lost before they could be written (a burst beyond SSEHistory). */
+static apr_status_t ack(sse_stream_t *st, int count)
+{
+    apr_uint64_t from, to;
+    apr_size_t len;
+    const char *b;
+    apr_status_t rv;
+
+    rv = sse_registry_ack(st->reg, &st->hold, st->sent, count,
+                          sse_now_ms(), &from, &to);
+    if (rv != APR_SUCCESS || to == 0) {
+        return rv;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, st->r, SSE_LOGNO(00047)
+                  "events %" APR_UINT64_T_FMT "..%" APR_UINT64_T_FMT " were "
+                  "overwritten before this stream could send them: raise "
+                  "SSEHistory", from, to);
+    b = sse_frame_missed(st->scratch, from, to, &len);
+    rv = put(st, b, len);
+    return rv == APR_SUCCESS ? flush(st) : rv;
+}
+
+/* Frame and write the events not yet sent; flush; record delivery. */
+static apr_status_t write_events(sse_stream_t *st, const sse_event_t *evs,
+                                 int n)
+{
+    apr_status_t rv = APR_SUCCESS;
+    apr_uint64_t last = st->sent;
+    int i, count = 0;
+
+    for (i = 0; i < n && rv == APR_SUCCESS; i++) {
+        char buf[SSE_DATA_MAX];
+        const char *data, *b;
+        apr_size_t len;
+        if (evs[i].seq <= last || evs[i].kind == SSE_EV_END_SLOT
+            || evs[i].kind == SSE_EV_END_ALL) {
+            continue;
+        }
+        rv = sse_registry_event_data(&evs[i], st->id, buf, &data, &len);
+        if (rv == APR_SUCCESS) {
+            b = sse_frame_event(st->scratch, evs[i].seq, data, len, &len);
+            rv = put(st, b, len);
+        }
+        last = evs[i].seq;
+        count++;
+    }
+    if (rv == APR_SUCCESS && count) {
+        rv = flush(st);
+    }
+    if (rv == APR_SUCCESS) {
+        st->sent = last;        /* delivered only once flushed */
+    }
+    return (rv == APR_SUCCESS && count) ? ack(st, count) : rv;
+}
+
+/* Everything for this listener after st->sent that is still in the ring. */
+static apr_status_t write_backlog(sse_stream_t *st)
+{
+    sse_event_t evs[SSE_BATCH];
+    apr_status_t rv;
+    int n;
+
+    do {
+        rv = sse_registry_read(st->reg, &st->hold, st->sent, evs,
+                               SSE_BATCH, &n);
+        if (rv == APR_SUCCESS && n) {
+            rv = write_events(st, evs, n);
+        }
+    } while (rv == APR_SUCCESS && n == SSE_BATCH);
+    return rv;
+}
+
+static apr_status_t write_queued(sse_stream_t *st, const apr_uint64_t *seqs,
+                                 int n)
+{
+    sse_event_t evs[SSE_BATCH];
+    apr_status_t rv = APR_SUCCESS;
+    int i, got;
+
+    for (i = 0; i < n && rv == APR_SUCCESS; i += SSE_BATCH) {
+        got = (n - i < SSE_BATCH) ? n - i : SSE_BATCH;
+        sse_registry_fetch(st->reg, &st->hold, seqs + i, evs, &got);
+        rv = write_events(st, evs, got);
+    }
+    return rv;
+}
+
+/* retry:, the registered event (its id is the resume point, so the id
+ * sequence the client sees never goes back), missed, backlog. */
+static apr_status_t stream_open(sse_stream_t *st, const char *id)
+{
+    char data[SSE_DATA_MAX];
+    apr_size_t len;
+    apr_status_t rv;
+    const char *b;
+
+    b = sse_frame_retry(st->scratch, SSE_RETRY_MS, &len);
+    rv = put(st, b, len);
+    if (rv == APR_SUCCESS) {
+        rv = sse_frame_data("registered", id, data, &len);
+    }
+    if (rv == APR_SUCCESS) {
+        b = sse_frame_event(st->scratch, st->sent, data, len, &len);
+        rv = put(st, b, len);
+    }
+    if (rv == APR_SUCCESS && st->hold.missed_to) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, st->r, SSE_LOGNO(00048)
+                      "events %" APR_UINT64_T_FMT "..%" APR_UINT64_T_FMT
+                      " of this listener left the history before it came "
+                      "back: raise SSEHistory", st->hold.missed_from,
+                      st->hold.missed_to);
+        b = sse_frame_missed(st->scratch, st->hold.missed_from,
+                             st->hold.missed_to, &len);
+        rv = put(st, b, len);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = flush(st);
+    }
+    return rv == APR_SUCCESS ? write_backlog(st) : rv;
+}
+
+/* ---- the loop -------------------------------------------------------- */
+
+/* The client spoke: a non-blocking read tells "nothing" (a spurious
+ * wake-up) from EOF or bytes. An EventSource never sends after its
+ * request, so bytes are a client we do not serve further: end the stream
+ * and do not read a next request from the middle of them. Never a
+ * blocking read: mod_reqtimeout would cut the stream. */
+static int client_gone(sse_stream_t *st, apr_int16_t rtnevents)
+{
+    conn_rec *c = st->r->connection;
+    apr_bucket_brigade *in;
+    apr_status_t rv;
+
+    if (rtnevents & (APR_POLLERR | APR_POLLNVAL)) {
+        return 1;
+    }
+    in = apr_brigade_create(st->scratch, c->bucket_alloc);
+    rv = ap_get_brigade(c->input_filters, in, AP_MODE_READBYTES,
+                        APR_NONBLOCK_READ, 4096);
+    apr_brigade_destroy(in);
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        return 0;
+    }
+    c->keepalive = AP_CONN_CLOSE;
+    return 1;
+}
+
+static apr_status_t wait_once(sse_stream_t *st)
+{
+    apr_interval_time_t timeout = st->next_beat - apr_time_now();
+    const apr_pollfd_t *fds;
+    apr_int32_t num = 0, i;
+    apr_status_t rv;
+
+    if (timeout <= 0) {
+        rv = put(st, SSE_FRAME_HEARTBEAT, sizeof(SSE_FRAME_HEARTBEAT) - 1);
+        return rv == APR_SUCCESS ? flush(st) : rv;
+    }
+    rv = apr_pollset_poll(st->ps, timeout, &num, &fds);
+    if (APR_STATUS_IS_EINTR(rv) || APR_STATUS_IS_TIMEUP(rv)) {
+        return APR_SUCCESS;     /* woken, or a heartbeat is due */
+    }
+    for (i = 0; rv == APR_SUCCESS && i < num; i++) {
+        if (client_gone(st, fds[i].rtnevents)) {
+            rv = APR_EOF;
+        }
+    }
+    return rv;
+}
+
+static apr_status_t stream_loop(sse_stream_t *st)
+{
+    apr_uint64_t seqs[SSE_QUEUE_LEN];
+    apr_status_t rv = APR_SUCCESS;
+    int n, resync;
+
+    while (rv == APR_SUCCESS) {
+        if (sse_dispatch_take(st, seqs, &n, &resync)) {
+            break;
+        }
+        if (resync) {
+            rv = write_backlog(st);
+            if (rv == APR_SUCCESS) {
+                rv = ack(st, 0);        /* reports what the lag lost */
+            }
+        }
+        else if (n) {
+            rv = write_queued(st, seqs, n);
+        }
+        if (rv == APR_SUCCESS) {
+            rv = wait_once(st);
+        }
+    }
+    return rv;
+}
+
+/* A peer that vanished without FIN or RST (host gone, cable pulled) would
+ * hold the stream until TCP gives up retransmitting (~15 min): let the
+ * kernel end it once sent bytes stay unacknowledged for a heartbeat
+ * period plus Timeout. */
+static void limit_unacked(request_rec *r)
+{
+    apr_socket_t *sock = ap_get_conn_socket(r->connection);
+    apr_os_sock_t fd;
+    unsigned int ms = (unsigned int)apr_time_as_msec(
+        sse_conf_heartbeat() + r->server->timeout);
+
+    if (sock && apr_os_sock_get(&fd, sock) == APR_SUCCESS) {
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+    }
+}
+
+static apr_status_t stream_setup(sse_stream_t *st)
+{
+    request_rec *r = st->r;
+    apr_pollfd_t pfd;
+    apr_status_t rv;
+
+    apr_pool_create(&st->scratch, r->pool);
+    st->bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    rv = apr_pollset_create(&st->ps, 1, r->pool, APR_POLLSET_WAKEABLE);
+    memset(&pfd, 0, sizeof(pfd));
+    /* HTTP/2 may give no descriptor (a GET's stream has no input): then
+     * a failed write or heartbeat is how a gone client shows */
+    if (rv == APR_SUCCESS
+        && ap_get_pollfd_from_conn(r->connection, &pfd, NULL) == APR_SUCCESS
+        && (pfd.desc_type == APR_POLL_SOCKET
+            || pfd.desc_type == APR_POLL_FILE)) {
+        pfd.p = r->pool;
+        pfd.reqevents = APR_POLLIN;
+        pfd.client_data = st;
+        rv = apr_pollset_add(st->ps, &pfd);
+    }
+    if (rv == APR_SUCCESS && r->connection->master == NULL) {
+        limit_unacked(r);
+    }
+    ap_set_content_type(r, "text/event-stream");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-cache");
+    apr_table_setn(r->headers_out, "X-Accel-Buffering", "no");
+    /* nothing may buffer the stream */
+    apr_table_setn(r->subprocess_env, "no-gzip", "1");
+    apr_table_setn(r->subprocess_env, "no-brotli", "1");
+    return rv;
+}
+
+/* Last-Event-ID header, else ?last_event_id=; digits only. */
+static int parse_last_id(request_rec *r, apr_uint64_t *out)
+{
+    const char *v = apr_table_get(r->headers_in, "Last-Event-ID");
+    char *end;
+
+    if (v == NULL && r->args
+        && strncmp(r->args, "last_event_id=", 14) == 0) {
+        v = r->args + 14;
+    }
+    if (v == NULL) {
+        return 0;
+    }
+    if (*v < '0' || *v > '9' || strlen(v) > 20) {
+        return -1;
+    }
+    errno = 0;
+    *out = (apr_uint64_t)apr_strtoi64(v, &end, 10);
+    return (*end == '\0' && errno == 0) ? 1 : -1;
+}
+
+int sse_stream_run(request_rec *r, const char *id)
+{
+    sse_srv_conf_t *conf = sse_srv_conf(r->server);
+    sse_stream_t *st;
+    apr_uint64_t last_id = 0;
+    apr_status_t rv;
+    int has_last = parse_last_id(r, &last_id), created = 0;
+
+    if (has_last < 0) {
+        return sse_respond_text(r, HTTP_BAD_REQUEST,
+                                "Last-Event-ID must be a number");
+    }
+    if (!sse_dispatch_ready(conf->local)) {
+        apr_table_setn(r->err_headers_out, "Retry-After", "1");
+        return sse_respond_text(r, HTTP_SERVICE_UNAVAILABLE,
+                                "not dispatching here");
+    }
+    st = apr_pcalloc(r->pool, sizeof(*st));
+    st->r = r;
+    st->id = id;
+    st->reg = conf->reg;
+    st->local = conf->local;
+    if ((rv = stream_setup(st)) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SSE_LOGNO(00041)
+                      "cannot set up the stream");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (r->header_only) {
+        return OK;
+    }
+    rv = sse_registry_connect(conf->reg, id, sse_dispatch_pid(),
+                              sse_now_ms(),
+                              has_last ? &last_id : NULL, &st->hold,
+                              &created);
+    if (rv == APR_EEXIST) {
+        /* EventSource: 204 means "stop reconnecting" */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SSE_LOGNO(00046)
+                      "refused retired id %s", id);
+        r->status = HTTP_NO_CONTENT;
+        apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+        return OK;
+    }
+    if (rv == APR_ENOSPC || rv == APR_EAGAIN) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, SSE_LOGNO(00042)
+                      "listener table full: SSEMaxListeners reached");
+        apr_table_setn(r->err_headers_out, "Retry-After", "10");
+        return sse_respond_text(r, HTTP_SERVICE_UNAVAILABLE,
+                                "too many listeners, retry later");
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SSE_LOGNO(00043)
+                      "cannot register the listener");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SSE_LOGNO(00044)
+                  "stream opened for %s (slot %u, %s, from seq %"
+                  APR_UINT64_T_FMT ")", id, st->hold.slot,
+                  created ? "new" : "existing", st->hold.cursor);
+    /* the stream taken over may be in another child: wake it now */
+    sse_dispatch_wake_pid(st->hold.prev_pid);
+    if (created) {
+        sse_op_changed(r->server);
+    }
+    st->sent = st->hold.cursor;
+    sse_dispatch_attach(st);
+    rv = stream_open(st, id);
+    if (rv == APR_SUCCESS) {
+        rv = stream_loop(st);
+    }
+    sse_dispatch_detach(st);
+    sse_registry_release(conf->reg, &st->hold, st->sent,
+                         sse_now_ms());
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, SSE_LOGNO(00045)
+                  "stream ended for %s after seq %" APR_UINT64_T_FMT, id,
+                  st->sent);
+    apr_pool_destroy(st->scratch);
+    return OK;
+}
