@@ -9,7 +9,7 @@ WARN      ?= -Wall -Wextra -Werror
 APR_CFLAGS = $(shell pkg-config --cflags apr-1 apr-util-1)
 APR_LIBS   = $(shell pkg-config --libs apr-1 apr-util-1)
 
-.PHONY: all install test unit demo clean deps
+.PHONY: all install test unit demo clean deps fuzz sanitize bench
 
 all: .libs/mod_sse_mgr.so
 
@@ -38,12 +38,29 @@ t/unit/run_tests: t/unit/*.c $(CORE_SRC) src/*.h
 unit: t/unit/run_tests
 	t/unit/run_tests
 
-test: deps all t/modules/.libs/mod_sse_apitest.so t/unit/run_tests
+# the demo server's module (SPEC §6): the optional functions only
+examples/.libs/mod_sse_demo.so: examples/mod_sse_demo.c include/mod_sse_mgr.h
+	cd examples && $(APXS) -c -Wc,"$(WARN) -std=gnu99" -I.. mod_sse_demo.c >/dev/null
+
+test: deps all examples/.libs/mod_sse_demo.so t/modules/.libs/mod_sse_apitest.so t/unit/run_tests
 	@sh t/run-tests.sh
 
-demo: deps all
+demo: deps all examples/.libs/mod_sse_demo.so
 	@sh examples/run-demo.sh
+
+# libFuzzer harnesses for src/, each for a bounded time (FUZZ_SECONDS)
+fuzz:
+	@sh fuzz/run.sh
+
+# unit tests and the httpd suite under ASan + UBSan
+sanitize:
+	@sh t/sanitize.sh
+
+# side-by-side load figures into bench/RESULTS.md (minutes)
+bench: deps all
+	@sh bench/run.sh
 
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o src/*.lo src/*.slo src/*.o src/.libs t/unit/run_tests \
-	       t/modules/.libs t/modules/*.la t/modules/*.lo t/modules/*.slo t/modules/*.o
+	       t/modules/.libs t/modules/*.la t/modules/*.lo t/modules/*.slo t/modules/*.o \
+	       examples/.libs examples/*.la examples/*.lo examples/*.slo examples/*.o

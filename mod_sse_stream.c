@@ -386,6 +386,9 @@ int sse_stream_run(request_rec *r, const char *id)
         rv = stream_loop(st);
     }
     sse_dispatch_detach(st);
+    if (APR_STATUS_IS_TIMEUP(rv)) {
+        sse_registry_count_slow(conf->reg);     /* not reading: Timeout */
+    }
     sse_registry_release(conf->reg, &st->hold, st->sent,
                          sse_now_ms());
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, SSE_LOGNO(00045)

@@ -93,9 +93,19 @@ typedef struct {
     apr_uint64_t missed;
     apr_uint64_t rejected_full;
     apr_uint64_t repairs;       /**< rebuilds after a crash in the lock */
+    apr_uint64_t ended_slow;    /**< streams ended: client not reading */
+    apr_uint64_t head_seq;      /**< filled by sse_registry_stats: the
+                                     next sequence number */
+    apr_uint64_t oldest_seq;    /**< ... and the oldest still in the ring */
     apr_uint32_t listeners;
     apr_uint32_t connected;
 } sse_stats_t;
+
+/** Streams one process holds, for status pages. */
+typedef struct {
+    apr_uint32_t pid;
+    apr_uint32_t streams;
+} sse_child_stat_t;
 
 /**
  * Called under the registry mutex for every stream of process @a pid that
@@ -297,7 +307,17 @@ void sse_registry_set_nonblocking(sse_registry_t *reg);
 apr_status_t sse_registry_json(sse_registry_t *reg, apr_pool_t *p,
                                char **out);
 
-/** A copy of the counters. */
+/** A copy of the counters, with the ring's head and oldest entry. */
 void sse_registry_stats(sse_registry_t *reg, sse_stats_t *st);
+
+/** Count a stream ended because its client stopped reading. */
+void sse_registry_count_slow(sse_registry_t *reg);
+
+/**
+ * The processes that hold streams now, with how many each.
+ * @return the count written to @a out (at most @a max)
+ */
+int sse_registry_children(sse_registry_t *reg, sse_child_stat_t *out,
+                          int max);
 
 #endif /* SSE_REGISTRY_H */

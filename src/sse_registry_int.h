@@ -13,7 +13,7 @@
 #include "sse_registry.h"
 
 #define SSE_REG_MAGIC   0x53534552u    /* "SSER" */
-#define SSE_REG_VERSION 1u
+#define SSE_REG_VERSION 2u
 
 /* slot states */
 enum { SLOT_FREE = 0, SLOT_REGISTERED, SLOT_CONNECTED };

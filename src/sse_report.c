@@ -70,5 +70,35 @@ void sse_registry_stats(sse_registry_t *reg, sse_stats_t *st)
     memset(st, 0, sizeof(*st));
     LOCKED(reg, rv) {
         *st = reg->h->stats;
+        st->head_seq = reg->h->next_seq;
+        st->oldest_seq = sse_reg_oldest_seq(reg);
     }
+}
+
+void sse_registry_count_slow(sse_registry_t *reg)
+{
+    apr_status_t rv;
+
+    LOCKED(reg, rv) {
+        reg->h->stats.ended_slow++;
+    }
+}
+
+int sse_registry_children(sse_registry_t *reg, sse_child_stat_t *out,
+                          int max)
+{
+    apr_uint32_t i;
+    apr_status_t rv;
+    int n = 0;
+
+    LOCKED(reg, rv) {
+        for (i = 0; i < reg->h->sz.max_children && n < max; i++) {
+            if (reg->child[i].pid && reg->child[i].streams) {
+                out[n].pid = reg->child[i].pid;
+                out[n].streams = reg->child[i].streams;
+                n++;
+            }
+        }
+    }
+    return n;
 }
