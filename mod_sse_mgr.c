@@ -16,6 +16,7 @@
 #include <ap_mpm.h>
 #include <mpm_common.h>
 #include <util_mutex.h>
+#include <mod_status.h>
 
 #include <apr_strings.h>
 
@@ -382,6 +383,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_translate_name(sse_translate, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_map_to_storage(sse_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(sse_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, sse_status_hook, NULL, NULL,
+                      APR_HOOK_MIDDLE);
     sse_ops_register();
 }
 

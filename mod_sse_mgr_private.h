@@ -118,4 +118,7 @@ void sse_dispatch_wake_pid(apr_uint32_t pid);
 /** Hold a stream for @a id on this request until it ends. */
 int sse_stream_run(request_rec *r, const char *id);
 
+/* mod_sse_status.c: the registries' section of mod_status's page */
+int sse_status_hook(request_rec *r, int flags);
+
 #endif /* MOD_SSE_MGR_PRIVATE_H */
