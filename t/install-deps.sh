@@ -2,7 +2,9 @@
 # Install what building and testing mod_sse_mgr needs on Debian 12, when it
 # is missing. Safe to run again: it does nothing when all is there.
 set -e
-PKGS="apache2 apache2-dev libjansson-dev pkg-config make gcc python3 python3-pytest curl"
+# chromium: the demo page's real-browser test (t/test_browser.py), driven
+# by playwright-core from npm, which cannot download a browser of its own.
+PKGS="apache2 apache2-dev libjansson-dev pkg-config make gcc python3 python3-pytest curl chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
@@ -19,8 +21,10 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
-# The original browser client, for the compatibility test.
+# The original browser client, for the compatibility test, and
+# playwright-core for the browser test (t/node/package.json).
 top=$(dirname "$0")/..
-if [ ! -d "$top/t/node/node_modules/@aphorica/server-event-client" ]; then
+if [ ! -d "$top/t/node/node_modules/@aphorica/server-event-client" ] \
+    || [ ! -d "$top/t/node/node_modules/playwright-core" ]; then
     (cd "$top/t/node" && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -1,0 +1,202 @@
+// mod_sse_mgr demo page: the browser's own EventSource and fetch, nothing
+// else. Every message's data is a JSON string "kind^info" (SPEC §3).
+"use strict";
+
+const P = "/sse/";                  // SSEPrefix (and SSEDemoPrefix)
+const KEYS = ["listeners-changed", "clock-tick"];
+const $ = (id) => document.getElementById(id);
+
+let source = null;                  // the EventSource of our id
+let myId = null;
+let ticks = 0;
+
+// ---- small helpers ---------------------------------------------------
+
+function log(text, cls) {
+  const li = document.createElement("li");
+  li.textContent = new Date().toLocaleTimeString() + "  " + text;
+  if (cls) li.className = cls;
+  $("log").append(li);
+  $("log").scrollTop = $("log").scrollHeight;
+}
+
+// One request to a route; resolves to the body, rejects with "status body".
+async function call(method, path, options) {
+  const rsp = await fetch(P + path, Object.assign({ method }, options));
+  const body = await rsp.text();
+  if (!rsp.ok) throw new Error(rsp.status + " " + body.trim());
+  return body;
+}
+
+function fail(e) {
+  log("error: " + e.message, "error");
+}
+
+function cell(tr, text) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  tr.append(td);
+  return td;
+}
+
+function time(ms) {
+  return new Date(ms).toLocaleTimeString();
+}
+
+function setState(text) {
+  $("state").textContent = text;
+  $("state").className = "state " + text;
+}
+
+function setRegistered(on) {
+  for (const id of ["disconnect", "submit-timeout", "submit-adhoc", "listen"]) {
+    $(id).disabled = !on;
+  }
+}
+
+// ---- the stream --------------------------------------------------------
+
+// "kind^info" -> [kind, info]; a completion's info is itself JSON.
+function parse(data) {
+  const text = JSON.parse(data);
+  const at = text.indexOf("^");
+  return [text.slice(0, at), text.slice(at + 1)];
+}
+
+function onMessage(evt) {
+  const [kind, info] = parse(evt.data);
+  if (kind === "registered") {
+    // first event of every (re)connection: (re)subscribe, then show who
+    // else is there
+    Promise.all(KEYS.map((k) => call("PUT", "listen/" + myId + "/" + k)))
+      .then(refresh, fail);
+    log("registered  " + info + "  (#" + evt.lastEventId + ")");
+  } else if (kind === "notify" && info === "clock-tick") {
+    $("clock").textContent = new Date().toTimeString().slice(0, 8);
+    $("ticks").textContent = ++ticks;
+  } else if (kind === "notify" && info === "listeners-changed") {
+    refresh();
+  } else if (kind === "notify") {
+    log("notify  " + info + "  (#" + evt.lastEventId + ")");
+  } else if (kind === "completed") {
+    const c = JSON.parse(info);
+    completed(c.taskid, c.timestamp);
+    log("completed  " + c.taskid + " for " + c.id + "  (#" + evt.lastEventId + ")");
+  } else {
+    log("unexpected  " + kind + "^" + info, "error");
+  }
+}
+
+function open(id) {
+  source = new EventSource(P + "register-listener/" + encodeURIComponent(id));
+  source.onopen = () => setState("open");
+  source.onerror = () => setState(["connecting", "open", "closed"][source.readyState]);
+  source.onmessage = onMessage;
+  // sent when events were dropped from the history while we were away
+  source.addEventListener("missed", (e) => log("missed  " + e.data, "error"));
+}
+
+async function setName(evt) {
+  evt.preventDefault();
+  try {
+    if (myId) await disconnect();
+    myId = await call("GET", "make-id/" + encodeURIComponent($("name").value));
+    $("my-id").textContent = myId;
+    setState("connecting");
+    open(myId);
+    setRegistered(true);
+  } catch (e) { fail(e); }
+}
+
+async function disconnect() {
+  const id = myId;
+  myId = null;
+  if (source) source.close();
+  source = null;
+  setState("closed");
+  setRegistered(false);
+  $("my-id").textContent = "–";
+  if (id) await call("GET", "disconnect-registrant/" + id).catch(fail);
+  refresh();
+}
+
+// ---- tasks ---------------------------------------------------------------
+
+async function submit(taskid) {
+  const tr = document.createElement("tr");
+  tr.dataset.task = taskid;
+  tr.dataset.state = "pending";
+  tr.dataset.submitted = Date.now();
+  cell(tr, taskid);
+  cell(tr, time(Date.now()));
+  cell(tr, "pending…");
+  cell(tr, "");
+  $("tasks").tBodies[0].prepend(tr);
+  try {
+    await call("PUT", "submit-task/" + myId + "/" + taskid);
+  } catch (e) {
+    tr.dataset.state = "failed";
+    tr.cells[2].textContent = e.message;
+    fail(e);
+  }
+}
+
+// The oldest pending row of that task gets the completion.
+function completed(taskid, timestamp) {
+  const rows = [...$("tasks").tBodies[0].rows].reverse();
+  const tr = rows.find((r) => r.dataset.task === taskid && r.dataset.state === "pending");
+  if (!tr) return;              // another tab of the same name submitted it
+  tr.dataset.state = "completed";
+  tr.cells[2].textContent = time(timestamp);
+  tr.cells[3].textContent = ((Date.now() - tr.dataset.submitted) / 1000).toFixed(1) + " s";
+}
+
+// ---- registrants ---------------------------------------------------------
+
+async function refresh() {
+  let all;
+  try {
+    all = JSON.parse(await call("GET", "list-registrants"));
+  } catch (e) { return fail(e); }
+  const body = $("registrants").tBodies[0];
+  body.replaceChildren();
+  for (const [id, r] of Object.entries(all)) {
+    const tr = document.createElement("tr");
+    tr.dataset.id = id;
+    if (id === myId) tr.className = "me";
+    cell(tr, id);
+    cell(tr, r.listenKeys.join(", "));
+    cell(tr, time(r["registered-ts"]));
+    cell(tr, r.connected ? "connected" : "away");
+    body.append(tr);
+  }
+}
+
+// ---- wiring --------------------------------------------------------------
+
+$("name-form").onsubmit = setName;
+$("disconnect").onclick = disconnect;
+$("submit-timeout").onclick = () => submit("timeout_task");
+$("submit-adhoc").onclick = () => submit("ad-hoc");
+$("listen").onclick = () => {
+  const key = $("key").value;
+  call("PUT", "listen/" + myId + "/" + encodeURIComponent(key))
+    .then(() => log("listening to " + key), fail);
+};
+$("notify-form").onsubmit = (evt) => {
+  evt.preventDefault();
+  const key = $("key").value;
+  call("POST", "notify-listeners/" + encodeURIComponent(key))
+    .then((b) => log("notified " + key + ": " + JSON.parse(b).delivered + " listener(s)"), fail);
+};
+$("refresh").onclick = refresh;
+$("clear").onclick = () => call("GET", "clear-registrants").then(refresh, fail);
+$("cleanup").onclick = () => call("GET", "trigger-cleanup").then(refresh, fail);
+
+// Leaving the page removes our listener, so it does not linger (holding
+// clock-tick) until it turns dormant.
+window.addEventListener("pagehide", () => {
+  if (myId) fetch(P + "disconnect-registrant/" + myId, { keepalive: true });
+});
+
+refresh();

@@ -1,0 +1,103 @@
+"""The demo page in a real browser: Debian's headless chromium, driven by
+playwright-core from npm (t/node/browser_demo_test.mjs), against a test
+httpd serving examples/htdocs with mod_sse_mgr and the demo module."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+T = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(T)
+NODE_DIR = os.path.join(T, "node")
+OUTPUT = os.path.join(T, "output")
+HTDOCS = os.path.join(TOP, "examples", "htdocs")
+DEMO = os.path.join(TOP, "examples", ".libs", "mod_sse_demo.so")
+CHROMIUM = "/usr/bin/chromium"
+
+
+def processes_using(marker):
+    """Pids whose command line mentions @marker (our own fresh directory,
+    so only the browser this test started)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                if marker.encode() in f.read():
+                    pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def kill_browser(marker):
+    for pid in processes_using(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def demo_httpd(make_httpd):
+    assert os.path.exists(DEMO), "make examples/.libs/mod_sse_demo.so"
+    env = make_httpd(
+        start=False,
+        directives={"SSENotifyListenersChanged": "listeners-changed"},
+        extra_conf="LoadModule sse_demo_module %s\n"
+                   "AddType text/css .css\n"
+                   "AddType text/javascript .js\n" % DEMO)
+    for name in os.listdir(HTDOCS):
+        shutil.copy(os.path.join(HTDOCS, name),
+                    os.path.join(env.root, "htdocs", name))
+    env.start()
+    return env
+
+
+def test_demo_page_in_a_real_browser(demo_httpd, mpm):
+    assert os.path.exists(CHROMIUM), (
+        "chromium is not installed: `sh t/install-deps.sh` installs it "
+        "(Debian package chromium)")
+    node = shutil.which("node")
+    assert node, "node is not installed: `sh t/install-deps.sh` installs it"
+    assert os.path.isdir(os.path.join(NODE_DIR, "node_modules",
+                                      "playwright-core")), \
+        "playwright-core is missing: `sh t/install-deps.sh` runs npm ci"
+    os.makedirs(OUTPUT, exist_ok=True)
+    shot = os.path.join(OUTPUT, "demo-%s.png" % mpm)
+    if os.path.exists(shot):
+        os.unlink(shot)
+    profile = tempfile.mkdtemp(prefix="sse-demo-chromium-")
+    url = "http://127.0.0.1:%d/index.html" % demo_httpd.port
+    try:
+        proc = subprocess.run(
+            [node, "browser_demo_test.mjs", url, shot, profile],
+            cwd=NODE_DIR, capture_output=True, text=True, timeout=90)
+    finally:
+        kill_browser(profile)
+        shutil.rmtree(profile, ignore_errors=True)
+    assert proc.returncode == 0, (
+        "the demo page failed in chromium:\nstdout:\n%s\nstderr:\n%s"
+        % (proc.stdout, proc.stderr[-4000:]))
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["ok"] is True
+    assert result["id"].startswith("browser_")
+    assert 4000 <= result["timeoutMs"] <= 7000, (
+        "timeout_task should complete about 5 s after the click, took "
+        "%d ms" % result["timeoutMs"])
+    assert result["adhocMs"] < 2000, result
+    assert result["ticks"] >= 6, (
+        "the clock should have ticked through the 5 s task: %r" % result)
+    assert os.path.getsize(shot) > 10000, "screenshot %s" % shot
+    time.sleep(0.5)
+    regs = demo_httpd.api.registrants()
+    assert result["otherId"] not in regs, (
+        "closing the second tab should have disconnected it: %r"
+        % sorted(regs))
