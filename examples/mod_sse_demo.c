@@ -54,7 +54,6 @@
 #define DEMO_TOKEN_MAX   64         /* names, suffixes, task ids */
 #define DEMO_ID_MAX      (2 * DEMO_TOKEN_MAX + 1)
 #define DEMO_BODY_MAX    4096
-#define DEMO_MAGIC       0x53534544u
 
 /* ---- shared state ----------------------------------------------------
  *
@@ -72,7 +71,6 @@ typedef struct {
 } demo_task_t;
 
 typedef struct {
-    apr_uint32_t magic;
     apr_int64_t next_tick_ms;       /* shared: two watchdogs (old and new
                                        generation) never both tick */
     demo_task_t task[DEMO_TASKS];
@@ -158,46 +156,24 @@ static const command_rec demo_cmds[] = {
 
 /* ---- validation (SPEC §2 token class) ------------------------------- */
 
-static int token_char(int c)
-{
-    return apr_isalnum(c) || c == '.' || c == '_' || c == '~' || c == '-';
-}
+#define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
-/* 1..DEMO_TOKEN_MAX bytes of the class, starting with a letter or digit */
+/* 1..DEMO_TOKEN_MAX bytes of [A-Za-z0-9._~-] ('_' too, as ids have it),
+ * starting with a letter or digit; @a s may go on past @a len */
 static int token_valid(const char *s, apr_size_t len)
 {
-    apr_size_t i;
-
-    if (len == 0 || len > DEMO_TOKEN_MAX || !apr_isalnum(s[0])) {
-        return 0;
-    }
-    for (i = 0; i < len; i++) {
-        if (!token_char((unsigned char)s[i])) {
-            return 0;
-        }
-    }
-    return 1;
+    return len > 0 && len <= DEMO_TOKEN_MAX && apr_isalnum(s[0])
+           && strspn(s, ALNUM "._~-") >= len;
 }
 
 /* `<name>_<suffix>`: a token, '_', then letters and digits only */
 static int id_valid(const char *id)
 {
     const char *us = strrchr(id, '_');
-    apr_size_t i, slen;
+    apr_size_t slen = us ? strlen(us + 1) : 0;
 
-    if (us == NULL || !token_valid(id, (apr_size_t)(us - id))) {
-        return 0;
-    }
-    slen = strlen(us + 1);
-    if (slen == 0 || slen > DEMO_TOKEN_MAX) {
-        return 0;
-    }
-    for (i = 1; i <= slen; i++) {
-        if (!apr_isalnum(us[i])) {
-            return 0;
-        }
-    }
-    return 1;
+    return us && token_valid(id, (apr_size_t)(us - id)) && slen > 0
+           && slen <= DEMO_TOKEN_MAX && strspn(us + 1, ALNUM) == slen;
 }
 
 /* ---- the shared task table ------------------------------------------- */
@@ -219,10 +195,10 @@ static server_rec *server_at(server_rec *main_s, apr_uint32_t n)
 {
     server_rec *vs = main_s;
 
-    while (n-- && vs->next) {
+    while (vs && n--) {
         vs = vs->next;
     }
-    return vs;
+    return vs ? vs : main_s;
 }
 
 static apr_status_t queue_task(server_rec *s, const char *id,
@@ -405,7 +381,7 @@ static int drop_body(request_rec *r)
 {
     char buf[1024];
     apr_off_t total = 0;
-    long n;
+    long n = 0;
     int status = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
 
     if (status != OK) {
@@ -561,6 +537,13 @@ static apr_status_t attach_shared(server_rec *s)
             return rv;
         }
     }
+    if (retained->shm
+        && apr_shm_size_get(retained->shm) != sizeof(demo_shared_t)) {
+        /* a graceful restart into a build with another layout: start
+         * empty (the old generation's children keep their mapping) */
+        apr_shm_destroy(retained->shm);
+        retained->shm = NULL;
+    }
     if (retained->shm == NULL) {
         rv = apr_shm_create(&retained->shm, sizeof(demo_shared_t), NULL,
                             s->process->pool);
@@ -572,7 +555,6 @@ static apr_status_t attach_shared(server_rec *s)
         }
         shared = apr_shm_baseaddr_get(retained->shm);
         memset(shared, 0, sizeof(*shared));
-        shared->magic = DEMO_MAGIC;
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, SSE_LOGNO(00102)
                      "shared memory for %d pending tasks created",
                      DEMO_TASKS);
