@@ -204,10 +204,18 @@ LogLevel warn sse_mgr:debug
     # -- running ------------------------------------------------------------
 
     def apachectl(self, *args, timeout=30):
+        env = dict(os.environ, LANG="C")
+        # t/sanitize.sh: apache2 is not instrumented, so the sanitizer
+        # runtime a sanitized module needs must be preloaded into apache2,
+        # and only there (not into pytest, curl or node).
+        # ASAN_OPTIONS and UBSAN_OPTIONS pass through with the environment.
+        preload = os.environ.get("SSE_TEST_PRELOAD")
+        if preload:
+            env["LD_PRELOAD"] = preload
         proc = subprocess.run([APACHE2, "-f", self.conf_file] + list(args),
                               stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=timeout,
-                              env=dict(os.environ, LANG="C"))
+                              env=env)
         out = proc.stdout.decode("utf-8", "replace")
         self.last_stderr = out
         return proc.returncode, out
