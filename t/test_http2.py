@@ -2,7 +2,8 @@
 chosen by ALPN), with curl as the client. Over TLS several EventSource
 streams share one connection, each receives its own events, closing one
 stream ends only its SSE stream, and a fresh connection serves six streams
-at once (mod_http2's starting limit) and queues the rest until one ends.
+at once (mod_http2's starting limit) and queues the rest until one ends,
+and each stream holds one of its child's H2MaxWorkers for its life.
 An HTTP/2 GET gives the module no client descriptor to poll: a closed
 stream shows at its next write (a heartbeat at the latest)."""
 
@@ -217,4 +218,38 @@ def test_a_fresh_h2_connection_serves_six_streams_and_queues_more(h2tls,
     waiting = [i for i in ids if i not in served]
     api.disconnect(served[0])
     wait_connected(api, waiting, 1)
+    curl.stop()
+
+
+def test_h2_streams_hold_their_childs_h2_workers(make_httpd, mpm, curl_h2):
+    need_h2(mpm)
+    # one child, so that every connection meets the same h2 workers
+    env = tls_server(make_httpd, vhost_conf="    Protocols h2 http/1.1\n",
+                     extra_conf=H2_MODULE + """
+StartServers 1
+ServerLimit 1
+MaxRequestWorkers 25
+MinSpareThreads 1
+MaxSpareThreads 25
+H2MinWorkers 1
+H2MaxWorkers 4
+""")
+    api = TLSApi(env)
+    ids = [api.make_id(fresh_name("h2w")) for _ in range(5)]
+    curl = curl_h2(env, api, ids, [10] * 5)
+    wait_connected(api, ids, 4)
+    time.sleep(1)
+    regs = api.registrants()
+    assert sum(1 for i in ids if regs.get(i, {}).get("connected")) == 4, (
+        "a stream over HTTP/2 holds one of H2MaxWorkers for its life")
+    url = "https://%s:%d%s" % (HOST, env.tls_port, api.path("make-id", "x"))
+    h2 = subprocess.run(["curl", "-s", "--http2", "--cacert", env.cafile,
+                         "-m", "2", "-w", "%{http_version}", "-o",
+                         os.devnull, url], stdout=subprocess.PIPE, text=True)
+    assert h2.returncode == 28, (
+        "with every h2 worker held, any HTTP/2 request to the child waits")
+    h1 = subprocess.run(["curl", "-s", "--http1.1", "--cacert", env.cafile,
+                         "-m", "5", url], stdout=subprocess.PIPE, text=True)
+    assert h1.returncode == 0 and h1.stdout.startswith("x_"), (
+        "HTTP/1.1 is served by the MPM's own threads: %r" % (h1,))
     curl.stop()
