@@ -7,9 +7,11 @@ mod_ssl's filters as they do in the clear.
 The helpers here (tls_server, TLSApi) are used by t/test_http2.py too.
 """
 
+import base64
 import http.client as httpclient
 import os
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -58,11 +60,13 @@ def make_cert(conf_dir):
     return cert, key
 
 
-def tls_server(make_httpd, vhost_conf="", extra_conf="", directives=None):
-    """A test server with a TLS virtual host on a port of its own; sets
-    env.tls_port and env.cafile. The vhost has no SSE directive, so it
-    serves the main server's registry."""
-    env = make_httpd(directives=directives, start=False)
+def tls_server(make_httpd, vhost_conf="", extra_conf="", directives=None,
+               env=None):
+    """A test server with a TLS virtual host on a port of its own, started;
+    sets env.tls_port and env.cafile. The vhost has no SSE directive, so it
+    serves the main server's registry. @a env: one made but not started
+    (else a new one)."""
+    env = env or make_httpd(directives=directives, start=False)
     env.cafile, key = make_cert(os.path.join(env.root, "conf"))
     env.tls_port = free_port()
     env.extra_conf = f"""
@@ -242,3 +246,60 @@ def test_a_curl_stream_over_tls_gets_its_events_and_its_exit_is_noticed(tls):
     assert out.count('data:"notify^curl-key"') == 1, out
     api.wait_disconnected(id, timeout=5)
     assert time.monotonic() - ended < 3, "curl's exit is seen at once"
+
+
+PUBLISH_ROUTES = ("^/sse/(list-registrants|clear-registrants|trigger-cleanup"
+                  "|notify-completions/|notify-listeners/)")
+
+
+def test_publish_and_admin_routes_behind_basic_auth_over_tls(make_httpd):
+    """The set-up docs/operations.md gives: the shipped `Require local` for
+    the publish and admin routes everywhere, and on the TLS vhost a
+    password instead, for application servers elsewhere."""
+    if not os.path.exists(os.path.join(MODULES_DIR, "mod_ssl.so")):
+        pytest.skip("mod_ssl is not installed")
+    htpasswd = shutil.which("htpasswd")
+    if not htpasswd:
+        pytest.skip("htpasswd (apache2-utils) is needed")
+    env = make_httpd(start=False)
+    users = os.path.join(env.root, "conf", "sse.htpasswd")
+    proc = subprocess.run([htpasswd, "-cbB", users, "app", "s3cret"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.returncode == 0, proc.stdout
+    auth_modules = "".join(
+        "LoadModule %s_module %s/mod_%s.so\n" % (m, MODULES_DIR, m)
+        for m in ("authn_core", "authn_file", "auth_basic", "authz_user"))
+    env = tls_server(
+        make_httpd, env=env, extra_conf=auth_modules + """
+<LocationMatch "%s">
+    Require local
+</LocationMatch>
+""" % PUBLISH_ROUTES, vhost_conf="""
+    <LocationMatch "%s">
+        AuthType Basic
+        AuthName "sse publishers"
+        AuthBasicProvider file
+        AuthUserFile "%s"
+        Require valid-user
+    </LocationMatch>
+""" % (PUBLISH_ROUTES, users))
+    api = TLSApi(env)
+    # browsers make ids and hold streams without credentials
+    id, s = api.listener(fresh_name("authed"), keys=["paid"])
+    anon = api.request("POST", "notify-listeners", "paid")
+    assert anon.status == 401, anon.describe()
+    assert anon.headers.get("WWW-Authenticate", "").startswith("Basic "), (
+        anon.describe())
+    assert api.request("GET", "list-registrants").status == 401
+    wrong = api.request("POST", "notify-listeners", "paid", headers={
+        "Authorization": "Basic " + base64.b64encode(b"app:nope").decode()})
+    assert wrong.status == 401, wrong.describe()
+    env.expect_log(r"AH01617: user app: authentication failure")
+    api.headers["Authorization"] = "Basic " + base64.b64encode(
+        b"app:s3cret").decode()
+    assert api.notify_listeners("paid") == 1
+    assert s.next_event(5).payload() == "notify^paid"
+    assert id in api.registrants()
+    # the plain port keeps the shipped rule: local callers only
+    assert env.api.notify_listeners("paid") == 1
+    s.close()
