@@ -92,7 +92,8 @@ def test_demo_page_in_a_real_browser(demo_httpd, mpm):
     assert 4000 <= result["timeoutMs"] <= 7000, (
         "timeout_task should complete about 5 s after the click, took "
         "%d ms" % result["timeoutMs"])
-    assert result["adhocMs"] < 2000, result
+    assert result["adhocMs"] < 1000, (
+        "ad-hoc should complete at once, took %d ms" % result["adhocMs"])
     assert result["ticks"] >= 6, (
         "the clock should have ticked through the 5 s task: %r" % result)
     assert os.path.getsize(shot) > 10000, "screenshot %s" % shot

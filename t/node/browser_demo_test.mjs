@@ -84,6 +84,8 @@ async function main() {
     await step("the second tab shows up live in the first",
                rowOf(page, otherId));
 
+    // a background tab's timers are throttled to once a second
+    await page.bringToFront();
     const timeoutMs = await runTask(page, "#submit-timeout", "timeout_task");
     const adhocMs = await runTask(page, "#submit-adhoc", "ad-hoc");
     const ticks = Number(await page.textContent("#ticks"));
