@@ -253,3 +253,27 @@ H2MaxWorkers 4
     assert h1.returncode == 0 and h1.stdout.startswith("x_"), (
         "HTTP/1.1 is served by the MPM's own threads: %r" % (h1,))
     curl.stop()
+
+
+def test_graceful_ends_tls_and_h2_streams_and_keeps_their_listeners(
+        h2tls, curl_h2):
+    api = TLSApi(h2tls)
+    id1, s1 = api.listener(fresh_name("grh1"), keys=["after"])
+    id2 = api.make_id(fresh_name("grh2"))
+    curl = curl_h2(h2tls, api, [id2], [20])
+    wait_connected(api, [id1, id2], 2)
+    api.listen(id2, "after")
+    started = time.monotonic()
+    h2tls.graceful()
+    assert s1.wait_closed(5), "the TLS stream ends at a graceful restart"
+    results = curl.finish(timeout=10)
+    assert time.monotonic() - started < 5, "streams end at once"
+    assert results[id2][1:] == ("2", 0), (
+        "the h2 stream ended cleanly, before curl's -m: %r" % results)
+    regs = api.registrants()
+    assert not regs[id1]["connected"] and not regs[id2]["connected"], regs
+    assert api.notify_listeners("after") == 2
+    for id in (id1, id2):
+        with api.register(id) as s:
+            assert s.next_event(5).payload() == "notify^after", (
+                "the listener and its keys were kept")
