@@ -225,7 +225,8 @@ def test_clock_ticks_every_second_while_listened_and_stops_after(env):
     ticks = s.next_events(5, 7)
     assert all(t.payload() == "notify^clock-tick" for t in ticks), ticks
     gaps = [b.at - a.at for a, b in zip(ticks, ticks[1:])]
-    assert all(0.6 <= g <= 1.5 for g in gaps), \
+    # on a schedule: a late tick makes the next gap short, not the average
+    assert 3.2 <= sum(gaps) <= 5.0 and max(gaps) <= 2.0, \
         "ticks should come about once a second, from one ticker: %r" % gaps
 
     published = probe_gap(api, probe, key, 3.0)
