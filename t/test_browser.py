@@ -18,7 +18,7 @@ NODE_DIR = os.path.join(T, "node")
 OUTPUT = os.path.join(T, "output")
 HTDOCS = os.path.join(TOP, "examples", "htdocs")
 DEMO = os.path.join(TOP, "examples", ".libs", "mod_sse_demo.so")
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 def processes_using(marker):
@@ -63,8 +63,8 @@ def demo_httpd(make_httpd):
 
 def test_demo_page_in_a_real_browser(demo_httpd, mpm):
     assert os.path.exists(CHROMIUM), (
-        "chromium is not installed: `sh t/install-deps.sh` installs it "
-        "(Debian package chromium)")
+        "chromium is not installed (no %s): `sh t/install-deps.sh` "
+        "installs it (Debian package chromium)" % CHROMIUM)
     node = shutil.which("node")
     assert node, "node is not installed: `sh t/install-deps.sh` installs it"
     assert os.path.isdir(os.path.join(NODE_DIR, "node_modules",
