@@ -24,6 +24,7 @@
 
 #define SSE_MGR_DECLARING_MODULE
 #include "mod_sse_mgr_private.h"
+#include "mod_sse_dispatch.h"
 
 sse_global_conf_t sse_gconf;
 
@@ -382,6 +383,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_translate_name(sse_translate, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_map_to_storage(sse_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(sse_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    sse_park_register_hooks();
     sse_ops_register();
 }
 
