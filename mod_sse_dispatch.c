@@ -8,11 +8,11 @@
  * byte to each child that holds streams. The woken dispatcher routes the
  * new ring entries once, under the lock, to this child's streams through
  * a local index (slot -> streams): it queues their sequence numbers and
- * wakes each target's pollset once the lock is released. A 1 s tick of
- * the dispatcher covers a lost wake-up.
+ * wakes each target once the lock is released: a stream on its request's
+ * thread through its pollset (step 1), a parked one (step 2, event MPM,
+ * mod_sse_park.c) by serving it here. A 1 s tick covers a lost wake-up.
  */
 #include <errno.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -50,14 +50,17 @@ static struct {
                                    the to-wake list */
     sse_stream_t *to_wake;      /* filled under the registry lock, woken
                                    after it is released */
+    sse_stream_t *adopt;        /* handed over, to be parked */
+    sse_stream_t *serve;        /* parked streams with work */
     apr_thread_t *thread;
+    apr_pollset_t *ps;          /* the wake-up socket and parked streams */
     sse_local_t **locals;
     int nlocals;
     int fd;                     /* this child's wake-up socket */
     volatile int stopping;
     volatile int done;          /* the dispatcher thread has finished */
     apr_uint32_t pid;
-} disp = {NULL, NULL, NULL, NULL, 0, -1, 0, 0, 0};
+} disp = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, -1, 0, 0, 0};
 
 static int send_fd = -1;        /* any process: sends wake-ups */
 
@@ -125,9 +128,19 @@ static apr_status_t close_fd(void *data)
 
 /* ---- the dispatcher -------------------------------------------------- */
 
+/* Under disp.mu. A parked stream is served by the dispatcher once the
+ * mutex is released (serving takes the registry lock); one being handed
+ * over is served when it is adopted. */
 static void wake_stream(sse_stream_t *st)
 {
-    apr_pollset_wakeup(st->ps);
+    if (st->mode == SSE_MODE_THREAD) {
+        apr_pollset_wakeup(st->ps);
+    }
+    else if (st->mode == SSE_MODE_PARKED && !st->serving) {
+        st->serving = 1;
+        st->work_next = disp.serve;
+        disp.serve = st;
+    }
 }
 
 /* Under disp.mu: wake @a st once the registry lock is released (a
@@ -262,21 +275,79 @@ static int mpm_stopping(void)
     return state == AP_MPMQ_STOPPING;
 }
 
+/* Take what the suspend hooks handed over, and the parked streams that
+ * have work, out from under disp.mu. */
+static sse_stream_t *take_list(sse_stream_t **list, sse_mode_e mode)
+{
+    sse_stream_t *all, *st;
+
+    apr_thread_mutex_lock(disp.mu);
+    all = *list;
+    *list = NULL;
+    for (st = all; st; st = st->work_next) {
+        st->mode = mode;
+        st->serving = 0;
+    }
+    apr_thread_mutex_unlock(disp.mu);
+    return all;
+}
+
+static void run_list(sse_stream_t *st, void (*fn)(sse_stream_t *))
+{
+    sse_stream_t *next;
+
+    for (; st; st = next) {
+        next = st->work_next;   /* fn may end it: links are reused */
+        fn(st);
+    }
+}
+
+static void poll_once(void)
+{
+    const apr_pollfd_t *fds;
+    apr_int32_t num = 0, i;
+    char buf[64];
+
+    if (apr_pollset_poll(disp.ps, sse_park_tick(
+                             apr_time_from_msec(SSE_TICK_MS)),
+                         &num, &fds) != APR_SUCCESS) {
+        num = 0;
+    }
+    for (i = 0; i < num; i++) {
+        if (fds[i].client_data == NULL) {
+            while (recv(disp.fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+                /* drain: one pass serves every wake-up so far */
+            }
+        }
+        else {
+            sse_park_event(fds[i].client_data, fds[i].rtnevents);
+        }
+    }
+}
+
+static void end_everything(void)
+{
+    int i, waited;
+
+    for (i = 0; i < disp.nlocals; i++) {
+        mark_all(disp.locals[i], 1);
+    }
+    run_list(take_list(&disp.adopt, SSE_MODE_PARKED), sse_park_adopted);
+    run_list(take_list(&disp.serve, SSE_MODE_PARKED), sse_park_serve);
+    /* parked streams close after their grace: a second at most */
+    for (waited = 0; sse_park_end_all() && waited < 15; waited++) {
+        apr_sleep(apr_time_from_msec(100));
+    }
+}
+
 static void *APR_THREAD_FUNC dispatcher(apr_thread_t *thd, void *data)
 {
-    struct pollfd pfd;
-    char buf[64];
     int i;
 
     (void)thd;
     (void)data;
-    pfd.fd = disp.fd;
-    pfd.events = POLLIN;
     while (!disp.stopping) {
-        (void)poll(&pfd, 1, SSE_TICK_MS);
-        while (recv(disp.fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
-            /* drain: one pass serves every wake-up so far */
-        }
+        poll_once();
         if (disp.stopping) {
             break;
         }
@@ -284,14 +355,15 @@ static void *APR_THREAD_FUNC dispatcher(apr_thread_t *thd, void *data)
             /* graceful restart or stop (prefork has no child_stopping
              * for graceful): end the streams, clients resume */
             disp.stopping = 1;
+            break;
         }
+        run_list(take_list(&disp.adopt, SSE_MODE_PARKED), sse_park_adopted);
         for (i = 0; i < disp.nlocals; i++) {
             dispatch_local(disp.locals[i]);
         }
+        run_list(take_list(&disp.serve, SSE_MODE_PARKED), sse_park_serve);
     }
-    for (i = 0; i < disp.nlocals; i++) {
-        mark_all(disp.locals[i], 1);
-    }
+    end_everything();
     disp.done = 1;
     /* return, not apr_thread_exit(): if a bounded join gave up, the
      * child pool (and this thread's pool in it) may be gone already */
@@ -344,6 +416,31 @@ static apr_status_t bind_wake_socket(apr_pool_t *pchild)
                               apr_pool_cleanup_null);
     return bind(disp.fd, (struct sockaddr *)&sa, len) == 0 ? APR_SUCCESS
                                                           : errno;
+}
+
+/* One epoll set for the wake-up socket and every parked stream: only the
+ * dispatcher thread touches it, so no copies and no lock (NOCOPY). */
+static apr_status_t make_pollset(apr_pool_t *pchild)
+{
+    static apr_pollfd_t wake;
+    apr_socket_t *sock = NULL;
+    apr_os_sock_t fd = disp.fd;
+    apr_status_t rv;
+
+    rv = apr_pollset_create_ex(&disp.ps, 1024, pchild, APR_POLLSET_NOCOPY,
+                               APR_POLLSET_EPOLL);
+    if (rv == APR_SUCCESS) {
+        rv = apr_os_sock_put(&sock, &fd, pchild);
+    }
+    if (rv == APR_SUCCESS) {
+        memset(&wake, 0, sizeof(wake));
+        wake.p = pchild;
+        wake.desc_type = APR_POLL_SOCKET;
+        wake.desc.s = sock;
+        wake.reqevents = APR_POLLIN;
+        rv = apr_pollset_add(disp.ps, &wake);
+    }
+    return rv == APR_SUCCESS ? sse_park_init(pchild, disp.ps) : rv;
 }
 
 static apr_status_t make_send_socket(apr_pool_t *p)
@@ -408,6 +505,9 @@ apr_status_t sse_dispatch_child_init(apr_pool_t *pchild, server_rec *s)
         rv = bind_wake_socket(pchild);
     }
     if (rv == APR_SUCCESS) {
+        rv = make_pollset(pchild);
+    }
+    if (rv == APR_SUCCESS) {
         rv = apr_thread_create(&disp.thread, NULL, dispatcher, NULL, pchild);
     }
     if (rv != APR_SUCCESS) {
@@ -470,6 +570,15 @@ int sse_dispatch_take(sse_stream_t *st, apr_uint64_t *seqs, int *n, int *resync)
     ending = st->ending || disp.stopping;
     apr_thread_mutex_unlock(disp.mu);
     return ending;
+}
+
+void sse_dispatch_adopt(sse_stream_t *st)
+{
+    apr_thread_mutex_lock(disp.mu);
+    st->work_next = disp.adopt;
+    disp.adopt = st;
+    apr_thread_mutex_unlock(disp.mu);
+    wake_pid(disp.pid);
 }
 
 apr_uint32_t sse_dispatch_pid(void)

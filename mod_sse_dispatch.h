@@ -12,13 +12,24 @@
 
 typedef struct sse_stream_t sse_stream_t;
 
+/** Who runs a stream (changes only under the dispatcher's mutex). */
+typedef enum {
+    SSE_MODE_THREAD = 0,    /**< step 1: its request's thread, woken
+                                 through its pollset */
+    SSE_MODE_HANDOFF,       /**< step 2: the handler is returning
+                                 SUSPENDED; queue, wake no one */
+    SSE_MODE_PARKED         /**< step 2: the dispatcher owns it */
+} sse_mode_e;
+
 struct sse_stream_t {
-    request_rec *r;
+    request_rec *r;             /* NULL once parked (the request ended) */
+    conn_rec *c;
+    ap_filter_t *out;           /* r->output_filters, or c's when parked */
     const char *id;
     sse_registry_t *reg;
     sse_local_t *local;         /* opaque: the dispatcher's */
     sse_hold_t hold;
-    apr_pollset_t *ps;
+    apr_pollset_t *ps;          /* step 1 only */
     apr_bucket_brigade *bb;
     apr_pool_t *scratch;        /* cleared after every batch */
     apr_uint64_t sent;          /* last seq written */
@@ -29,8 +40,15 @@ struct sse_stream_t {
     int resync;
     int ending;
     int listed;                 /* on the to-wake list */
+    int serving;                /* parked: on the to-serve list */
+    sse_mode_e mode;
     sse_stream_t *next;         /* same slot */
     sse_stream_t *wake_next;    /* to-wake list */
+    /* step 2, the dispatcher thread's own */
+    apr_pollfd_t pfd;
+    apr_time_t parked_at;
+    sse_stream_t *beat_prev, *beat_next;    /* by next_beat */
+    sse_stream_t *work_next;    /* to serve, or to close */
 };
 
 /** Put @a st in its registry's index: from now on it is routed to. */
@@ -51,7 +69,44 @@ int sse_dispatch_take(sse_stream_t *st, apr_uint64_t *seqs, int *n,
 /** This child's pid, as streams register under it. */
 apr_uint32_t sse_dispatch_pid(void);
 
+/** Hand a stream in SSE_MODE_HANDOFF to the dispatcher (suspend hook). */
+void sse_dispatch_adopt(sse_stream_t *st);
+
 /** May a stream of @a l start here (a dispatcher runs, not stopping)? */
 int sse_dispatch_ready(const sse_local_t *l);
+
+/* mod_sse_stream.c: what a stream does, on whichever thread runs it */
+
+/** Write what the dispatcher queued; @return non-success: end it. */
+apr_status_t sse_stream_serve(sse_stream_t *st);
+
+/** Write a heartbeat comment when one is due. */
+apr_status_t sse_stream_beat(sse_stream_t *st);
+
+/** Did the client hang up or speak (its descriptor polled @a ev)? */
+int sse_stream_client_gone(sse_stream_t *st, apr_int16_t ev);
+
+/** Out of the index, listener resumable; logs how it ended. */
+void sse_stream_finish(sse_stream_t *st, apr_status_t rv);
+
+/* mod_sse_park.c: step 2, streams parked on the event MPM */
+
+/** May this request's stream be parked (event MPM, HTTP/1.x)? */
+int sse_park_possible(request_rec *r);
+
+/** The stream's opening is written: park it when the handler returns. */
+int sse_park(sse_stream_t *st);
+
+void sse_park_register_hooks(void);
+
+/* The dispatcher thread's side */
+apr_status_t sse_park_init(apr_pool_t *pchild, apr_pollset_t *ps);
+void sse_park_adopted(sse_stream_t *st);
+void sse_park_event(sse_stream_t *st, apr_int16_t ev);
+void sse_park_serve(sse_stream_t *st);
+/** Heartbeats and delayed closes; @return ms until next due (≤ max). */
+apr_interval_time_t sse_park_tick(apr_interval_time_t max);
+/** End every parked stream (stopping); @return how many remain open. */
+int sse_park_end_all(void);
 
 #endif /* MOD_SSE_DISPATCH_H */

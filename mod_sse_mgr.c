@@ -25,6 +25,7 @@
 
 #define SSE_MGR_DECLARING_MODULE
 #include "mod_sse_mgr_private.h"
+#include "mod_sse_dispatch.h"
 
 sse_global_conf_t sse_gconf;
 
@@ -385,6 +386,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_handler(sse_handler, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, sse_status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);
+    sse_park_register_hooks();
     sse_ops_register();
 }
 

@@ -36,12 +36,12 @@ static apr_status_t put(sse_stream_t *st, const char *buf, apr_size_t len)
 
 static apr_status_t flush(sse_stream_t *st)
 {
-    conn_rec *c = st->r->connection;
+    conn_rec *c = st->c;
     apr_status_t rv;
 
     APR_BRIGADE_INSERT_TAIL(st->bb,
                             apr_bucket_flush_create(c->bucket_alloc));
-    rv = ap_pass_brigade(st->r->output_filters, st->bb);
+    rv = ap_pass_brigade(st->out, st->bb);
     apr_brigade_cleanup(st->bb);
     apr_pool_clear(st->scratch);
     st->next_beat = apr_time_now() + sse_conf_heartbeat();
@@ -62,7 +62,7 @@ static apr_status_t ack(sse_stream_t *st, int count)
     if (rv != APR_SUCCESS || to == 0) {
         return rv;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, st->r, SSE_LOGNO(00047)
+    ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, st->c, SSE_LOGNO(00047)
                   "events %" APR_UINT64_T_FMT "..%" APR_UINT64_T_FMT " were "
                   "overwritten before this stream could send them: raise "
                   "SSEHistory", from, to);
@@ -155,7 +155,7 @@ static apr_status_t stream_open(sse_stream_t *st, const char *id)
         rv = put(st, b, len);
     }
     if (rv == APR_SUCCESS && st->hold.missed_to) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, st->r, SSE_LOGNO(00048)
+        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, st->c, SSE_LOGNO(00048)
                       "events %" APR_UINT64_T_FMT "..%" APR_UINT64_T_FMT
                       " of this listener left the history before it came "
                       "back: raise SSEHistory", st->hold.missed_from,
@@ -170,16 +170,16 @@ static apr_status_t stream_open(sse_stream_t *st, const char *id)
     return rv == APR_SUCCESS ? write_backlog(st) : rv;
 }
 
-/* ---- the loop -------------------------------------------------------- */
+/* ---- what every stream does, on whichever thread runs it ------------ */
 
 /* The client spoke: a non-blocking read tells "nothing" (a spurious
  * wake-up) from EOF or bytes. An EventSource never sends after its
  * request, so bytes are a client we do not serve further: end the stream
  * and do not read a next request from the middle of them. Never a
  * blocking read: mod_reqtimeout would cut the stream. */
-static int client_gone(sse_stream_t *st, apr_int16_t rtnevents)
+int sse_stream_client_gone(sse_stream_t *st, apr_int16_t rtnevents)
 {
-    conn_rec *c = st->r->connection;
+    conn_rec *c = st->c;
     apr_bucket_brigade *in;
     apr_status_t rv;
 
@@ -197,6 +197,52 @@ static int client_gone(sse_stream_t *st, apr_int16_t rtnevents)
     return 1;
 }
 
+apr_status_t sse_stream_beat(sse_stream_t *st)
+{
+    apr_status_t rv;
+
+    if (st->next_beat > apr_time_now()) {
+        return APR_SUCCESS;
+    }
+    rv = put(st, SSE_FRAME_HEARTBEAT, sizeof(SSE_FRAME_HEARTBEAT) - 1);
+    return rv == APR_SUCCESS ? flush(st) : rv;
+}
+
+apr_status_t sse_stream_serve(sse_stream_t *st)
+{
+    apr_uint64_t seqs[SSE_QUEUE_LEN];
+    apr_status_t rv = APR_SUCCESS;
+    int n, resync;
+
+    if (sse_dispatch_take(st, seqs, &n, &resync)) {
+        return APR_EOF;
+    }
+    if (resync) {
+        rv = write_backlog(st);
+        if (rv == APR_SUCCESS) {
+            rv = ack(st, 0);            /* reports what the lag lost */
+        }
+    }
+    else if (n) {
+        rv = write_queued(st, seqs, n);
+    }
+    return rv;
+}
+
+void sse_stream_finish(sse_stream_t *st, apr_status_t rv)
+{
+    sse_dispatch_detach(st);
+    if (APR_STATUS_IS_TIMEUP(rv)) {
+        sse_registry_count_slow(st->reg);   /* not reading */
+    }
+    sse_registry_release(st->reg, &st->hold, st->sent, sse_now_ms());
+    ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, st->c, SSE_LOGNO(00045)
+                  "stream ended for %s after seq %" APR_UINT64_T_FMT,
+                  st->id, st->sent);
+}
+
+/* ---- step 1: the request's thread holds the stream -------------------- */
+
 static apr_status_t wait_once(sse_stream_t *st)
 {
     apr_interval_time_t timeout = st->next_beat - apr_time_now();
@@ -205,15 +251,14 @@ static apr_status_t wait_once(sse_stream_t *st)
     apr_status_t rv;
 
     if (timeout <= 0) {
-        rv = put(st, SSE_FRAME_HEARTBEAT, sizeof(SSE_FRAME_HEARTBEAT) - 1);
-        return rv == APR_SUCCESS ? flush(st) : rv;
+        return sse_stream_beat(st);
     }
     rv = apr_pollset_poll(st->ps, timeout, &num, &fds);
     if (APR_STATUS_IS_EINTR(rv) || APR_STATUS_IS_TIMEUP(rv)) {
         return APR_SUCCESS;     /* woken, or a heartbeat is due */
     }
     for (i = 0; rv == APR_SUCCESS && i < num; i++) {
-        if (client_gone(st, fds[i].rtnevents)) {
+        if (sse_stream_client_gone(st, fds[i].rtnevents)) {
             rv = APR_EOF;
         }
     }
@@ -222,23 +267,10 @@ static apr_status_t wait_once(sse_stream_t *st)
 
 static apr_status_t stream_loop(sse_stream_t *st)
 {
-    apr_uint64_t seqs[SSE_QUEUE_LEN];
     apr_status_t rv = APR_SUCCESS;
-    int n, resync;
 
     while (rv == APR_SUCCESS) {
-        if (sse_dispatch_take(st, seqs, &n, &resync)) {
-            break;
-        }
-        if (resync) {
-            rv = write_backlog(st);
-            if (rv == APR_SUCCESS) {
-                rv = ack(st, 0);        /* reports what the lag lost */
-            }
-        }
-        else if (n) {
-            rv = write_queued(st, seqs, n);
-        }
+        rv = sse_stream_serve(st);
         if (rv == APR_SUCCESS) {
             rv = wait_once(st);
         }
@@ -262,14 +294,13 @@ static void limit_unacked(request_rec *r)
     }
 }
 
-static apr_status_t stream_setup(sse_stream_t *st)
+/* Step 1 sleeps in a pollset on its client and its wake-up. */
+static apr_status_t thread_pollset(sse_stream_t *st)
 {
     request_rec *r = st->r;
     apr_pollfd_t pfd;
     apr_status_t rv;
 
-    apr_pool_create(&st->scratch, r->pool);
-    st->bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     rv = apr_pollset_create(&st->ps, 1, r->pool, APR_POLLSET_WAKEABLE);
     memset(&pfd, 0, sizeof(pfd));
     /* HTTP/2 may give no descriptor (a GET's stream has no input): then
@@ -282,6 +313,24 @@ static apr_status_t stream_setup(sse_stream_t *st)
         pfd.reqevents = APR_POLLIN;
         pfd.client_data = st;
         rv = apr_pollset_add(st->ps, &pfd);
+    }
+    return rv;
+}
+
+static apr_status_t stream_setup(sse_stream_t *st)
+{
+    request_rec *r = st->r;
+    apr_status_t rv = APR_SUCCESS;
+
+    apr_pool_create(&st->scratch, r->pool);
+    st->bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    if (st->mode == SSE_MODE_THREAD) {
+        rv = thread_pollset(st);
+    }
+    else {
+        /* a parked stream's body ends with its connection: no chunking,
+         * so the request can be finished at park time (DESIGN §3) */
+        r->connection->keepalive = AP_CONN_CLOSE;
     }
     if (rv == APR_SUCCESS && r->connection->master == NULL) {
         limit_unacked(r);
@@ -333,9 +382,19 @@ int sse_stream_run(request_rec *r, const char *id)
         return sse_respond_text(r, HTTP_SERVICE_UNAVAILABLE,
                                 "not dispatching here");
     }
-    st = apr_pcalloc(r->pool, sizeof(*st));
+    if (sse_park_possible(r)) {
+        /* outlives the request, which ends when the stream parks */
+        st = apr_pcalloc(r->connection->pool, sizeof(*st));
+        st->id = apr_pstrdup(r->connection->pool, id);
+        st->mode = SSE_MODE_HANDOFF;
+    }
+    else {
+        st = apr_pcalloc(r->pool, sizeof(*st));
+        st->id = id;
+    }
     st->r = r;
-    st->id = id;
+    st->c = r->connection;
+    st->out = r->output_filters;
     st->reg = conf->reg;
     st->local = conf->local;
     if ((rv = stream_setup(st)) != APR_SUCCESS) {
@@ -382,18 +441,13 @@ int sse_stream_run(request_rec *r, const char *id)
     st->sent = st->hold.cursor;
     sse_dispatch_attach(st);
     rv = stream_open(st, id);
+    if (rv == APR_SUCCESS && st->mode == SSE_MODE_HANDOFF) {
+        return sse_park(st);
+    }
     if (rv == APR_SUCCESS) {
         rv = stream_loop(st);
     }
-    sse_dispatch_detach(st);
-    if (APR_STATUS_IS_TIMEUP(rv)) {
-        sse_registry_count_slow(conf->reg);     /* not reading: Timeout */
-    }
-    sse_registry_release(conf->reg, &st->hold, st->sent,
-                         sse_now_ms());
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, SSE_LOGNO(00045)
-                  "stream ended for %s after seq %" APR_UINT64_T_FMT, id,
-                  st->sent);
+    sse_stream_finish(st, rv);
     apr_pool_destroy(st->scratch);
     return OK;
 }

@@ -1,0 +1,154 @@
+"""Step 2 of the design (event MPM): a held stream costs no worker thread.
+
+The handler writes the opening and returns SUSPENDED; the child's
+dispatcher then owns the connection. These tests give httpd far fewer
+threads than streams, so they pass only if streams are parked."""
+
+import os
+import socket
+import time
+
+import pytest
+
+from sse_client import HOST, StreamClosed, fresh_name
+
+THREADS = 5
+CHILDREN = 2
+STREAMS = 300
+
+# 2 children of 5 threads: 10 streams in all if each held a thread. The
+# event MPM counts parked connections against ThreadsPerChild +
+# idle threads x AsyncRequestWorkerFactor per child (DESIGN §3).
+FEW_THREADS = """\
+StartServers %d
+ServerLimit %d
+ThreadsPerChild %d
+MaxRequestWorkers %d
+MinSpareThreads %d
+MaxSpareThreads %d
+AsyncRequestWorkerFactor 60
+""" % (CHILDREN, 2 * CHILDREN, THREADS, THREADS * CHILDREN, THREADS,
+       THREADS * CHILDREN)
+
+
+@pytest.fixture
+def few_threads(mpm, make_httpd):
+    if mpm != "event":
+        pytest.skip("streams are parked on the event MPM only; prefork "
+                    "and worker hold one thread per stream by design")
+    return make_httpd(directives={"SSEMaxListeners": "1000"},
+                      extra_conf=FEW_THREADS)
+
+
+def threads_of(pid):
+    try:
+        return len(os.listdir("/proc/%d/task" % pid))
+    except OSError:
+        return 0
+
+
+def open_registered(api, ids, timeout=30.0):
+    streams = [api.stream(id, wait_headers=False) for id in ids]
+    for id, s in zip(ids, streams):
+        s.wait_headers(timeout)
+        assert s.status == 200, "register-listener/%s: %s" % (id, s.status)
+        assert s.next_event(timeout).payload() == "registered^" + id
+    return streams
+
+
+def test_event_mpm_holds_many_more_streams_than_threads(few_threads):
+    env, api = few_threads, few_threads.api
+    key = fresh_name("k")
+    ids = [api.make_id(fresh_name("p")) for _ in range(STREAMS)]
+    streams = open_registered(api, ids)
+    for id in ids:
+        api.listen(id, key)
+    # the publish itself needs a free worker: none is held by a stream
+    assert api.notify_listeners(key) == STREAMS
+    for s in streams:
+        assert s.next_event(10).payload() == "notify^" + key
+    threads = {pid: threads_of(pid) for pid in env.children()}
+    # per child: its workers, the listener, the dispatcher, a few more
+    assert all(n <= THREADS + 6 for n in threads.values()), (
+        "%d streams should not cost a thread each: threads per child %r"
+        % (STREAMS, threads))
+    live = api.registrants()
+    assert sum(1 for i in ids if live[i]["connected"]) == STREAMS
+
+
+def test_a_parked_stream_whose_client_leaves_is_noticed(few_threads):
+    api = few_threads.api
+    ids = [api.make_id(fresh_name("g")) for _ in range(40)]
+    streams = open_registered(api, ids)
+    for s in streams[:20]:
+        s.close()
+    for id in ids[:20]:
+        api.wait_disconnected(id)
+    live = api.registrants()
+    assert all(live[i]["connected"] for i in ids[20:]), (
+        "closing 20 clients ended other parked streams")
+
+
+def test_parked_streams_end_on_graceful_and_resume_without_loss(few_threads):
+    env, api = few_threads, few_threads.api
+    ids = [api.make_id(fresh_name("r")) for _ in range(30)]
+    streams = open_registered(api, ids)
+    last = {}
+    for id, s in zip(ids, streams):
+        api.notify_completions(id, "before")
+        ev = s.next_event(10)
+        last[id] = ev.seq
+    env.graceful()
+    for s in streams:
+        with pytest.raises(StreamClosed):
+            s.next_event(15)     # ended: clients reconnect
+    for id in ids:
+        api.notify_completions(id, "during")
+    again = [api.stream(id, last_event_id=last[id]) for id in ids]
+    for id, s in zip(ids, again):
+        assert s.status == 200
+        got = [s.next_event(10).payload() for _ in range(2)]
+        assert got[0] == "registered^" + id
+        assert "during" in got[1], "queued completion lost: %r" % got
+
+
+def test_connections_that_close_at_once_do_not_hurt_the_server(few_threads):
+    """A client that sends its GET and goes at once: the stream is parked
+    while (or after) its peer vanished. The server must not crash."""
+    env, api = few_threads, few_threads.api
+    ids = [api.make_id(fresh_name("s")) for _ in range(20)]
+    request = ("GET %s HTTP/1.1\r\nHost: x\r\n\r\n")
+    for round in range(10):
+        for id in ids:
+            with socket.create_connection((HOST, env.port)) as sock:
+                sock.sendall((request % api.path("register-listener", id))
+                             .encode())
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    time.sleep(2.5)             # past the close grace of parked streams
+    log = env.read_log()
+    assert "exit signal" not in log, log[-3000:]
+    for id in ids:
+        api.wait_disconnected(id)
+    # and the server still serves streams
+    id = api.make_id(fresh_name("after"))
+    s = api.register(id)
+    api.notify_completions(id, "t1")
+    assert "t1" in s.next_event(10).payload()
+
+
+def test_the_request_is_logged_when_the_stream_parks(few_threads):
+    env, api = few_threads, few_threads.api
+    id = api.make_id(fresh_name("log"))
+    s = api.register(id)
+    path = api.path("register-listener", id)
+    deadline = time.monotonic() + 5
+    logged = ""
+    while time.monotonic() < deadline and path not in logged:
+        with open(os.path.join(env.root, "logs", "access_log")) as f:
+            logged = f.read()
+        time.sleep(0.1)
+    assert path + " HTTP/1.1\" 200" in logged, (
+        "a parked stream's request should be in the access log while the "
+        "stream is still open")
+    assert not s.closed()
