@@ -26,6 +26,7 @@
 #include <http_request.h>
 #include <ap_mpm.h>
 
+#include <apr_general.h>
 #include <apr_poll.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
@@ -64,6 +65,12 @@ static struct {
 
 static int send_fd = -1;        /* any process: sends wake-ups */
 
+/* A random word in every wake-up name, made once per httpd run (kept
+ * across restarts in retained data, inherited by every child): a local
+ * user cannot bind a child's name before the child does, since the
+ * abstract namespace has no permissions, but cannot guess it either. */
+static apr_uint64_t *wake_token;
+
 static socklen_t wake_addr(apr_uint32_t pid, struct sockaddr_un *sa)
 {
     int n;
@@ -72,8 +79,26 @@ static socklen_t wake_addr(apr_uint32_t pid, struct sockaddr_un *sa)
     sa->sun_family = AF_UNIX;
     /* sun_path[0] == 0: Linux abstract namespace */
     n = apr_snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1,
-                     "mod_sse_mgr.%u", pid);
+                     "mod_sse_mgr.%u.%016" APR_UINT64_T_HEX_FMT, pid,
+                     *wake_token);
     return (socklen_t)(APR_OFFSETOF(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+static apr_status_t make_wake_token(void)
+{
+    const char *key = "mod_sse_mgr.wake_token";
+    void *data = ap_retained_data_get(key);
+
+    if (data == NULL) {
+        apr_status_t rv;
+        data = ap_retained_data_create(key, sizeof(*wake_token));
+        rv = apr_generate_random_bytes(data, sizeof(*wake_token));
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    wake_token = data;
+    return APR_SUCCESS;
 }
 
 static void wake_pid(apr_uint32_t pid)
@@ -458,7 +483,9 @@ static apr_status_t make_send_socket(apr_pool_t *p)
 
 apr_status_t sse_dispatch_post_config(apr_pool_t *pconf)
 {
-    return make_send_socket(pconf);
+    apr_status_t rv = make_wake_token();
+
+    return rv == APR_SUCCESS ? make_send_socket(pconf) : rv;
 }
 
 static void make_locals(apr_pool_t *pchild, server_rec *s)

@@ -99,6 +99,10 @@ int sse_park(sse_stream_t *st);
 
 void sse_park_register_hooks(void);
 
+/** Parent, at start-up: log when the MPM takes fewer streams than
+ * @a max_listeners. */
+void sse_park_check_capacity(server_rec *s, int max_listeners);
+
 /* The dispatcher thread's side */
 apr_status_t sse_park_init(apr_pool_t *pchild, apr_pollset_t *ps);
 void sse_park_adopted(sse_stream_t *st);

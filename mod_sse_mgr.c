@@ -268,6 +268,11 @@ static int sse_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         || sse_dispatch_post_config(pconf) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_RUN_MPM) {
+        sse_park_check_capacity(s, sse_gconf.max_listeners > 0
+                                   ? sse_gconf.max_listeners
+                                   : SSE_DEF_MAX_LISTENERS);
+    }
     last_cleanup = apr_time_now();
     return OK;
 }

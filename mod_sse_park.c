@@ -22,6 +22,9 @@
 
 #include <apr_poll.h>
 
+#include <stdlib.h>
+#include <strings.h>
+
 #include "mod_sse_mgr_private.h"
 #include "mod_sse_dispatch.h"
 
@@ -85,6 +88,38 @@ static void park_suspend(conn_rec *c, request_rec *r)
     /* writes never block the dispatcher: a full socket ends the stream */
     apr_socket_timeout_set(ap_get_conn_socket(c), 0);
     sse_dispatch_adopt(st);
+}
+
+/* The event MPM counts parked connections against ThreadsPerChild +
+ * idle threads x AsyncRequestWorkerFactor per child, and refuses new
+ * connections beyond (DESIGN §3): say so at start-up when fewer streams
+ * fit than SSEMaxListeners allows. */
+void sse_park_check_capacity(server_rec *s, int max_listeners)
+{
+    ap_directive_t *d;
+    int async = 0, threads = 0, daemons = 0, factor = 2;
+    apr_int64_t fit;
+
+    if (ap_mpm_query(AP_MPMQ_IS_ASYNC, &async) != APR_SUCCESS || !async
+        || ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS
+        || ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS) {
+        return;
+    }
+    for (d = ap_conftree; d; d = d->next) {
+        if (strcasecmp(d->directive, "AsyncRequestWorkerFactor") == 0) {
+            factor = atoi(d->args);
+        }
+    }
+    fit = (apr_int64_t)daemons * threads * (1 + (factor > 0 ? factor : 1));
+    if (fit < max_listeners) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, SSE_LOGNO(00050)
+                     "the event MPM takes about %" APR_INT64_T_FMT " "
+                     "connections (%d processes x %d threads x (1 + "
+                     "AsyncRequestWorkerFactor %d)), fewer than "
+                     "SSEMaxListeners %d: raise AsyncRequestWorkerFactor "
+                     "to hold that many streams", fit, daemons, threads,
+                     factor, max_listeners);
+    }
 }
 
 void sse_park_register_hooks(void)

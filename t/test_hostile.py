@@ -97,3 +97,36 @@ def test_hostile_requests_get_clean_answers_and_change_nothing(make_httpd):
     assert api.notify_listeners("kept") == 1
     log = env.read_log()
     assert "Segmentation fault" not in log and "exit signal" not in log
+
+
+def wake_names(pids):
+    """Abstract unix socket names of mod_sse_mgr's wake-ups, per pid."""
+    names = {}
+    with open("/proc/net/unix") as f:
+        for row in f.readlines()[1:]:
+            cols = row.split()
+            if len(cols) >= 8 and cols[7].startswith("@mod_sse_mgr."):
+                parts = cols[7][1:].split(".")
+                if len(parts) == 3 and int(parts[1]) in pids:
+                    names[int(parts[1])] = parts[2]
+    return names
+
+
+def test_wake_up_socket_names_cannot_be_guessed_and_survive_restarts(
+        make_httpd):
+    """A local user could bind a child's wake-up name before the child
+    does (the abstract namespace has no permissions): the name carries a
+    random word per httpd run, shared by every generation of children so
+    that old and new ones still wake each other after a graceful."""
+    env = make_httpd()
+    before = wake_names(set(env.children()))
+    assert before, "no wake-up socket found in /proc/net/unix"
+    tokens = set(before.values())
+    assert len(tokens) == 1 and all(
+        len(t) == 16 and int(t, 16) != 0 for t in tokens), before
+    env.graceful()
+    after = wake_names(set(env.children()))
+    assert after and set(after.values()) == tokens, (before, after)
+    other = make_httpd()
+    assert set(wake_names(set(other.children())).values()) != tokens, (
+        "two httpd runs drew the same wake-up word")

@@ -152,3 +152,17 @@ def test_the_request_is_logged_when_the_stream_parks(few_threads):
         "a parked stream's request should be in the access log while the "
         "stream is still open")
     assert not s.closed()
+
+
+def test_start_up_says_when_fewer_streams_fit_than_listeners(few_threads):
+    """2 x 5 x (1 + 60) = 610 connections, SSEMaxListeners 1000."""
+    log = few_threads.read_log()
+    assert "SSE00050" in log and "AsyncRequestWorkerFactor 60" in log \
+        and "SSEMaxListeners 1000" in log, log[-2000:]
+
+
+def test_no_capacity_notice_when_streams_fit(mpm, make_httpd):
+    if mpm != "event":
+        pytest.skip("the notice is about the event MPM's limit")
+    env = make_httpd(directives={"SSEMaxListeners": "100"})
+    assert "SSE00050" not in env.read_log()
