@@ -69,3 +69,17 @@ def test_require_keeps_publish_and_admin_routes_from_other_clients(guarded):
     # nothing changed: the listener is still there for the allowed route
     r = http(guarded.port, "PUT", api.path("listen", id, "k"))
     assert r.status == 200, r
+
+
+def test_listen_keys_per_listener_are_bounded_with_a_clear_answer(api):
+    id, s = api.listener()
+    for i in range(32):
+        api.listen(id, "key%d" % i)
+    resp = api.request("PUT", "listen", id, "one-too-many")
+    assert resp.status == 400 and b"too many listen keys" in resp.body, (
+        resp.describe())
+    api.listen(id, "key0")      # a key it has is still fine
+    entry = api.registrants()[id]
+    assert len(entry["listenKeys"]) == 32 and \
+        "one-too-many" not in entry["listenKeys"], entry
+    s.close()
