@@ -83,8 +83,9 @@ apr_status_t sse_stream_serve(sse_stream_t *st);
 /** Write a heartbeat comment when one is due. */
 apr_status_t sse_stream_beat(sse_stream_t *st);
 
-/** Did the client hang up or speak (its descriptor polled @a ev)? */
-int sse_stream_client_gone(sse_stream_t *st, apr_int16_t ev);
+/** Did the client hang up or speak (its descriptor polled @a ev)?
+ * @return APR_SUCCESS if not; else why the stream must end */
+apr_status_t sse_stream_client_gone(sse_stream_t *st, apr_int16_t ev);
 
 /** Out of the index, listener resumable; logs how it ended. */
 void sse_stream_finish(sse_stream_t *st, apr_status_t rv);

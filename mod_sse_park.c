@@ -264,8 +264,10 @@ void sse_park_adopted(sse_stream_t *st)
 
 void sse_park_event(sse_stream_t *st, apr_int16_t ev)
 {
-    if (sse_stream_client_gone(st, ev)) {
-        park_end(st, APR_EOF);
+    apr_status_t rv = sse_stream_client_gone(st, ev);
+
+    if (rv != APR_SUCCESS) {
+        park_end(st, rv);
     }
     apr_pool_clear(park.scratch);
 }

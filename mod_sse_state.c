@@ -41,8 +41,11 @@ static void sizes_from_conf(sse_registry_sizes_t *sz)
 }
 
 /* Number the registries: the main server and each vhost with its own
- * SSEPrefix own one; the other vhosts share the main server's. */
-static int assign_registries(server_rec *s)
+ * SSEPrefix own one; the other vhosts share the main server's. A vhost
+ * with none of our directives has httpd's pointer to the main server's
+ * record: give it a record of its own, or it would look like the main
+ * server (an owner) to every loop over the vhosts. */
+static int assign_registries(apr_pool_t *pconf, server_rec *s)
 {
     sse_srv_conf_t *main_conf = sse_srv_conf(s);
     server_rec *vs;
@@ -53,6 +56,11 @@ static int assign_registries(server_rec *s)
     }
     for (vs = s; vs; vs = vs->next) {
         sse_srv_conf_t *conf = sse_srv_conf(vs);
+        if (vs != s && conf == main_conf) {
+            conf = apr_pmemdup(pconf, main_conf, sizeof(*conf));
+            conf->prefix_set = 0;
+            ap_set_module_config(vs->module_config, &sse_mgr_module, conf);
+        }
         conf->owner = (vs == s) || conf->prefix_set;
         conf->reg_index = conf->owner ? n++ : main_conf->reg_index;
         if (conf->prefix == NULL) {
@@ -152,7 +160,7 @@ apr_status_t sse_state_post_config(apr_pool_t *pconf, server_rec *s)
 {
     sse_registry_sizes_t sz;
     apr_status_t rv;
-    int nregs = assign_registries(s);
+    int nregs = assign_registries(pconf, s);
     server_rec *vs;
 
     retained = ap_retained_data_get("mod_sse_mgr");

@@ -172,29 +172,47 @@ static apr_status_t stream_open(sse_stream_t *st, const char *id)
 
 /* ---- what every stream does, on whichever thread runs it ------------ */
 
+/* Why the descriptor polled in error: the kernel ended the connection
+ * (TCP_USER_TIMEOUT gives ETIMEDOUT when sent bytes stay unacknowledged:
+ * a client that stopped reading or vanished), or the peer reset it. */
+static apr_status_t socket_error(conn_rec *c)
+{
+    apr_socket_t *sock = ap_get_conn_socket(c);
+    apr_os_sock_t fd;
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (sock == NULL || apr_os_sock_get(&fd, sock) != APR_SUCCESS
+        || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0
+        || err == 0) {
+        return APR_EOF;
+    }
+    return APR_FROM_OS_ERROR(err);
+}
+
 /* The client spoke: a non-blocking read tells "nothing" (a spurious
  * wake-up) from EOF or bytes. An EventSource never sends after its
  * request, so bytes are a client we do not serve further: end the stream
  * and do not read a next request from the middle of them. Never a
  * blocking read: mod_reqtimeout would cut the stream. */
-int sse_stream_client_gone(sse_stream_t *st, apr_int16_t rtnevents)
+apr_status_t sse_stream_client_gone(sse_stream_t *st, apr_int16_t rtnevents)
 {
     conn_rec *c = st->c;
     apr_bucket_brigade *in;
     apr_status_t rv;
 
     if (rtnevents & (APR_POLLERR | APR_POLLNVAL)) {
-        return 1;
+        return c->master ? APR_EOF : socket_error(c);
     }
     in = apr_brigade_create(st->scratch, c->bucket_alloc);
     rv = ap_get_brigade(c->input_filters, in, AP_MODE_READBYTES,
                         APR_NONBLOCK_READ, 4096);
     apr_brigade_destroy(in);
     if (APR_STATUS_IS_EAGAIN(rv)) {
-        return 0;
+        return APR_SUCCESS;
     }
     c->keepalive = AP_CONN_CLOSE;
-    return 1;
+    return (rv == APR_SUCCESS) ? APR_EOF : rv;
 }
 
 apr_status_t sse_stream_beat(sse_stream_t *st)
@@ -232,8 +250,9 @@ apr_status_t sse_stream_serve(sse_stream_t *st)
 void sse_stream_finish(sse_stream_t *st, apr_status_t rv)
 {
     sse_dispatch_detach(st);
-    if (APR_STATUS_IS_TIMEUP(rv)) {
-        sse_registry_count_slow(st->reg);   /* not reading */
+    if (APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_ETIMEDOUT(rv)) {
+        sse_registry_count_slow(st->reg);   /* not reading: Timeout or
+                                               TCP_USER_TIMEOUT */
     }
     sse_registry_release(st->reg, &st->hold, st->sent, sse_now_ms());
     ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, st->c, SSE_LOGNO(00045)
@@ -258,9 +277,7 @@ static apr_status_t wait_once(sse_stream_t *st)
         return APR_SUCCESS;     /* woken, or a heartbeat is due */
     }
     for (i = 0; rv == APR_SUCCESS && i < num; i++) {
-        if (sse_stream_client_gone(st, fds[i].rtnevents)) {
-            rv = APR_EOF;
-        }
+        rv = sse_stream_client_gone(st, fds[i].rtnevents);
     }
     return rv;
 }

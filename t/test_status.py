@@ -209,10 +209,7 @@ def stall_a_stream(env, key, pause=0.0):
     # events trickle into a buffer they never fill: the kernel's
     # TCP_USER_TIMEOUT (SSEHeartbeat + Timeout) ends the zero-window
     # connection first, and the stream sees an error on its socket
-    pytest.param("SendBufferSize 262144\n", 0.02, marks=pytest.mark.xfail(
-        strict=True, reason="mod_sse_stream.c counts only APR_TIMEUP as "
-        "EndedSlow; a stream its kernel ended (TCP_USER_TIMEOUT, "
-        "SO_ERROR ETIMEDOUT) is logged as EOF and not counted")),
+    pytest.param("SendBufferSize 262144\n", 0.02),
 ], ids=["httpd-timeout", "kernel-timeout"])
 def test_status_counts_a_stream_ended_for_not_reading(make_httpd, conf,
                                                       pause):
@@ -256,11 +253,6 @@ def test_status_lists_each_registry_and_escapes_its_prefix(make_httpd):
         "text from the configuration is HTML-escaped: %r" % title)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "mod_sse_state.c assign_registries counts a vhost with no SSE directive "
-    "as an owner when the main server sets SSEPrefix (it shares the main "
-    "server's config record): one orphan registry per such vhost, and the "
-    "main server's registry is numbered last"))
 def test_a_vhost_without_sse_directives_shares_the_main_registry(
         make_httpd):
     env = make_httpd(start=False)
