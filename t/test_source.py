@@ -39,3 +39,30 @@ def test_core_includes_no_httpd_header():
             if httpd_headers.search(f.read()):
                 offenders.append(os.path.relpath(path, TOP))
     assert not offenders, "httpd headers in the core: %r" % offenders
+
+
+def test_no_io_while_the_registry_lock_is_held():
+    """The registry mutex is taken only inside src/ (LOCKED blocks behind
+    the sse_registry_* calls), and src/ performs no I/O at all: no socket,
+    file, poll or sleep call. So no lock any process waits for is ever held
+    across a write to a client or a wake-up."""
+    io = re.compile(r"\b(send|sendto|sendmsg|write|writev|recv|recvfrom|"
+                    r"read|poll|epoll_wait|select|usleep|nanosleep|sleep|"
+                    r"apr_socket_\w+|apr_file_\w+|apr_poll\w*|apr_sleep|"
+                    r"ap_pass_brigade|ap_get_brigade)\s*\(")
+    offenders = []
+    for path in sources("src/*.c"):
+        with open(path) as f:
+            for m in io.finditer(f.read()):
+                offenders.append("%s: %s" % (os.path.relpath(path, TOP),
+                                             m.group(1)))
+    assert not offenders, "I/O in the core, maybe under the lock: %r" % (
+        offenders,)
+    lockers = []
+    for path in sources("mod_sse_*.c"):      # the module's glue
+        with open(path) as f:
+            if re.search(r"\b(sse_reg_lock|apr_global_mutex_lock)\s*\(",
+                         f.read()):
+                lockers.append(os.path.relpath(path, TOP))
+    assert not lockers, ("the registry lock is taken outside src/: %r"
+                         % lockers)
