@@ -115,18 +115,12 @@ static void put_html(request_rec *r, server_rec *s, const figure_t *f,
     ap_rputs("</table>\n", r);
 }
 
-/* The configuration of the registry @a s owns, or NULL. A vhost with no
- * directive of ours shares the main server's record (httpd creates a
- * vhost's config only for modules it configures): list that one once. */
+/* The configuration of the registry @a s owns, or NULL. */
 static sse_srv_conf_t *owned(server_rec *s)
 {
     sse_srv_conf_t *conf = sse_srv_conf(s);
 
-    if (!conf->owner || conf->reg == NULL
-        || (s != ap_server_conf && conf == sse_srv_conf(ap_server_conf))) {
-        return NULL;
-    }
-    return conf;
+    return (conf->owner && conf->reg) ? conf : NULL;
 }
 
 int sse_status_hook(request_rec *r, int flags)
