@@ -47,6 +47,10 @@ struct sse_stream_t {
     /* step 2, the dispatcher thread's own */
     apr_pollfd_t pfd;
     apr_time_t parked_at;
+    int blocked;                /* its socket is full: no writes until
+                                   it drains; next_beat is the deadline */
+    int catch_up;               /* events came while blocked: send the
+                                   ring's backlog from sent once drained */
     sse_stream_t *beat_prev, *beat_next;    /* by next_beat */
     sse_stream_t *work_next;    /* to serve, or to close */
 };
@@ -80,8 +84,8 @@ int sse_dispatch_ready(const sse_local_t *l);
 /** Write what the dispatcher queued; @return non-success: end it. */
 apr_status_t sse_stream_serve(sse_stream_t *st);
 
-/** Write a heartbeat comment when one is due. */
-apr_status_t sse_stream_beat(sse_stream_t *st);
+/** Write a heartbeat comment when one is due by @a due_by. */
+apr_status_t sse_stream_beat(sse_stream_t *st, apr_time_t due_by);
 
 /** Did the client hang up or speak (its descriptor polled @a ev)?
  * @return APR_SUCCESS if not; else why the stream must end */
@@ -99,6 +103,11 @@ int sse_park_possible(request_rec *r);
 int sse_park(sse_stream_t *st);
 
 void sse_park_register_hooks(void);
+
+/** Write @a st->bb of a parked stream without blocking: what the socket
+ * does not take waits in the core output filter, and the stream is
+ * blocked until it drains (or ended after Timeout). */
+apr_status_t sse_park_write(sse_stream_t *st);
 
 /** Parent, at start-up: log when the MPM takes fewer streams than
  * @a max_listeners. */

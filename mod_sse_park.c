@@ -34,6 +34,10 @@
  * free a connection under the MPM's feet. */
 #define SSE_PARK_GRACE      apr_time_from_msec(1000)
 #define SSE_CLOSE_POLL      apr_time_from_msec(100)
+/* Heartbeats due this soon go out now, with those due already: the
+ * dispatcher wakes a few times a second for them, not once a stream,
+ * and never polls with a wait epoll would round down to 0 ms (a spin). */
+#define SSE_BEAT_SLACK      apr_time_from_msec(50)
 
 static struct {
     apr_pollset_t *ps;          /* the dispatcher's: wake-up + parked */
@@ -61,6 +65,28 @@ int sse_park(sse_stream_t *st)
     return SUSPENDED;
 }
 
+/* Memory freed while the request was read (the socket's read buffer, a
+ * spent pool) waits in the connection's allocator for reuse that will not
+ * come: with max_free at its least, taking those blocks and giving them
+ * back hands them to malloc, where the next connection takes them. */
+#define SSE_SPARE_BLOCKS    4
+
+static void release_spare_blocks(apr_allocator_t *a)
+{
+    apr_memnode_t *node[SSE_SPARE_BLOCKS];
+    int i;
+
+    apr_allocator_max_free_set(a, 1);
+    for (i = 0; i < SSE_SPARE_BLOCKS; i++) {
+        node[i] = apr_allocator_alloc(a, 1);    /* the smallest: 8 KB */
+    }
+    for (i = 0; i < SSE_SPARE_BLOCKS; i++) {
+        if (node[i]) {
+            apr_allocator_free(a, node[i]);
+        }
+    }
+}
+
 /* The MPM let go of the request (the handler returned SUSPENDED). Finish
  * the request now, so that its pool and its log line do not wait for the
  * stream's end; the connection alone carries the stream from here. */
@@ -79,13 +105,14 @@ static void park_suspend(conn_rec *c, request_rec *r)
     apr_allocator_max_free_set(apr_pool_allocator_get(c->pool), 1);
     ap_finalize_request_protocol(st->r);
     ap_process_request_after_handler(st->r);
+    release_spare_blocks(apr_pool_allocator_get(c->pool));
     /* ended in the MPM's eyes only when we close it: its counters */
     c->cs->state = CONN_STATE_SUSPENDED;
     st->r = NULL;
     st->scratch = NULL;                 /* was the request's */
     st->out = c->output_filters;
     st->bb = apr_brigade_create(c->pool, c->bucket_alloc);
-    /* writes never block the dispatcher: a full socket ends the stream */
+    /* writes never block the dispatcher: sse_park_write() */
     apr_socket_timeout_set(ap_get_conn_socket(c), 0);
     sse_dispatch_adopt(st);
 }
@@ -171,6 +198,114 @@ static void beat_insert(sse_stream_t *st)
     }
 }
 
+/* ---- the dispatcher's side: writing without blocking ----------------- */
+
+/* A FLUSH bucket would make the core output filter wait for a full
+ * socket; without one, mod_ssl's coalescing filter keeps small writes
+ * back. This metadata bucket means nothing to the core but ends the
+ * coalesced run, so mod_ssl passes what it holds down at once. */
+static apr_status_t push_bucket_read(apr_bucket *b, const char **str,
+                                     apr_size_t *len, apr_read_type_e block)
+{
+    (void)b;
+    (void)block;
+    *str = NULL;
+    *len = 0;
+    return APR_SUCCESS;
+}
+
+static const apr_bucket_type_t push_bucket_type = {
+    "SSE_PUSH", 5, APR_BUCKET_METADATA,
+    apr_bucket_destroy_noop, push_bucket_read, apr_bucket_setaside_noop,
+    apr_bucket_split_notimpl, apr_bucket_simple_copy
+};
+
+static apr_bucket *push_bucket_create(apr_bucket_alloc_t *list)
+{
+    apr_bucket *b = apr_bucket_alloc(sizeof(*b), list);
+
+    APR_BUCKET_INIT(b);
+    b->free = apr_bucket_free;
+    b->list = list;
+    b->type = &push_bucket_type;
+    b->length = 0;
+    b->start = 0;
+    b->data = NULL;
+    return b;
+}
+
+/* Send what the core output filter holds, as far as the socket takes it
+ * now (a NULL brigade: the event MPM's own write completion call). */
+static apr_status_t push(conn_rec *c)
+{
+    ap_filter_t *f = c->output_filters;
+
+    while (f->next) {
+        f = f->next;
+    }
+    return f->frec->filter_func.out_func(f, NULL);
+}
+
+static apr_status_t watch(sse_stream_t *st, apr_int16_t events)
+{
+    apr_pollset_remove(park.ps, &st->pfd);
+    st->pfd.reqevents = events;
+    return apr_pollset_add(park.ps, &st->pfd);
+}
+
+static void due_at(sse_stream_t *st, apr_time_t when)
+{
+    st->next_beat = when;
+    beat_remove(st);
+    beat_insert(st);
+}
+
+/* Without a FLUSH bucket the core output filter sets aside what the
+ * socket does not take instead of waiting. Then the stream writes no
+ * more (at most one batch is held) until the socket drains: the client
+ * has Timeout to make progress, as httpd gives any response. */
+apr_status_t sse_park_write(sse_stream_t *st)
+{
+    conn_rec *c = st->c;
+    apr_status_t rv;
+
+    APR_BRIGADE_INSERT_TAIL(st->bb, push_bucket_create(c->bucket_alloc));
+    rv = ap_pass_brigade(st->out, st->bb);
+    if (rv == APR_SUCCESS && !c->aborted) {
+        rv = push(c);
+    }
+    if (rv == APR_SUCCESS && c->data_in_output_filters && !st->blocked) {
+        st->blocked = 1;
+        st->next_beat = apr_time_now() + c->base_server->timeout;
+        rv = watch(st, APR_POLLIN | APR_POLLOUT);
+    }
+    return rv;
+}
+
+/* The socket took more: still full, a new Timeout; empty, write on. */
+static apr_status_t drained(sse_stream_t *st)
+{
+    conn_rec *c = st->c;
+    apr_time_t now = apr_time_now();
+    apr_status_t rv = push(c);
+
+    if (rv != APR_SUCCESS || c->aborted) {
+        return rv != APR_SUCCESS ? rv : APR_ECONNABORTED;
+    }
+    if (c->data_in_output_filters) {
+        due_at(st, now + c->base_server->timeout);
+        return APR_SUCCESS;
+    }
+    st->blocked = 0;
+    due_at(st, now + sse_conf_heartbeat());
+    rv = watch(st, APR_POLLIN);
+    if (rv == APR_SUCCESS && st->catch_up) {
+        rv = sse_stream_serve(st);
+        due_at(st, st->next_beat);
+    }
+    return rv;
+}
+
 /* ---- the dispatcher's side: ending and closing ----------------------- */
 
 static void park_end(sse_stream_t *st, apr_status_t rv)
@@ -189,13 +324,9 @@ static void park_end(sse_stream_t *st, apr_status_t rv)
 static void park_close(sse_stream_t *st)
 {
     conn_rec *c = st->c;
-    ap_filter_t *f = c->output_filters;
 
     if (!c->aborted) {
-        while (f->next) {
-            f = f->next;
-        }
-        (void)f->frec->filter_func.out_func(f, NULL);
+        (void)push(c);
     }
     ap_prep_lingering_close(c);
     apr_pool_destroy(c->pool);
@@ -264,8 +395,14 @@ void sse_park_adopted(sse_stream_t *st)
 
 void sse_park_event(sse_stream_t *st, apr_int16_t ev)
 {
-    apr_status_t rv = sse_stream_client_gone(st, ev);
+    apr_status_t rv = APR_SUCCESS;
 
+    if (ev & ~APR_POLLOUT) {
+        rv = sse_stream_client_gone(st, ev);
+    }
+    if (rv == APR_SUCCESS && (ev & APR_POLLOUT) && st->blocked) {
+        rv = drained(st);
+    }
     if (rv != APR_SUCCESS) {
         park_end(st, rv);
     }
@@ -278,9 +415,12 @@ apr_interval_time_t sse_park_tick(apr_interval_time_t max)
     apr_interval_time_t wait;
     apr_status_t rv;
 
-    while (park.beat_head && park.beat_head->next_beat <= now) {
+    while (park.beat_head
+           && park.beat_head->next_beat <= now + SSE_BEAT_SLACK) {
         sse_stream_t *st = park.beat_head;
-        rv = sse_stream_beat(st);
+        /* a blocked stream's next_beat is its deadline */
+        rv = st->blocked ? APR_TIMEUP
+                         : sse_stream_beat(st, now + SSE_BEAT_SLACK);
         if (rv == APR_SUCCESS) {
             beat_remove(st);
             beat_insert(st);

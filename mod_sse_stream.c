@@ -34,17 +34,26 @@ static apr_status_t put(sse_stream_t *st, const char *buf, apr_size_t len)
     return apr_brigade_write(st->bb, NULL, NULL, buf, len);
 }
 
+/* A stream on its own thread waits (up to Timeout) for the client to
+ * take the bytes; a parked one must not block its dispatcher. */
 static apr_status_t flush(sse_stream_t *st)
 {
     conn_rec *c = st->c;
     apr_status_t rv;
 
-    APR_BRIGADE_INSERT_TAIL(st->bb,
-                            apr_bucket_flush_create(c->bucket_alloc));
-    rv = ap_pass_brigade(st->out, st->bb);
+    if (!st->blocked) {
+        st->next_beat = apr_time_now() + sse_conf_heartbeat();
+    }
+    if (st->mode == SSE_MODE_PARKED) {
+        rv = sse_park_write(st);
+    }
+    else {
+        APR_BRIGADE_INSERT_TAIL(st->bb,
+                                apr_bucket_flush_create(c->bucket_alloc));
+        rv = ap_pass_brigade(st->out, st->bb);
+    }
     apr_brigade_cleanup(st->bb);
     apr_pool_clear(st->scratch);
-    st->next_beat = apr_time_now() + sse_conf_heartbeat();
     return (rv == APR_SUCCESS && c->aborted) ? APR_ECONNABORTED : rv;
 }
 
@@ -104,20 +113,23 @@ static apr_status_t write_events(sse_stream_t *st, const sse_event_t *evs,
     return (rv == APR_SUCCESS && count) ? ack(st, count) : rv;
 }
 
-/* Everything for this listener after st->sent that is still in the ring. */
+/* Everything for this listener after st->sent that is still in the
+ * ring; a blocked stream stops and takes the rest up once drained. */
 static apr_status_t write_backlog(sse_stream_t *st)
 {
     sse_event_t evs[SSE_BATCH];
     apr_status_t rv;
     int n;
 
+    st->catch_up = 0;
     do {
         rv = sse_registry_read(st->reg, &st->hold, st->sent, evs,
                                SSE_BATCH, &n);
         if (rv == APR_SUCCESS && n) {
             rv = write_events(st, evs, n);
         }
-    } while (rv == APR_SUCCESS && n == SSE_BATCH);
+    } while (rv == APR_SUCCESS && n == SSE_BATCH && !st->blocked);
+    st->catch_up = st->blocked;
     return rv;
 }
 
@@ -128,11 +140,12 @@ static apr_status_t write_queued(sse_stream_t *st, const apr_uint64_t *seqs,
     apr_status_t rv = APR_SUCCESS;
     int i, got;
 
-    for (i = 0; i < n && rv == APR_SUCCESS; i += SSE_BATCH) {
+    for (i = 0; i < n && rv == APR_SUCCESS && !st->blocked; i += SSE_BATCH) {
         got = (n - i < SSE_BATCH) ? n - i : SSE_BATCH;
         sse_registry_fetch(st->reg, &st->hold, seqs + i, evs, &got);
         rv = write_events(st, evs, got);
     }
+    st->catch_up = st->blocked;
     return rv;
 }
 
@@ -215,11 +228,11 @@ apr_status_t sse_stream_client_gone(sse_stream_t *st, apr_int16_t rtnevents)
     return (rv == APR_SUCCESS) ? APR_EOF : rv;
 }
 
-apr_status_t sse_stream_beat(sse_stream_t *st)
+apr_status_t sse_stream_beat(sse_stream_t *st, apr_time_t due_by)
 {
     apr_status_t rv;
 
-    if (st->next_beat > apr_time_now()) {
+    if (st->next_beat > due_by) {
         return APR_SUCCESS;
     }
     rv = put(st, SSE_FRAME_HEARTBEAT, sizeof(SSE_FRAME_HEARTBEAT) - 1);
@@ -235,7 +248,11 @@ apr_status_t sse_stream_serve(sse_stream_t *st)
     if (sse_dispatch_take(st, seqs, &n, &resync)) {
         return APR_EOF;
     }
-    if (resync) {
+    if (st->blocked) {
+        st->catch_up |= (resync || n);  /* the ring keeps them */
+        return APR_SUCCESS;
+    }
+    if (resync || st->catch_up) {
         rv = write_backlog(st);
         if (rv == APR_SUCCESS) {
             rv = ack(st, 0);            /* reports what the lag lost */
@@ -270,7 +287,7 @@ static apr_status_t wait_once(sse_stream_t *st)
     apr_status_t rv;
 
     if (timeout <= 0) {
-        return sse_stream_beat(st);
+        return sse_stream_beat(st, apr_time_now());
     }
     rv = apr_pollset_poll(st->ps, timeout, &num, &fds);
     if (APR_STATUS_IS_EINTR(rv) || APR_STATUS_IS_TIMEUP(rv)) {

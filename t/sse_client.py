@@ -152,7 +152,7 @@ class SSEStream:
     _live_lock = threading.Lock()
 
     def __init__(self, port, path, headers=None, timeout=DEFAULT_TIMEOUT,
-                 host=HOST, wait_headers=True):
+                 host=HOST, wait_headers=True, rcvbuf=None, paused=False):
         self.port, self.path = port, path
         self.status = None
         self.reason = None
@@ -183,7 +183,19 @@ class SSEStream:
             lines.append("%s: %s" % (k, v))
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        # paused: a client that reads nothing until resume_reading();
+        # rcvbuf (set before connecting) keeps its window small
+        self._reading = threading.Event()
+        if not paused:
+            self._reading.set()
+        if rcvbuf:
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
+        else:
+            self.sock = socket.create_connection((host, port),
+                                                 timeout=timeout)
         self.local_port = self.sock.getsockname()[1]
         self.sock.sendall(request)
         self.sock.settimeout(0.2)
@@ -199,6 +211,8 @@ class SSEStream:
 
     def _run(self):
         while not self._stop:
+            if not self._reading.wait(0.2):
+                continue
             try:
                 data = self.sock.recv(65536)
             except socket.timeout:
@@ -379,6 +393,9 @@ class SSEStream:
 
     def _tail(self):
         return bytes(self.raw_bytes[-300:])
+
+    def resume_reading(self):
+        self._reading.set()
 
     def wait_headers(self, timeout=DEFAULT_TIMEOUT):
         deadline = time.monotonic() + timeout
@@ -563,7 +580,7 @@ class SSEApi:
         return resp.text
 
     def stream(self, id, last_event_id=None, query=None, headers=None,
-               timeout=DEFAULT_TIMEOUT, wait_headers=True):
+               timeout=DEFAULT_TIMEOUT, wait_headers=True, **kw):
         """Open register-listener/{id}; no assertion on the outcome."""
         hdrs = dict(self.headers)
         hdrs.update(headers or {})
@@ -573,7 +590,7 @@ class SSEApi:
         if query:
             path += "?" + query
         return SSEStream(self.port, path, headers=hdrs, timeout=timeout,
-                         wait_headers=wait_headers)
+                         wait_headers=wait_headers, **kw)
 
     def register(self, id, timeout=DEFAULT_TIMEOUT, **kw):
         """Open a stream and read its `registered` event."""

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from sse_client import HOST, StreamClosed, fresh_name
+from test_status import STATUS_CONF, wait_status
 
 THREADS = 5
 CHILDREN = 2
@@ -166,3 +167,66 @@ def test_no_capacity_notice_when_streams_fit(mpm, make_httpd):
         pytest.skip("the notice is about the event MPM's limit")
     env = make_httpd(directives={"SSEMaxListeners": "100"})
     assert "SSE00050" not in env.read_log()
+
+
+# A client that stops reading: small socket buffers on both sides, so a
+# few hundred events fill them. The stream must wait for its client up to
+# httpd's Timeout (as any response does), then be ended and counted.
+STALL_EVENTS = 1000
+
+
+@pytest.fixture
+def stall_env(mpm, make_httpd):
+    def make(timeout):
+        if mpm != "event":
+            pytest.skip("the thread that holds a stream under prefork and "
+                        "worker waits in a blocking write: test_status.py")
+        return make_httpd(directives={"SSEHistory": "4096"},
+                          extra_conf="Timeout %d\nSendBufferSize 8192\n%s"
+                          % (timeout, STATUS_CONF))
+    return make
+
+
+def stalled_stream(api, key):
+    id = api.make_id(fresh_name("stall"))
+    s = api.stream(id, wait_headers=False, rcvbuf=2048, paused=True)
+    deadline = time.monotonic() + 10
+    while not api.registrants().get(id, {}).get("connected"):
+        assert time.monotonic() < deadline, "the stream never opened"
+        time.sleep(0.05)
+    api.listen(id, key)
+    for _ in range(STALL_EVENTS):
+        assert api.notify_listeners(key) == 1
+    return id, s
+
+
+def test_a_reader_that_stalls_briefly_keeps_its_stream_and_every_event(
+        stall_env):
+    api = stall_env(timeout=30).api
+    key = "k" * 64
+    id, s = stalled_stream(api, key)
+    time.sleep(1)
+    s.resume_reading()
+    assert s.next_event(10).payload() == "registered^" + id
+    got = s.next_events(STALL_EVENTS, 30)
+    assert [e.payload() for e in got] == ["notify^" + key] * STALL_EVENTS, (
+        "every event published while the client did not read arrives: %r"
+        % [e for e in got if e.payload() != "notify^" + key][:3])
+    seqs = [e.seq for e in got]
+    assert seqs == sorted(set(seqs)), "in order, each once"
+    assert api.registrants()[id]["connected"], "and the stream stays"
+    assert api.notify_listeners(key) == 1
+    assert s.next_event(10).payload() == "notify^" + key
+
+
+def test_a_reader_stalled_for_timeout_is_ended_and_counted(stall_env):
+    env = stall_env(timeout=3)
+    api = env.api
+    id, s = stalled_stream(api, "k" * 64)
+    assert api.registrants()[id]["connected"], (
+        "a full socket does not end the stream at once")
+    fig = wait_status(env, lambda f: f["Connected"] == 0,
+                      "the stalled stream ended", timeout=15)
+    assert fig["EndedSlow"] == 1, (
+        "the stream ended for not reading is counted: %r" % fig)
+    s.close()
