@@ -13,6 +13,7 @@
  * mod_sse_park.c) by serving it here. A 1 s tick covers a lost wake-up.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -81,7 +82,7 @@ static socklen_t wake_addr(apr_uint32_t pid, struct sockaddr_un *sa)
     n = apr_snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1,
                      "mod_sse_mgr.%u.%016" APR_UINT64_T_HEX_FMT, pid,
                      *wake_token);
-    return (socklen_t)(APR_OFFSETOF(struct sockaddr_un, sun_path) + 1 + n);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
 }
 
 static apr_status_t make_wake_token(void)

@@ -21,6 +21,7 @@
 #include <apr_strings.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 
 #define SSE_MGR_DECLARING_MODULE
@@ -189,7 +190,8 @@ static const char *set_secret(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-#define GOFF(f) ((void *)APR_OFFSETOF(sse_global_conf_t, f))
+/* offsetof, not APR_OFFSETOF: that one subtracts a null pointer (UB) */
+#define GOFF(f) ((void *)offsetof(sse_global_conf_t, f))
 
 static const command_rec sse_cmds[] = {
     AP_INIT_TAKE1("SSEPrefix", set_prefix, NULL, RSRC_CONF,

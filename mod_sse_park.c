@@ -269,7 +269,10 @@ apr_status_t sse_park_write(sse_stream_t *st)
     conn_rec *c = st->c;
     apr_status_t rv;
 
-    APR_BRIGADE_INSERT_TAIL(st->bb, push_bucket_create(c->bucket_alloc));
+    /* after the last bucket: APR_BRIGADE_INSERT_TAIL computes the ring's
+     * sentinel from a null pointer, which UBSan reports */
+    APR_BUCKET_INSERT_AFTER(APR_BRIGADE_LAST(st->bb),
+                            push_bucket_create(c->bucket_alloc));
     rv = ap_pass_brigade(st->out, st->bb);
     if (rv == APR_SUCCESS && !c->aborted) {
         rv = push(c);

@@ -48,9 +48,7 @@ static apr_status_t flush(sse_stream_t *st)
         rv = sse_park_write(st);
     }
     else {
-        APR_BRIGADE_INSERT_TAIL(st->bb,
-                                apr_bucket_flush_create(c->bucket_alloc));
-        rv = ap_pass_brigade(st->out, st->bb);
+        rv = ap_fflush(st->out, st->bb);
     }
     apr_brigade_cleanup(st->bb);
     apr_pool_clear(st->scratch);

@@ -1,4 +1,5 @@
 /* The registry in shared memory: layout, slots, ids, streams, removal. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -295,9 +296,9 @@ static void slot_free(sse_registry_t *reg, sse_slot_t *sl, int end_stream)
         slot_unhold(reg, sl);
     }
     chain_unlink(reg, &reg->id_bucket[bucket_of(reg, sl->id_hash)], i1,
-                 APR_OFFSETOF(sse_slot_t, next_id));
+                 offsetof(sse_slot_t, next_id));
     chain_unlink(reg, &reg->name_bucket[bucket_of(reg, sl->name_hash)], i1,
-                 APR_OFFSETOF(sse_slot_t, next_name));
+                 offsetof(sse_slot_t, next_name));
     for (k = 0; k < sl->nkeys; k++) {
         key_unlink(reg, (i1 - 1) * SSE_MAX_KEYS + k + 1);
     }
