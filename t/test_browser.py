@@ -12,6 +12,9 @@ import time
 
 import pytest
 
+from test_http2 import H2_MODULE, need_h2
+from test_tls import HOST, tls_server
+
 T = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(T)
 NODE_DIR = os.path.join(T, "node")
@@ -45,23 +48,27 @@ def kill_browser(marker):
             pass
 
 
-@pytest.fixture
-def demo_httpd(make_httpd):
-    assert os.path.exists(DEMO), "make examples/.libs/mod_sse_demo.so"
-    env = make_httpd(
-        start=False,
-        directives={"SSENotifyListenersChanged": "listeners-changed"},
-        extra_conf="LoadModule sse_demo_module %s\n"
-                   "AddType text/css .css\n"
-                   "AddType text/javascript .js\n" % DEMO)
+DEMO_CONF = ("LoadModule sse_demo_module %s\n"
+             "AddType text/css .css\n"
+             "AddType text/javascript .js\n" % DEMO)
+
+
+def with_demo_pages(env):
     for name in os.listdir(HTDOCS):
         shutil.copy(os.path.join(HTDOCS, name),
                     os.path.join(env.root, "htdocs", name))
-    env.start()
     return env
 
 
-def test_demo_page_in_a_real_browser(demo_httpd, mpm):
+def demo_env(make_httpd):
+    assert os.path.exists(DEMO), "make examples/.libs/mod_sse_demo.so"
+    return with_demo_pages(make_httpd(
+        start=False,
+        directives={"SSENotifyListenersChanged": "listeners-changed"}))
+
+
+def run_browser(url, shot):
+    """The demo flow of browser_demo_test.mjs at @url: its JSON result."""
     assert os.path.exists(CHROMIUM), (
         "chromium is not installed (no %s): `sh t/install-deps.sh` "
         "installs it (Debian package chromium)" % CHROMIUM)
@@ -71,11 +78,9 @@ def test_demo_page_in_a_real_browser(demo_httpd, mpm):
                                       "playwright-core")), \
         "playwright-core is missing: `sh t/install-deps.sh` runs npm ci"
     os.makedirs(OUTPUT, exist_ok=True)
-    shot = os.path.join(OUTPUT, "demo-%s.png" % mpm)
     if os.path.exists(shot):
         os.unlink(shot)
     profile = tempfile.mkdtemp(prefix="sse-demo-chromium-")
-    url = "http://127.0.0.1:%d/index.html" % demo_httpd.port
     try:
         proc = subprocess.run(
             [node, "browser_demo_test.mjs", url, shot, profile],
@@ -97,8 +102,37 @@ def test_demo_page_in_a_real_browser(demo_httpd, mpm):
     assert result["ticks"] >= 6, (
         "the clock should have ticked through the 5 s task: %r" % result)
     assert os.path.getsize(shot) > 10000, "screenshot %s" % shot
+    return result
+
+
+def assert_second_tab_gone(env, result):
     time.sleep(0.5)
-    regs = demo_httpd.api.registrants()
+    regs = env.api.registrants()
     assert result["otherId"] not in regs, (
         "closing the second tab should have disconnected it: %r"
         % sorted(regs))
+
+
+def test_demo_page_in_a_real_browser(make_httpd, mpm):
+    env = demo_env(make_httpd)
+    env.extra_conf = DEMO_CONF
+    env.start()
+    result = run_browser("http://127.0.0.1:%d/index.html" % env.port,
+                         os.path.join(OUTPUT, "demo-%s.png" % mpm))
+    assert result["protocol"] == "http/1.1", result
+    assert_second_tab_gone(env, result)
+
+
+def test_demo_page_in_a_real_browser_over_h2(make_httpd, mpm):
+    """The same flow over HTTP/2 with TLS (ALPN h2): the page, the
+    EventSource streams of two tabs and every request share one
+    connection per tab."""
+    need_h2(mpm)
+    env = tls_server(make_httpd, env=demo_env(make_httpd),
+                     extra_conf=DEMO_CONF + H2_MODULE,
+                     vhost_conf="    Protocols h2 http/1.1\n")
+    result = run_browser("https://%s:%d/index.html" % (HOST, env.tls_port),
+                         os.path.join(OUTPUT, "demo-h2-%s.png" % mpm))
+    assert result["protocol"] == "h2", (
+        "the page should have come over HTTP/2: %r" % result)
+    assert_second_tab_gone(env, result)
