@@ -67,8 +67,9 @@ int sse_park(sse_stream_t *st)
 
 /* Memory freed while the request was read (the socket's read buffer, a
  * spent pool) waits in the connection's allocator for reuse that will not
- * come: with max_free at its least, taking those blocks and giving them
- * back hands them to malloc, where the next connection takes them. */
+ * come: with max_free at its least (park_suspend), taking those blocks
+ * and giving them back hands them to malloc, where the next connection
+ * takes them. */
 #define SSE_SPARE_BLOCKS    4
 
 static void release_spare_blocks(apr_allocator_t *a)
@@ -76,7 +77,6 @@ static void release_spare_blocks(apr_allocator_t *a)
     apr_memnode_t *node[SSE_SPARE_BLOCKS];
     int i;
 
-    apr_allocator_max_free_set(a, 1);
     for (i = 0; i < SSE_SPARE_BLOCKS; i++) {
         node[i] = apr_allocator_alloc(a, 1);    /* the smallest: 8 KB */
     }
