@@ -13,6 +13,20 @@ mkdir -p "$root/conf" "$root/logs" "$root/run"
 user=""
 [ "$(id -u)" = 0 ] && user="User www-data
 Group www-data"
+# The page must be readable by the server's user. A checkout under a
+# directory closed to others (mktemp -d, a home directory) cannot be:
+# then serve a copy from a fresh directory of its own, removed on exit.
+docroot="$top/examples/htdocs"
+chmod o+rx "$top" "$top/examples" "$docroot" 2>/dev/null || true
+public=""
+if [ -n "$user" ] && command -v runuser >/dev/null 2>&1 \
+    && ! runuser -u www-data -- test -r "$docroot/index.html"; then
+    public=$(mktemp -d "${TMPDIR:-/tmp}/mod_sse_mgr-demo.XXXXXX")
+    trap 'rm -rf "$public"' EXIT
+    cp -R "$docroot/." "$public/"
+    chmod -R a+rX "$public"
+    docroot=$public
+fi
 cat > "$root/conf/httpd.conf" <<CONF
 ServerRoot "$root"
 ServerName localhost
@@ -31,13 +45,19 @@ LoadModule sse_demo_module "$top/examples/.libs/mod_sse_demo.so"
 # after the LoadModules: a per-module level needs the module known
 LogLevel warn sse_mgr:info sse_demo:info
 TypesConfig /etc/mime.types
-DocumentRoot "$top/examples/htdocs"
+DocumentRoot "$docroot"
 DirectoryIndex index.html
-<Directory "$top/examples/htdocs">
+<Directory />
+    AllowOverride None
+</Directory>
+<Directory "$docroot">
     Require all granted
 </Directory>
 Timeout 60
 AsyncRequestWorkerFactor 8
+# a demo: 3,600 parked streams fit (16 x 25 x (1 + 8)); SSE00050 says so
+# at start when SSEMaxListeners asks for more
+SSEMaxListeners 2000
 SSEPrefix /sse/
 SSEHeartbeat 15
 SSENotifyListenersChanged listeners-changed
@@ -49,13 +69,11 @@ SSEDemoPrefix /sse/
     Require local
 </LocationMatch>
 CONF
-# the page must be readable by the server's user
-chmod o+rx "$top" "$top/examples" "$top/examples/htdocs" 2>/dev/null || true
-if [ -n "$user" ] && command -v runuser >/dev/null 2>&1 \
-    && ! runuser -u www-data -- test -r "$top/examples/htdocs/index.html"; then
-    echo "warning: www-data cannot read $top/examples/htdocs (a parent" \
-         "directory is closed to others); the page will answer 403." >&2
-    echo "         Clone the repository somewhere like /tmp or /srv." >&2
-fi
 echo "mod_sse_mgr demo on http://localhost:$port/ (Ctrl-C stops it)"
-exec /usr/sbin/apache2 -f "$root/conf/httpd.conf" -DFOREGROUND
+if [ -z "$public" ]; then
+    exec /usr/sbin/apache2 -f "$root/conf/httpd.conf" -DFOREGROUND
+fi
+# Ctrl-C reaches httpd too: the shell waits for it to stop, then removes
+# the copy (a trap runs once the foreground command has ended)
+trap ':' INT TERM
+/usr/sbin/apache2 -f "$root/conf/httpd.conf" -DFOREGROUND || true
