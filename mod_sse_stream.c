@@ -29,9 +29,21 @@
 
 /* ---- writing --------------------------------------------------------- */
 
+/* @a buf lives in st->scratch or is static. A parked stream sends it as a
+ * POOL bucket: apr_brigade_write would take an 8 KB block from the
+ * connection's allocator for every write, and a parked connection keeps
+ * none spare (Debian's APR: an mmap and a munmap each). Should the core
+ * output filter still hold the bucket when scratch is cleared, APR copies
+ * it then. */
 static apr_status_t put(sse_stream_t *st, const char *buf, apr_size_t len)
 {
-    return apr_brigade_write(st->bb, NULL, NULL, buf, len);
+    if (st->mode != SSE_MODE_PARKED) {
+        return apr_brigade_write(st->bb, NULL, NULL, buf, len);
+    }
+    APR_BUCKET_INSERT_AFTER(APR_BRIGADE_LAST(st->bb),
+                            apr_bucket_pool_create(buf, len, st->scratch,
+                                                   st->c->bucket_alloc));
+    return APR_SUCCESS;
 }
 
 /* A stream on its own thread waits (up to Timeout) for the client to
