@@ -425,6 +425,13 @@ def capi_table(w, S, res):
               "C API ÷ HTTP"], rows)
 
 
+
+def printable(text):
+    """A server's log line as Markdown text: nchan writes NUL bytes into
+    its channel ids; control characters show as \\xNN."""
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f`]",
+                  lambda m: "\\x%02x" % ord(m.group()), text)
+
 def settings_and_problems(w, res, keys):
     w("## Server settings and log lines")
     w("")
@@ -438,7 +445,7 @@ def settings_and_problems(w, res, keys):
         problems += res["hold"].get(k, {}).get("problems", [])
         if problems:
             w("- %s logged %d warn/error line(s); first: `%s`"
-              % (LABELS[k], len(problems), problems[0][:200]))
+              % (LABELS[k], len(problems), printable(problems[0][:200])))
         else:
             w("- %s logged no warn/error line" % LABELS[k])
     w("")
