@@ -101,6 +101,22 @@ def child_pids(ppid):
     return pids
 
 
+def processes_mentioning(text):
+    """Pids whose command line contains @text (a fresh directory of the
+    test's own, so only what the test started)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                if text.encode() in f.read():
+                    pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
 class HttpdEnv:
     """One httpd with its own ServerRoot, port and config."""
 

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from sse_harness import processes_mentioning
 from test_http2 import H2_MODULE, need_h2
 from test_tls import HOST, tls_server
 
@@ -24,24 +25,8 @@ DEMO = os.path.join(TOP, "examples", ".libs", "mod_sse_demo.so")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
-def processes_using(marker):
-    """Pids whose command line mentions @marker (our own fresh directory,
-    so only the browser this test started)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % entry, "rb") as f:
-                if marker.encode() in f.read():
-                    pids.append(int(entry))
-        except OSError:
-            continue
-    return pids
-
-
 def kill_browser(marker):
-    for pid in processes_using(marker):
+    for pid in processes_mentioning(marker):
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:

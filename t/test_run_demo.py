@@ -11,7 +11,7 @@ import tempfile
 import time
 
 from sse_client import SSEApi, http
-from sse_harness import free_port
+from sse_harness import free_port, processes_mentioning
 
 T = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(T)
@@ -41,18 +41,6 @@ def wait_listening(port, proc, timeout=15.0):
         except OSError:
             time.sleep(0.1)
     raise AssertionError("the demo never listened on %d" % port)
-
-
-def processes_with(text):
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                if text.encode() in f.read():
-                    found.append(int(pid))
-        except OSError:
-            continue
-    return found
 
 
 def test_the_demo_serves_its_page_from_a_closed_directory_and_stops_on_ctrl_c(
@@ -99,9 +87,9 @@ def run_demo(top, scratch):
             proc.wait()
     conf = os.path.join(top, "build", "demo", "conf", "httpd.conf")
     deadline = time.monotonic() + 5
-    while processes_with(conf) and time.monotonic() < deadline:
+    while processes_mentioning(conf) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert processes_with(conf) == [], (
+    assert processes_mentioning(conf) == [], (
         "httpd processes left after Ctrl-C:\n%s" % out.decode(errors="replace"))
     assert os.listdir(scratch) == [], (
         "the page's copy is removed when the demo stops: %r"
