@@ -131,7 +131,6 @@ static apr_status_t write_backlog(sse_stream_t *st)
     apr_status_t rv;
     int n;
 
-    st->catch_up = 0;
     do {
         rv = sse_registry_read(st->reg, &st->hold, st->sent, evs,
                                SSE_BATCH, &n);
