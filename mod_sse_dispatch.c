@@ -15,7 +15,9 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -23,12 +25,16 @@
 #include <http_config.h>
 #include <http_core.h>
 #include <http_log.h>
+#include <http_main.h>
 #include <http_protocol.h>
 #include <http_request.h>
 #include <ap_mpm.h>
+#include <mpm_common.h>
+#include <scoreboard.h>
 
 #include <apr_general.h>
 #include <apr_poll.h>
+#include <apr_signal.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include <apr_thread_proc.h>
@@ -47,6 +53,24 @@ struct sse_local_t {
     int nstreams;               /* under disp.mu */
 };
 
+/* How the child's streams fare (the dispatcher thread moves it on):
+ *   RUNNING  - streams come and go;
+ *   DRAINING - httpd told this child to stop while the server runs on
+ *              (idle-server maintenance, MaxConnectionsPerChild): like
+ *              any connection httpd is finishing, its streams stay until
+ *              their clients leave, and new ones may still open here;
+ *   ENDING   - the server restarts or stops, or the child must stop at
+ *              once: every stream ends (clients resume elsewhere) and one
+ *              that opens or is handed over now ends at once. The
+ *              dispatcher runs on until the child pool goes, after every
+ *              worker thread (so every handler that could hand a stream
+ *              over) has finished: no stream is handed to no one. */
+typedef enum {
+    SSE_DISP_RUNNING = 0,
+    SSE_DISP_DRAINING,
+    SSE_DISP_ENDING
+} sse_disp_state_e;
+
 static struct {
     apr_thread_mutex_t *mu;     /* the local index, stream queues, and
                                    the to-wake list */
@@ -59,11 +83,16 @@ static struct {
     sse_local_t **locals;
     int nlocals;
     int fd;                     /* this child's wake-up socket */
-    volatile int stopping;
+    volatile sse_disp_state_e state;
+    volatile int end_now;       /* child_stopping, not graceful */
+    volatile int exit;          /* the child pool goes: thread returns */
     volatile int done;          /* the dispatcher thread has finished */
     apr_uint32_t pid;
-} disp = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, -1, 0, 0, 0};
-
+    pid_t ppid;                 /* the parent that started this child */
+    const char *pidfile;        /* PidFile; NULL: cannot tell a stop */
+    ino_t pidfile_ino;
+    apr_time_t next_check;      /* draining: next look at the server */
+} disp;
 static int send_fd = -1;        /* any process: sends wake-ups */
 
 /* A random word in every wake-up name, made once per httpd run (kept
@@ -244,7 +273,7 @@ static void mark_all(sse_local_t *l, int ending)
 
     /* when stopping, never wait for good: the thread that holds disp.mu
      * may be the one a signal is tearing the child down on. Try for a
-     * second; streams not woken see disp.stopping at their heartbeat. */
+     * second; streams not woken see the ENDING state at their heartbeat. */
     if (ending ? !trylock_for_a_while()
                : apr_thread_mutex_lock(disp.mu) != APR_SUCCESS) {
         return;
@@ -301,6 +330,78 @@ static int mpm_stopping(void)
     return state == AP_MPMQ_STOPPING;
 }
 
+/* Told to stop, does the whole server go (restart or stop), or only this
+ * child (idle-server maintenance, MaxConnectionsPerChild)? A restart
+ * moves the scoreboard's generation on before it tells the children; a
+ * graceful stop removes the PidFile just after (so this is asked again
+ * each second while draining); a parent that is gone means the same. */
+static int server_going_away(void)
+{
+    int gen = 0;
+    struct stat sb;
+
+    if (ap_mpm_query(AP_MPMQ_GENERATION, &gen) != APR_SUCCESS
+        || ap_scoreboard_image == NULL
+        || gen != ap_scoreboard_image->global->running_generation
+        || getppid() != disp.ppid || disp.pidfile == NULL) {
+        return 1;
+    }
+    return stat(disp.pidfile, &sb) != 0 || sb.st_ino != disp.pidfile_ino;
+}
+
+static int all_streams(void)
+{
+    int i, n = 0;
+
+    for (i = 0; i < disp.nlocals; i++) {
+        n += local_streams(disp.locals[i]);
+    }
+    return n;
+}
+
+static void enter_ending(void)
+{
+    int i;
+
+    apr_thread_mutex_lock(disp.mu);
+    disp.state = SSE_DISP_ENDING;   /* no stream starts here from now */
+    apr_thread_mutex_unlock(disp.mu);
+    for (i = 0; i < disp.nlocals; i++) {
+        mark_all(disp.locals[i], 1);
+    }
+}
+
+static void update_state(void)
+{
+    apr_time_t now;
+
+    if (disp.state == SSE_DISP_ENDING) {
+        return;
+    }
+    if (disp.end_now) {
+        enter_ending();
+        return;
+    }
+    now = apr_time_now();
+    if (!mpm_stopping()
+        || (disp.state == SSE_DISP_DRAINING && now < disp.next_check)) {
+        return;
+    }
+    disp.next_check = now + apr_time_from_sec(1);
+    if (server_going_away()) {
+        enter_ending();
+    }
+    else if (disp.state == SSE_DISP_RUNNING) {
+        disp.state = SSE_DISP_DRAINING;
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, ap_server_conf,
+                     SSE_LOGNO(00140) "httpd told this child to stop while "
+                     "the server runs on (idle-server maintenance or "
+                     "MaxConnectionsPerChild): its %d streams stay until "
+                     "their clients leave, and end at a restart or stop",
+                     all_streams());
+    }
+}
+
 /* Take what the suspend hooks handed over, and the parked streams that
  * have work, out from under disp.mu. */
 static sse_stream_t *take_list(sse_stream_t **list, sse_mode_e mode)
@@ -353,10 +454,10 @@ static void poll_once(void)
 
 static void end_everything(void)
 {
-    int i, waited;
+    int waited;
 
-    for (i = 0; i < disp.nlocals; i++) {
-        mark_all(disp.locals[i], 1);
+    if (disp.state != SSE_DISP_ENDING) {
+        enter_ending();
     }
     run_list(take_list(&disp.adopt, SSE_MODE_PARKED), sse_park_adopted);
     run_list(take_list(&disp.serve, SSE_MODE_PARKED), sse_park_serve);
@@ -366,28 +467,40 @@ static void end_everything(void)
     }
 }
 
+/* Signals are for the child's main thread: prefork tears the child down
+ * from a SIGTERM handler, which must never run on this thread (it would
+ * wait for itself in dispatcher_cleanup). */
+static void block_signals(void)
+{
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGWINCH,
+                               SIGALRM, SIGCHLD, SIGPIPE};
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        apr_signal_block(sigs[i]);
+    }
+}
+
 static void *APR_THREAD_FUNC dispatcher(apr_thread_t *thd, void *data)
 {
     int i;
 
     (void)thd;
     (void)data;
-    while (!disp.stopping) {
+    block_signals();
+    while (!disp.exit) {
         poll_once();
-        if (disp.stopping) {
-            break;
-        }
-        if (mpm_stopping()) {
-            /* graceful restart or stop (prefork has no child_stopping
-             * for graceful): end the streams, clients resume */
-            disp.stopping = 1;
-            break;
-        }
+        update_state();
+        /* ending: what is handed over or served now ends at once */
         run_list(take_list(&disp.adopt, SSE_MODE_PARKED), sse_park_adopted);
-        for (i = 0; i < disp.nlocals; i++) {
+        for (i = 0; i < disp.nlocals && disp.state != SSE_DISP_ENDING;
+             i++) {
             dispatch_local(disp.locals[i]);
         }
         run_list(take_list(&disp.serve, SSE_MODE_PARKED), sse_park_serve);
+        if (disp.state == SSE_DISP_ENDING) {
+            (void)sse_park_end_all();
+        }
     }
     end_everything();
     disp.done = 1;
@@ -399,9 +512,11 @@ static void *APR_THREAD_FUNC dispatcher(apr_thread_t *thd, void *data)
 void sse_dispatch_child_stopping(apr_pool_t *pchild, int graceful)
 {
     (void)pchild;
-    (void)graceful;
     if (disp.thread) {
-        disp.stopping = 1;
+        /* graceful: the dispatcher finds out whether the server goes */
+        if (!graceful) {
+            disp.end_now = 1;
+        }
         wake_pid(disp.pid);
     }
 }
@@ -416,7 +531,7 @@ static apr_status_t dispatcher_cleanup(void *data)
 
     (void)data;
     if (disp.thread) {
-        disp.stopping = 1;
+        disp.exit = 1;
         wake_pid(disp.pid);
         for (waited = 0; !disp.done && waited < 200; waited++) {
             apr_sleep(apr_time_from_msec(10));
@@ -521,12 +636,62 @@ static void make_locals(apr_pool_t *pchild, server_rec *s)
     }
 }
 
+/* Threaded MPMs stop whichever child reads their message when idle
+ * threads exceed MaxSpareThreads; on event, children full of parked
+ * streams look idle. Such a child drains (update_state) and so may linger:
+ * say at start-up what lets it happen, with the numbers. */
+void sse_dispatch_check_mpm(server_rec *s)
+{
+    int threaded = 0, spare = 0, threads = 0, daemons = 0, conns = 0;
+
+    if (ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded) != APR_SUCCESS
+        || threaded == AP_MPMQ_NOT_SUPPORTED
+        || ap_mpm_query(AP_MPMQ_MAX_SPARE_THREADS, &spare) != APR_SUCCESS
+        || ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS
+        || ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS) {
+        return;
+    }
+    ap_mpm_query(AP_MPMQ_MAX_REQUESTS_DAEMON, &conns);
+    if (spare < threads * daemons || conns > 0) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, SSE_LOGNO(00142)
+                     "httpd may stop children that hold streams "
+                     "(MaxSpareThreads %d < %d threads in %d children, or "
+                     "MaxConnectionsPerChild %d): such a child keeps its "
+                     "streams until their clients leave, so it may stay "
+                     "after its threads are gone. MaxSpareThreads %d keeps "
+                     "every child", spare, threads * daemons, daemons, conns,
+                     threads * daemons);
+    }
+}
+
+/* What tells a graceful stop of the server from a stop of this child
+ * alone: the PidFile, which the stop removes. */
+static void note_pidfile(apr_pool_t *pchild, server_rec *s)
+{
+    struct stat sb;
+
+    disp.ppid = getppid();
+    disp.pidfile = ap_pid_fname ? ap_server_root_relative(pchild,
+                                                          ap_pid_fname)
+                                : NULL;
+    if (disp.pidfile && stat(disp.pidfile, &sb) == 0) {
+        disp.pidfile_ino = sb.st_ino;
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, errno, s, SSE_LOGNO(00141)
+                 "cannot read the PidFile %s: this child ends its streams "
+                 "whenever httpd tells it to stop",
+                 disp.pidfile ? disp.pidfile : "(none)");
+    disp.pidfile = NULL;
+}
+
 apr_status_t sse_dispatch_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
 
     disp.pid = (apr_uint32_t)getpid();
-    disp.stopping = 0;
+    disp.state = SSE_DISP_RUNNING;
+    note_pidfile(pchild, s);
     make_locals(pchild, s);
     rv = apr_thread_mutex_create(&disp.mu, APR_THREAD_MUTEX_DEFAULT, pchild);
     if (rv == APR_SUCCESS) {
@@ -595,7 +760,7 @@ int sse_dispatch_take(sse_stream_t *st, apr_uint64_t *seqs, int *n, int *resync)
     st->qlen = 0;
     *resync = st->resync;
     st->resync = 0;
-    ending = st->ending || disp.stopping;
+    ending = st->ending || disp.state == SSE_DISP_ENDING;
     apr_thread_mutex_unlock(disp.mu);
     return ending;
 }
@@ -616,5 +781,11 @@ apr_uint32_t sse_dispatch_pid(void)
 
 int sse_dispatch_ready(const sse_local_t *l)
 {
-    return l != NULL && disp.thread != NULL && !disp.stopping;
+    return l != NULL && disp.thread != NULL
+        && disp.state != SSE_DISP_ENDING;
+}
+
+int sse_dispatch_ending(void)
+{
+    return disp.thread != NULL && disp.state == SSE_DISP_ENDING;
 }

@@ -76,8 +76,12 @@ apr_uint32_t sse_dispatch_pid(void);
 /** Hand a stream in SSE_MODE_HANDOFF to the dispatcher (suspend hook). */
 void sse_dispatch_adopt(sse_stream_t *st);
 
-/** May a stream of @a l start here (a dispatcher runs, not stopping)? */
+/** May a stream of @a l start here (a dispatcher runs, not ending)? */
 int sse_dispatch_ready(const sse_local_t *l);
+
+/** Does this child end every stream now (the server restarts or stops)?
+ * A stream asked for now is sent elsewhere: reconnect, not fail. */
+int sse_dispatch_ending(void);
 
 /* mod_sse_stream.c: what a stream does, on whichever thread runs it */
 

@@ -274,6 +274,7 @@ static int sse_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         sse_park_check_capacity(s, sse_gconf.max_listeners > 0
                                    ? sse_gconf.max_listeners
                                    : SSE_DEF_MAX_LISTENERS);
+        sse_dispatch_check_mpm(s);
     }
     last_cleanup = apr_time_now();
     return OK;

@@ -408,6 +408,22 @@ static int parse_last_id(request_rec *r, apr_uint64_t *out)
     return (*end == '\0' && errno == 0) ? 1 : -1;
 }
 
+/* This child is going (restart, stop): an empty stream, which an
+ * EventSource answers by reconnecting after `retry:` (a 503 would make
+ * it give up for good), to a child of the new generation. */
+static int reconnect_elsewhere(request_rec *r)
+{
+    apr_size_t len;
+
+    ap_set_content_type(r, "text/event-stream");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-cache");
+    r->connection->keepalive = AP_CONN_CLOSE;
+    if (!r->header_only) {
+        ap_rputs(sse_frame_retry(r->pool, SSE_RETRY_MS, &len), r);
+    }
+    return OK;
+}
+
 int sse_stream_run(request_rec *r, const char *id)
 {
     sse_srv_conf_t *conf = sse_srv_conf(r->server);
@@ -419,6 +435,9 @@ int sse_stream_run(request_rec *r, const char *id)
     if (has_last < 0) {
         return sse_respond_text(r, HTTP_BAD_REQUEST,
                                 "Last-Event-ID must be a number");
+    }
+    if (!sse_dispatch_ready(conf->local) && sse_dispatch_ending()) {
+        return reconnect_elsewhere(r);
     }
     if (!sse_dispatch_ready(conf->local)) {
         apr_table_setn(r->err_headers_out, "Retry-After", "1");

@@ -56,13 +56,14 @@ def api(httpd):
 
 @pytest.fixture
 def make_httpd(mpm, tmp_path_factory):
-    """make_httpd(directives={...}, extra_conf="", start=True) -> HttpdEnv
-    of this test's own; stopped at the end of the test."""
+    """make_httpd(directives={...}, extra_conf="", start=True, **kw) ->
+    HttpdEnv of this test's own (kw: profile, shipped_conf, timeout: see
+    HttpdEnv); stopped at the end of the test."""
     envs = []
 
-    def _make(directives=None, extra_conf="", start=True):
+    def _make(directives=None, extra_conf="", start=True, **kw):
         env = HttpdEnv(mpm, tmp_path_factory.mktemp("own-%s" % mpm),
-                       extra_conf=extra_conf, directives=directives)
+                       extra_conf=extra_conf, directives=directives, **kw)
         envs.append(env)
         if start:
             env.start()

@@ -47,6 +47,48 @@ MaxSpareThreads 200
 }
 MPM_CONF["event"] = MPM_CONF["worker"]
 
+# What users run: Debian 12's own mpm_*.conf ("debian"), and the ordinary
+# tuning an admin of a busy site writes, spare-thread bounds left at
+# httpd's defaults ("ordinary"). With these, httpd's idle-server
+# maintenance stops children that look idle, as it does in production.
+MPM_PROFILES = {
+    "test": MPM_CONF,
+    "debian": {
+        "prefork": """\
+StartServers 5
+MinSpareServers 5
+MaxSpareServers 10
+MaxRequestWorkers 150
+MaxConnectionsPerChild 0
+""",
+        "worker": """\
+StartServers 2
+MinSpareThreads 25
+MaxSpareThreads 75
+ThreadLimit 64
+ThreadsPerChild 25
+MaxRequestWorkers 150
+MaxConnectionsPerChild 0
+""",
+    },
+    "ordinary": {
+        "prefork": """\
+StartServers 8
+MaxRequestWorkers 256
+""",
+        "worker": """\
+StartServers 4
+ThreadsPerChild 64
+MaxRequestWorkers 512
+""",
+    },
+}
+for _p in ("debian", "ordinary"):
+    MPM_PROFILES[_p]["event"] = MPM_PROFILES[_p]["worker"]
+
+# The configuration the project ships, included verbatim.
+SHIPPED_CONF = os.path.join(REPO, "conf", "sse_mgr.conf")
+
 # [Tue Nov 25 08:44:00.123456 2025] [sse_mgr:debug] [pid 1:tid 2] ...
 LOG_LINE = re.compile(r"^\[[^\]]*\] \[(?:(?P<module>[^:\]]*):)?"
                       r"(?P<level>[a-z0-9]+)\]")
@@ -123,7 +165,8 @@ class HttpdEnv:
     _all = []
 
     def __init__(self, mpm, workdir, extra_conf="", directives=None,
-                 module=None):
+                 module=None, profile="test", shipped_conf=False,
+                 timeout=10):
         if mpm not in MPMS:
             raise ValueError("unknown MPM %r" % mpm)
         self.mpm = mpm
@@ -131,6 +174,9 @@ class HttpdEnv:
         self.port = free_port()
         self.extra_conf = extra_conf
         self.module = module or MODULE
+        self.mpm_conf = MPM_PROFILES[profile][mpm]
+        self.shipped_conf = shipped_conf
+        self.timeout = timeout
         self.directives = dict(DEFAULT_DIRECTIVES)
         self.directives.update(directives or {})
         self.conf_file = os.path.join(self.root, "conf", "httpd.conf")
@@ -183,6 +229,9 @@ class HttpdEnv:
             user = "User www-data\nGroup www-data\n"
         sse = "".join("%s %s\n" % (k, v)
                       for k, v in self.directives.items() if v is not None)
+        shipped = ""
+        if self.shipped_conf:
+            shipped = 'Include "%s"\n' % SHIPPED_CONF
         return f"""\
 # written by t/sse_harness.py
 ServerRoot "{r}"
@@ -194,7 +243,7 @@ LogFormat "%h %t \\"%r\\" %>s %b pid=%P tid=%{{tid}}P %D" sse
 CustomLog "{r}/logs/access_log" sse
 Listen 127.0.0.1:{self.port}
 ServerName 127.0.0.1
-Timeout 10
+Timeout {self.timeout}
 {user}
 LoadModule mpm_{self.mpm}_module {MODULES_DIR}/mod_mpm_{self.mpm}.so
 LoadModule authz_core_module {MODULES_DIR}/mod_authz_core.so
@@ -203,11 +252,11 @@ LoadModule mime_module {MODULES_DIR}/mod_mime.so
 TypesConfig "{r}/conf/mime.types"
 DocumentRoot "{r}/htdocs"
 
-{MPM_CONF[self.mpm]}
+{self.mpm_conf}
 LoadModule sse_mgr_module {self.module}
 # after the LoadModule: a per-module level needs the module known
 LogLevel warn sse_mgr:debug
-{sse}
+{shipped}{sse}
 {self.extra_conf}
 """
 
@@ -373,7 +422,13 @@ LogLevel warn sse_mgr:debug
     def pid_holding(self, client_port):
         """The server pid whose socket is the peer of our local port, read
         from /proc (we run as root or as the server's user)."""
-        inode = None
+        return self.pids_holding([client_port]).get(client_port)
+
+    def pids_holding(self, client_ports):
+        """{our local port: server pid holding its peer}, in one pass over
+        /proc (ports whose connection is gone are left out)."""
+        wanted = set(client_ports)
+        inodes = {}
         for table in ("/proc/net/tcp", "/proc/net/tcp6"):
             try:
                 with open(table) as f:
@@ -384,24 +439,24 @@ LogLevel warn sse_mgr:debug
                 cols = row.split()
                 lport = int(cols[1].rsplit(":", 1)[1], 16)
                 rport = int(cols[2].rsplit(":", 1)[1], 16)
-                if (lport == self.port and rport == client_port
+                if (lport == self.port and rport in wanted
                         and cols[3] == "01"):
-                    inode = cols[9]
-        if inode is None:
-            return None
-        target = "socket:[%s]" % inode
+                    inodes["socket:[%s]" % cols[9]] = rport
+        found = {}
         for pid in self.children():
             fddir = "/proc/%d/fd" % pid
             try:
-                for fd in os.listdir(fddir):
-                    try:
-                        if os.readlink(os.path.join(fddir, fd)) == target:
-                            return pid
-                    except OSError:
-                        continue
+                fds = os.listdir(fddir)
             except OSError:
                 continue
-        return None
+            for fd in fds:
+                try:
+                    port = inodes.get(os.readlink(os.path.join(fddir, fd)))
+                except OSError:
+                    continue
+                if port is not None:
+                    found[port] = pid
+        return found
 
     def __repr__(self):
         return "HttpdEnv(%s, port %d, %s)" % (self.mpm, self.port, self.root)
