@@ -362,13 +362,16 @@ UNIT_TEST(test_id_verify_rejects_every_single_character_change_in_the_suffix)
     for (pos = start; pos < strlen(id); pos++) {
         check_changes_rejected(secret, id, pos, alnums, "byte");
         for (c = others; *c; c++) {
+            /* '-', '.', '~' and a '_' with a suffix after it leave an id,
+             * one never issued; a last '_', '/' or ' ' leave none */
+            int still_id = strchr("-.~", *c) != NULL
+                           || (*c == '_' && id[pos + 1] != '\0');
             strcpy(forged, id);
             forged[pos] = *c;
-            CHECK_RV(strchr("-.~", *c) ? APR_EACCES : APR_EINVAL,
+            CHECK_RV(still_id ? APR_EACCES : APR_EINVAL,
                      sse_id_verify(secret, forged),
                      "%s: a '%c' in the suffix is %s", forged, *c,
-                     strchr("-.~", *c) ? "an id never issued"
-                                       : "not an id at all");
+                     still_id ? "an id never issued" : "not an id at all");
         }
     }
 }
