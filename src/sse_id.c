@@ -191,18 +191,19 @@ apr_status_t sse_id_make(const unsigned char *secret, const char *name,
 
 apr_status_t sse_id_parse(const char *id, apr_size_t *name_len)
 {
-    const char *us = strrchr(id, '_');
-    apr_size_t nl;
+    apr_size_t len = strnlen(id, SSE_ID_MAX + 1), nl, i;
+    const char *us;
 
-    if (us == NULL) {
+    /* bounded first: strrchr() and the checks below never walk further */
+    if (len > SSE_ID_MAX || (us = strrchr(id, '_')) == NULL) {
         return APR_EINVAL;
     }
     nl = (apr_size_t)(us - id);
-    if (!sse_token_valid(id, nl) || strlen(us + 1) != SSE_ID_SUFFIX_LEN) {
+    if (!sse_token_valid(id, nl) || nl + 1 == len) {
         return APR_EINVAL;
     }
-    for (us++; *us; us++) {
-        if (!alnum((unsigned char)*us)) {
+    for (i = nl + 1; i < len; i++) {   /* token bytes; no '_' past the last */
+        if (!token_char((unsigned char)id[i])) {
             return APR_EINVAL;
         }
     }
@@ -219,9 +220,14 @@ apr_status_t sse_id_verify(const unsigned char *secret, const char *id)
     apr_size_t nl;
     int i;
 
-    if (sse_id_parse(id, &nl) != APR_SUCCESS
-        || base62_decode(id + nl + 1, raw) != APR_SUCCESS) {
+    if (sse_id_parse(id, &nl) != APR_SUCCESS) {
         return APR_EINVAL;
+    }
+    /* an id, but of a suffix make-id never gives: not issued. The length
+     * first, so that the decoder reads only the suffix's own bytes. */
+    if (strlen(id + nl + 1) != SSE_ID_SUFFIX_LEN
+        || base62_decode(id + nl + 1, raw) != APR_SUCCESS) {
+        return APR_EACCES;
     }
     id_mac(secret, id, nl, raw, mac);
     for (i = 0; i < SSE_ID_MAC_LEN; i++) {      /* constant time */

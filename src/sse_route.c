@@ -48,10 +48,14 @@ static const char *check_arg(apr_pool_t *p, sse_arg_e kind, const char *s)
         return apr_psprintf(p, "the %s is empty", arg_names[kind]);
     }
     if (kind == SSE_ARG_ID) {
+        /* the form only: an id the server did not issue is the registry's
+         * to refuse, as unknown (404), whatever its suffix */
         return sse_id_parse(s, NULL) == APR_SUCCESS
                    ? NULL
-                   : "the id is not of the form <name>_<suffix> issued by "
-                     "make-id";
+                   : apr_psprintf(p, "the id must be <name>_<suffix>: a "
+                                  "name, '_', then 1 or more of "
+                                  "[A-Za-z0-9.~-], %d bytes at most",
+                                  SSE_ID_MAX);
     }
     if (!sse_token_valid(s, strlen(s))) {
         return apr_psprintf(p,

@@ -7,6 +7,8 @@ import socket
 import pytest
 
 from sse_client import fresh_name, http
+# the C API's module and its caller, shared with test_c_api.py
+from test_c_api import APR_EINVAL, APR_ENOENT, call, env  # noqa: F401
 
 
 def test_a_small_body_is_ignored(api, httpd):
@@ -83,3 +85,26 @@ def test_listen_keys_per_listener_are_bounded_with_a_clear_answer(api):
     assert len(entry["listenKeys"]) == 32 and \
         "one-too-many" not in entry["listenKeys"], entry
     s.close()
+
+
+def test_c_api_tells_a_never_issued_id_from_a_malformed_one(env):
+    """APR_ENOENT for an id the server did not issue, whatever its suffix's
+    length; APR_EINVAL only for what is not <name>_<suffix> at all."""
+    issued = env.api.make_id(fresh_name("capishape"))
+    env.api.register(issued)
+    name = fresh_name("capishape")
+    never = [name + "_" + "0123456789abcdefghijKLMN", name + "_x",
+             name + "_" + "A" * 28, name + "_" + "z" * 27,
+             issued[:-1] + ("A" if issued[-1] != "A" else "B")]
+    malformed = [name + "_", name, "_abc", name + "_" + "A" * 200,
+                 "x" * 65 + "_" + "A" * 27]
+    for ids, want in ((never, APR_ENOENT), (malformed, APR_EINVAL)):
+        for id in ids:
+            for op, args in (("is-registered", ()), ("listen", ("k1",)),
+                             ("notify-completions", ("t1",)),
+                             ("unregister", ())):
+                rv = call(env, op, id, *args)[0]
+                assert rv == want, "%s %s: expected %d, got %d" % (
+                    op, id, want, rv)
+    assert call(env, "is-registered", issued)[0] == 0, (
+        "the issued id's listener is untouched")

@@ -209,6 +209,72 @@ def test_never_issued_id_is_404_for_register_listener(api):
             "an id the server never issued must be 404, got %s" % s.status)
 
 
+# Every route that takes an id, with the id as its first segment.
+ID_ROUTES = [
+    ("GET", "register-listener", ()),
+    ("GET", "disconnect-registrant", ()),
+    ("PUT", "listen", ("k1",)),
+    ("POST", "listen", ("k1",)),
+    ("POST", "notify-completions", ("t1",)),
+    ("PUT", "notify-completions", ("t1",)),
+]
+
+
+def id_route_answers(api, bad):
+    """(what, status, response or None) of every id route given @bad."""
+    for method, route, rest in ID_ROUTES:
+        what = "%s %s" % (method, api.path(route, bad, *rest))
+        if route == "register-listener":
+            with api.stream(bad) as s:
+                yield what, s.status, None
+            continue
+        resp = api.request(method, route, bad, *rest)
+        yield what, resp.status, resp
+
+
+@pytest.mark.parametrize("suffix", [
+    "0123456789abcdefghijKLMN",            # 24 base62: a length never issued
+    "A" * 26, "A" * 28, "x", "a-b.c~d",
+    "z" * 27,                              # 27 digits beyond 160 bits
+    "0123456789ABCDEFGHIJKLMNOPQ",         # 27 digits, a MAC that is wrong
+])
+def test_an_id_the_server_never_issued_is_404_on_every_route(api, listener,
+                                                             suffix):
+    bad = fresh_name("alice") + "_" + suffix
+    for what, status, resp in id_route_answers(api, bad):
+        assert status == 404, (
+            "%s: an id (name, _, suffix) the server did not issue is 404, "
+            "whatever the suffix's length, got %s%s"
+            % (what, status, "\n" + resp.describe() if resp else ""))
+        if resp is not None:
+            assert_one_line_reason(resp, 404, what)
+    assert bad not in api.registrants(), "a never-issued id got registered"
+    assert listener[0] in api.registrants(), "the genuine listener is gone"
+
+
+@pytest.mark.parametrize("bad", [
+    "alice_",                              # empty suffix
+    "alice",                               # no underscore at all
+    "_abc",                                # empty name
+    "alice_" + "A" * 87,                   # 93 bytes: longer than any id
+    "x" * 64 + "_" + "A" * 28,             # 64-byte name, 93 bytes in all
+    "x" * 65 + "_" + "A" * 27,             # a name of 65 bytes
+    "alice_" + "A" * 2000,
+    "alice_AB:CD",                         # a byte no segment may hold
+])
+def test_a_string_that_is_not_an_id_is_400_on_every_route(api, listener,
+                                                          bad):
+    for what, status, resp in id_route_answers(api, bad):
+        assert status == 400, (
+            "%s: not <name>_<suffix> (or longer than any id) is malformed, "
+            "got %s%s" % (what, status, "\n" + resp.describe() if resp
+                          else ""))
+        if resp is not None:
+            assert_one_line_reason(resp, 400, what)
+    assert listener[0] in api.registrants(), (
+        "malformed requests must change nothing")
+
+
 def test_issued_but_unregistered_id_is_404_except_for_register(api):
     id = api.make_id(fresh_name())
     for method, route, segs in [

@@ -9,8 +9,10 @@
 static const char alnums[] =
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/* A suffix of the right shape, for ids that are only parsed. */
+/* A suffix of the length make-id issues, for ids that are only parsed. */
 #define SUFFIX27 "0123456789ABCDEFGHIJKLMNOPQ"
+/* 24 base62 digits: an id by SPEC's form, of a length never issued. */
+#define SUFFIX24 "0123456789ABCDEFGHIJKLMN"
 
 static int token(const char *s)
 {
@@ -360,11 +362,16 @@ UNIT_TEST(test_id_verify_rejects_every_single_character_change_in_the_suffix)
     for (pos = start; pos < strlen(id); pos++) {
         check_changes_rejected(secret, id, pos, alnums, "byte");
         for (c = others; *c; c++) {
+            /* '-', '.', '~' and a '_' with a suffix after it leave an id,
+             * one never issued; a last '_', '/' or ' ' leave none */
+            int still_id = strchr("-.~", *c) != NULL
+                           || (*c == '_' && id[pos + 1] != '\0');
             strcpy(forged, id);
             forged[pos] = *c;
-            CHECK_RV(APR_EINVAL, sse_id_verify(secret, forged),
-                     "%s: a non-base62 byte in the suffix is malformed",
-                     forged);
+            CHECK_RV(still_id ? APR_EACCES : APR_EINVAL,
+                     sse_id_verify(secret, forged),
+                     "%s: a '%c' in the suffix is %s", forged, *c,
+                     still_id ? "an id never issued" : "not an id at all");
         }
     }
 }
@@ -414,15 +421,15 @@ UNIT_TEST(test_id_verify_rejects_ids_issued_under_another_secret)
     }
 }
 
-UNIT_TEST(test_id_verify_rejects_a_suffix_beyond_160_bits)
+UNIT_TEST(test_id_verify_says_not_issued_for_a_suffix_beyond_160_bits)
 {
     const unsigned char *secret = test_secret("edge");
     unsigned char num[21];
     char suffix[SSE_ID_SUFFIX_LEN + 1];
     apr_pool_t *p = unit_pool();
 
-    CHECK_RV(APR_EINVAL, verify_as(secret, "alice_", repeat('z', 27)),
-             "27 z's is 62^27-1, far above 2^160-1");
+    CHECK_RV(APR_EACCES, verify_as(secret, "alice_", repeat('z', 27)),
+             "27 z's is 62^27-1, far above 2^160-1: never issued");
     CHECK_RV(APR_SUCCESS,
              sse_id_parse(apr_pstrcat(p, "alice_", repeat('z', 27), NULL),
                           NULL),
@@ -431,8 +438,8 @@ UNIT_TEST(test_id_verify_rejects_a_suffix_beyond_160_bits)
     memset(num, 0, sizeof(num));
     num[0] = 1;                 /* 2^160: the first value that overflows */
     b62_of(num, 21, suffix);
-    CHECK_RV(APR_EINVAL, verify_as(secret, "alice_", suffix),
-             "suffix %s is 2^160", suffix);
+    CHECK_RV(APR_EACCES, verify_as(secret, "alice_", suffix),
+             "suffix %s is 2^160: never issued", suffix);
 
     memset(num, 0xff, 20);      /* 2^160-1: the largest that decodes */
     b62_of(num, 20, suffix);
@@ -445,25 +452,50 @@ UNIT_TEST(test_id_verify_rejects_a_suffix_beyond_160_bits)
              "the all-zero suffix decodes, MAC does not match");
 }
 
-UNIT_TEST(test_id_verify_rejects_malformed_ids_as_einval)
+UNIT_TEST(test_id_verify_says_einval_only_for_what_is_not_an_id)
 {
     const unsigned char *secret = test_secret("shape");
     apr_pool_t *p = unit_pool();
     const char *const bad[] = {
-        "", "alice", "alice_", "_" SUFFIX27, "alice" SUFFIX27,
-        apr_pstrcat(p, "alice_", repeat('A', 26), NULL),
-        apr_pstrcat(p, "alice_", repeat('A', 28), NULL),
+        "", "alice", "alice_", "_" SUFFIX27, "_abc", "_", "alice" SUFFIX27,
         ".a_" SUFFIX27, "a b_" SUFFIX27, "a:b_" SUFFIX27, "a/b_" SUFFIX27,
         "_a_" SUFFIX27, "__" SUFFIX27, "a%b_" SUFFIX27, "a@b_" SUFFIX27,
-        "alice_" SUFFIX27 "_", "alice_0123456789ABCDEFGHIJKLMNOP-",
-        "alice_0123456789ABCDEFGHIJKLMNOP_",
-        "a_0123456789ABCDE_GHIJKLMNOPQ",
+        "alice_" SUFFIX27 "_", "alice_0123456789ABCDEFGHIJKLMNOP_",
+        "alice_0123456789ABCDEFGHIJKLMNOP:", "alice_0123 56789",
         apr_pstrcat(p, repeat('x', 65), "_" SUFFIX27, NULL),
+        apr_pstrcat(p, repeat('x', 65), "_x", NULL),
+        apr_pstrcat(p, "alice_", repeat('A', SSE_ID_MAX - 5), NULL),
+        apr_pstrcat(p, repeat('x', 64), "_" SUFFIX27 "A", NULL),
+        apr_pstrcat(p, "alice_", repeat('A', 5000), NULL),
     };
     apr_size_t i;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        CHECK_RV(APR_EINVAL, sse_id_verify(secret, bad[i]), "\"%s\"", bad[i]);
+        CHECK_RV(APR_EINVAL, sse_id_verify(secret, bad[i]), "\"%.100s\"",
+                 bad[i]);
+    }
+}
+
+UNIT_TEST(test_id_verify_says_not_issued_for_an_id_of_any_other_suffix)
+{
+    const unsigned char *secret = test_secret("shape");
+    apr_pool_t *p = unit_pool();
+    const char *const never[] = {
+        "alice_" SUFFIX24, "alice_x", "alice_..", "alice_-~.",
+        apr_pstrcat(p, "alice_", repeat('A', 26), NULL),
+        apr_pstrcat(p, "alice_", repeat('A', 28), NULL),
+        apr_pstrcat(p, "alice_", repeat('A', SSE_ID_MAX - 6), NULL),
+        apr_pstrcat(p, repeat('x', 64), "_" SUFFIX27, NULL),
+        "alice_0123456789ABCDEFGHIJKLMNOP-",
+        "alice_0123456789ABCDEFGHIJKLMNOP.",
+        "a_0123456789ABCDE_GHIJKLMNOPQ",
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(never) / sizeof(never[0]); i++) {
+        CHECK_RV(APR_EACCES, sse_id_verify(secret, never[i]),
+                 "\"%s\" is an id by its form, one never issued: not "
+                 "malformed", never[i]);
     }
 }
 
@@ -525,7 +557,7 @@ UNIT_TEST(test_id_stays_valid_when_the_same_text_secret_is_derived_again)
 
 /* ---- parse ------------------------------------------------------------ */
 
-UNIT_TEST(test_id_parse_splits_at_the_last_underscore_27_alnums_only)
+UNIT_TEST(test_id_parse_splits_at_the_last_underscore_any_suffix_without_it)
 {
     apr_pool_t *p = unit_pool();
     const char *n64 = repeat('x', 64);
@@ -545,11 +577,19 @@ UNIT_TEST(test_id_parse_splits_at_the_last_underscore_27_alnums_only)
         {"alice", APR_EINVAL, 0},
         {"alice_", APR_EINVAL, 0},
         {"_" SUFFIX27, APR_EINVAL, 0},
-        {"alice_" SUFFIX27 "R", APR_EINVAL, 0},
-        {"alice_0123456789ABCDEFGHIJKLMNOP", APR_EINVAL, 0},
-        {"alice_0123456789ABCDEFGHIJKLMNOP.", APR_EINVAL, 0},
-        {"alice_0123456789ABCDEFGHIJKLMNOP~", APR_EINVAL, 0},
-        {"alice_0123456789ABCDEFGHIJKLMNOP-", APR_EINVAL, 0},
+        {"alice_" SUFFIX27 "R", APR_SUCCESS, 5},
+        {"alice_" SUFFIX24, APR_SUCCESS, 5},
+        {"alice_x", APR_SUCCESS, 5},
+        {"alice_0123456789ABCDEFGHIJKLMNOP", APR_SUCCESS, 5},
+        {"alice_0123456789ABCDEFGHIJKLMNOP.", APR_SUCCESS, 5},
+        {"alice_0123456789ABCDEFGHIJKLMNOP~", APR_SUCCESS, 5},
+        {"alice_0123456789ABCDEFGHIJKLMNOP-", APR_SUCCESS, 5},
+        {apr_pstrcat(p, "alice_", repeat('A', SSE_ID_MAX - 6), NULL),
+         APR_SUCCESS, 5},
+        {apr_pstrcat(p, "alice_", repeat('A', SSE_ID_MAX - 5), NULL),
+         APR_EINVAL, 0},
+        {apr_pstrcat(p, n64, "_" SUFFIX27 "A", NULL), APR_EINVAL, 0},
+        {"_abc", APR_EINVAL, 0},
         {"alice_0123456789ABCDEF HIJKLMNOPQ", APR_EINVAL, 0},
         {"alice__" SUFFIX27, APR_SUCCESS, 6},
         {"a_b_" SUFFIX27, APR_SUCCESS, 3},
@@ -565,7 +605,7 @@ UNIT_TEST(test_id_parse_splits_at_the_last_underscore_27_alnums_only)
         {"__" SUFFIX27, APR_EINVAL, 0},
         {"alice_" SUFFIX27 "_", APR_EINVAL, 0},
         {"alice_0123456789ABCDEFGHIJKLMNOP_", APR_EINVAL, 0},
-        {"a_0123456789ABCDE_GHIJKLMNOPQ", APR_EINVAL, 0},
+        {"a_0123456789ABCDE_GHIJKLMNOPQ", APR_SUCCESS, 17},
         {"a:b_" SUFFIX27, APR_EINVAL, 0},
         {"a/b_" SUFFIX27, APR_EINVAL, 0},
         {"-a_" SUFFIX27, APR_EINVAL, 0},
