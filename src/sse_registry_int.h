@@ -13,7 +13,9 @@
 #include "sse_registry.h"
 
 #define SSE_REG_MAGIC   0x53534552u    /* "SSER" */
-#define SSE_REG_VERSION 2u
+/* Bump when the meaning of a field changes without its size or place:
+ * the fingerprint covers sizes and places by itself. */
+#define SSE_REG_FORMAT  3u
 
 /* slot states */
 enum { SLOT_FREE = 0, SLOT_REGISTERED, SLOT_CONNECTED };
@@ -66,8 +68,7 @@ typedef struct {
 } sse_retired_t;
 
 typedef struct {
-    apr_uint32_t magic;
-    apr_uint32_t version;
+    sse_registry_stamp_t stamp; /* first, in every build */
     sse_registry_sizes_t sz;
     apr_uint32_t nbuckets;
     apr_uint32_t free_head;     /* slot index + 1 */
