@@ -92,6 +92,14 @@ static apr_status_t make_mutex(server_rec *s)
     return APR_SUCCESS;
 }
 
+/* A lock or unlock failed: the call that took it returns the error; this
+ * says so even where the caller has no status to pass on. */
+static void log_lock_error(void *baton, apr_status_t rv, const char *what)
+{
+    ap_log_error(APLOG_MARK, APLOG_ERR, rv, (server_rec *)baton,
+                 SSE_LOGNO(00162) "registry mutex: %s failed", what);
+}
+
 /* A new segment, every registry formatted. */
 static apr_status_t make_segment(server_rec *s)
 {
@@ -187,6 +195,7 @@ static apr_status_t attach_all(apr_pool_t *p, server_rec *s, int parent)
                          "shared memory of registry %d is not valid", i);
             return rv;
         }
+        sse_registry_set_lock_error(regs[i], log_lock_error, s);
     }
     for (vs = s; vs; vs = vs->next) {
         sse_srv_conf(vs)->reg = regs[sse_srv_conf(vs)->reg_index];

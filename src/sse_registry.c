@@ -187,22 +187,45 @@ apr_status_t sse_reg_lock(sse_registry_t *reg)
     apr_status_t rv = reg->nonblocking ? apr_global_mutex_trylock(reg->lock)
                                        : apr_global_mutex_lock(reg->lock);
 
-    if (APR_STATUS_IS_EBUSY(rv)) {
-        return APR_EBUSY;
+    if (reg->nonblocking && APR_STATUS_IS_EBUSY(rv)) {
+        return APR_EBUSY;           /* expected: the parent tries later */
     }
-    if (rv == APR_SUCCESS) {
-        if (reg->h->dirty) {
-            sse_reg_repair(reg);    /* the last holder died holding it */
+    if (rv != APR_SUCCESS) {
+        if (reg->lock_error) {
+            reg->lock_error(reg->lock_error_baton, rv, "lock");
         }
-        reg->h->dirty = 1;
+        return rv;
     }
-    return rv;
+    /* a robust mutex whose holder died is handed over as taken (APR makes
+     * it consistent on EOWNERDEAD): only the mark tells */
+    if (reg->h->dirty) {
+        sse_reg_repair(reg);        /* the last holder died holding it */
+    }
+    reg->h->dirty = 1;
+    return APR_SUCCESS;
 }
 
-void sse_reg_unlock(sse_registry_t *reg)
+void sse_reg_unlock(sse_registry_t *reg, apr_status_t *rv)
 {
+    apr_status_t urv;
+
     reg->h->dirty = 0;
-    apr_global_mutex_unlock(reg->lock);
+    urv = apr_global_mutex_unlock(reg->lock);
+    if (urv != APR_SUCCESS) {
+        if (reg->lock_error) {
+            reg->lock_error(reg->lock_error_baton, urv, "unlock");
+        }
+        if (*rv == APR_SUCCESS) {
+            *rv = urv;
+        }
+    }
+}
+
+void sse_registry_set_lock_error(sse_registry_t *reg, sse_lock_error_fn *fn,
+                                 void *baton)
+{
+    reg->lock_error = fn;
+    reg->lock_error_baton = baton;
 }
 
 void sse_registry_set_secret(sse_registry_t *reg,
@@ -620,8 +643,9 @@ static void advance(sse_slot_t *sl, apr_uint64_t sent, apr_int64_t now_ms)
     sl->activity_ms = now_ms;
 }
 
-void sse_registry_release(sse_registry_t *reg, const sse_hold_t *hold,
-                          apr_uint64_t sent, apr_int64_t now_ms)
+apr_status_t sse_registry_release(sse_registry_t *reg,
+                                  const sse_hold_t *hold, apr_uint64_t sent,
+                                  apr_int64_t now_ms)
 {
     apr_status_t rv;
 
@@ -632,6 +656,7 @@ void sse_registry_release(sse_registry_t *reg, const sse_hold_t *hold,
             slot_unhold(reg, sl);
         }
     }
+    return rv;
 }
 
 apr_status_t sse_registry_ack(sse_registry_t *reg, const sse_hold_t *hold,

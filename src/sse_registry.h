@@ -68,6 +68,10 @@ typedef struct {
     sse_registry_sizes_t sz;
 } sse_registry_stamp_t;
 
+/** Called when taking or releasing the registry mutex fails. */
+typedef void sse_lock_error_fn(void *baton, apr_status_t rv,
+                               const char *what);
+
 /** Kinds of ring entries. */
 typedef enum {
     SSE_EV_NAME = 1,    /**< a completion (task id in data) for every
@@ -215,10 +219,19 @@ apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
                                   sse_hold_t *hold, int *created);
 
 /**
- * The stream ended: the listener stays, resumable from @a sent.
+ * Report every failure to take or release the mutex to @a fn (the glue
+ * logs it): calls whose result carries no status still fail loudly.
  */
-void sse_registry_release(sse_registry_t *reg, const sse_hold_t *hold,
-                          apr_uint64_t sent, apr_int64_t now_ms);
+void sse_registry_set_lock_error(sse_registry_t *reg, sse_lock_error_fn *fn,
+                                 void *baton);
+
+/**
+ * The stream ended: the listener stays, resumable from @a sent.
+ * @return APR_SUCCESS, or the mutex's error (nothing was recorded)
+ */
+apr_status_t sse_registry_release(sse_registry_t *reg,
+                                  const sse_hold_t *hold, apr_uint64_t sent,
+                                  apr_int64_t now_ms);
 
 /**
  * Record that the stream delivered everything up to @a sent, @a count
