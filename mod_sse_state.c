@@ -76,6 +76,40 @@ static int assign_registries(apr_pool_t *pconf, server_rec *s)
     return n;
 }
 
+/* Only a robust process-shared pthread mutex is handed on when its
+ * holder dies inside the lock (APR makes it consistent and the registry's
+ * dirty mark starts a repair). A semaphore stays taken and every process
+ * waits for it forever; file locks are not allowed either, so that there
+ * is one mechanism to reason about (docs/design.md). */
+static apr_status_t check_mechanism(server_rec *s, apr_global_mutex_t *m)
+{
+    if (apr_global_mutex_mech(m) == APR_LOCK_PROC_PTHREAD) {
+        return APR_SUCCESS;
+    }
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SSE_LOGNO(00161)
+                 "Mutex sse-mgr: the %s mechanism is not allowed; a process "
+                 "dying while it holds the lock would stop every other one. "
+                 "Use `Mutex pthread sse-mgr` (or `Mutex default sse-mgr` "
+                 "where APR's default is pthread)", apr_global_mutex_name(m));
+    return APR_ENOTIMPL;
+}
+
+apr_status_t sse_state_check_mutex(apr_pool_t *ptemp, server_rec *s)
+{
+    apr_global_mutex_t *m = NULL;
+    apr_status_t rv;
+
+    /* the Mutex directive's setting is private to util_mutex.c: make one
+     * as post_config would, and ask APR which mechanism it got */
+    rv = ap_global_mutex_create(&m, NULL, SSE_MUTEX_TYPE, NULL, s, ptemp, 0);
+    if (rv != APR_SUCCESS) {
+        return rv;                  /* util_mutex.c said why */
+    }
+    rv = check_mechanism(s, m);
+    apr_global_mutex_destroy(m);
+    return rv;
+}
+
 static apr_status_t make_mutex(server_rec *s)
 {
     apr_status_t rv = APR_SUCCESS;
@@ -89,7 +123,8 @@ static apr_status_t make_mutex(server_rec *s)
             return rv;
         }
     }
-    return APR_SUCCESS;
+    /* kept across graceful restarts: the one a previous build made too */
+    return check_mechanism(s, retained->mutex);
 }
 
 /* A lock or unlock failed: the call that took it returns the error; this
