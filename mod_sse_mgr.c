@@ -234,8 +234,10 @@ static int sse_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     sse_gconf.history = -1;
     sse_gconf.dormant = sse_gconf.cleanup = sse_gconf.heartbeat = -1;
     sse_gconf.secret = NULL;
-    return ap_mutex_register(pconf, SSE_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT,
-                             0);
+    /* pthread unless the admin says otherwise (a `Mutex ... default` line
+     * included): check_config refuses any other mechanism */
+    return ap_mutex_register(pconf, SSE_MUTEX_TYPE, NULL,
+                             APR_LOCK_PROC_PTHREAD, 0);
 }
 
 /* Checks that need the whole configuration; runs with `-t` too. */
@@ -244,13 +246,16 @@ static int sse_check_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     (void)pconf;
     (void)plog;
-    (void)ptemp;
     if (sse_conf_heartbeat() >= s->timeout) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SSE_LOGNO(00001)
                      "SSEHeartbeat (%" APR_TIME_T_FMT " s) must be shorter "
                      "than Timeout (%" APR_TIME_T_FMT " s)",
                      apr_time_sec(sse_conf_heartbeat()),
                      apr_time_sec(s->timeout));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    /* here, not in post_config, so that `apache2 -t` says it too */
+    if (sse_state_check_mutex(ptemp, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;

@@ -78,6 +78,7 @@ static APR_INLINE sse_srv_conf_t *sse_srv_conf(server_rec *s)
 
 /* mod_sse_state.c: the segment and the mutex, across generations */
 apr_status_t sse_state_post_config(apr_pool_t *pconf, server_rec *s);
+apr_status_t sse_state_check_mutex(apr_pool_t *ptemp, server_rec *s);
 apr_status_t sse_state_child_init(apr_pool_t *pchild, server_rec *s);
 
 /* mod_sse_ops.c: every operation, shared by routes and optional functions */

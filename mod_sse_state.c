@@ -16,15 +16,21 @@
 
 #include "mod_sse_mgr_private.h"
 
+/* What a graceful restart hands to the next generation, which may be a
+ * rebuilt module: these two fields, in this order, in every build. All
+ * else is derived again from the configuration and checked against the
+ * segment's own stamp. */
 typedef struct {
     apr_shm_t *shm;
     apr_global_mutex_t *mutex;
-    int nregs;
-    sse_registry_sizes_t sz;
-    apr_size_t reg_size;
 } sse_retained_t;
 
 static sse_retained_t *retained;
+
+/* This generation's shape, set in post_config (children inherit it). */
+static int nregs;
+static sse_registry_sizes_t gen_sz;
+static apr_size_t reg_size;         /* one registry, aligned */
 
 static void sizes_from_conf(sse_registry_sizes_t *sz)
 {
@@ -70,28 +76,69 @@ static int assign_registries(apr_pool_t *pconf, server_rec *s)
     return n;
 }
 
-static apr_status_t make_mutex(server_rec *s)
+/* Only a robust process-shared pthread mutex is handed on when its
+ * holder dies inside the lock (APR makes it consistent and the registry's
+ * dirty mark starts a repair). A semaphore stays taken and every process
+ * waits for it forever; file locks are not allowed either, so that there
+ * is one mechanism to reason about (docs/design.md). */
+static apr_status_t check_mechanism(server_rec *s, apr_global_mutex_t *m)
 {
-    apr_status_t rv;
-
-    if (retained->mutex) {
+    if (apr_global_mutex_mech(m) == APR_LOCK_PROC_PTHREAD) {
         return APR_SUCCESS;
     }
-    rv = ap_global_mutex_create(&retained->mutex, NULL, SSE_MUTEX_TYPE, NULL,
-                                s, s->process->pool, 0);
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SSE_LOGNO(00161)
+                 "Mutex sse-mgr: the %s mechanism is not allowed; a process "
+                 "dying while it holds the lock would stop every other one. "
+                 "Use `Mutex pthread sse-mgr` (or `Mutex default sse-mgr` "
+                 "where APR's default is pthread)", apr_global_mutex_name(m));
+    return APR_ENOTIMPL;
+}
+
+apr_status_t sse_state_check_mutex(apr_pool_t *ptemp, server_rec *s)
+{
+    apr_global_mutex_t *m = NULL;
+    apr_status_t rv;
+
+    /* the Mutex directive's setting is private to util_mutex.c: make one
+     * as post_config would, and ask APR which mechanism it got */
+    rv = ap_global_mutex_create(&m, NULL, SSE_MUTEX_TYPE, NULL, s, ptemp, 0);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SSE_LOGNO(00010)
-                     "cannot create the sse-mgr mutex");
+        return rv;                  /* util_mutex.c said why */
     }
+    rv = check_mechanism(s, m);
+    apr_global_mutex_destroy(m);
     return rv;
 }
 
+static apr_status_t make_mutex(server_rec *s)
+{
+    apr_status_t rv = APR_SUCCESS;
+
+    if (retained->mutex == NULL) {
+        rv = ap_global_mutex_create(&retained->mutex, NULL, SSE_MUTEX_TYPE,
+                                    NULL, s, s->process->pool, 0);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SSE_LOGNO(00010)
+                         "cannot create the sse-mgr mutex");
+            return rv;
+        }
+    }
+    /* kept across graceful restarts: the one a previous build made too */
+    return check_mechanism(s, retained->mutex);
+}
+
+/* A lock or unlock failed: the call that took it returns the error; this
+ * says so even where the caller has no status to pass on. */
+static void log_lock_error(void *baton, apr_status_t rv, const char *what)
+{
+    ap_log_error(APLOG_MARK, APLOG_ERR, rv, (server_rec *)baton,
+                 SSE_LOGNO(00162) "registry mutex: %s failed", what);
+}
+
 /* A new segment, every registry formatted. */
-static apr_status_t make_segment(server_rec *s, int nregs,
-                                 const sse_registry_sizes_t *sz)
+static apr_status_t make_segment(server_rec *s)
 {
     unsigned char secret[SSE_SECRET_LEN];
-    apr_size_t reg_size = APR_ALIGN_DEFAULT(sse_registry_size(sz));
     apr_status_t rv;
     sse_registry_t *reg;
     int i;
@@ -114,42 +161,81 @@ static apr_status_t make_segment(server_rec *s, int nregs,
             rv = sse_registry_create(s->process->pool,
                                      (char *)apr_shm_baseaddr_get(
                                          retained->shm) + i * reg_size,
-                                     sz, secret, (apr_uint64_t)apr_time_now(),
+                                     &gen_sz, secret,
+                                     (apr_uint64_t)apr_time_now(),
                                      retained->mutex, &reg);
         }
     }
-    retained->nregs = nregs;
-    retained->sz = *sz;
-    retained->reg_size = reg_size;
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00012)
                  "shared memory: %d registries of %u listeners, %u events, "
-                 "%" APR_SIZE_T_FMT " bytes each", nregs, sz->max_listeners,
-                 sz->history, reg_size);
+                 "%" APR_SIZE_T_FMT " bytes each", nregs, gen_sz.max_listeners,
+                 gen_sz.history, reg_size);
     return rv;
+}
+
+/* Can this generation use the segment an earlier one left? Only its
+ * size and the first registry's stamp are read: no offset into it is
+ * computed until both say it has this generation's layout. */
+static int segment_fits(server_rec *s)
+{
+    apr_size_t have = apr_shm_size_get(retained->shm);
+    sse_registry_stamp_t old;
+    apr_status_t rv;
+
+    rv = sse_registry_validate(apr_shm_baseaddr_get(retained->shm), have,
+                               &gen_sz, &old);
+    if (rv == APR_SUCCESS && have == reg_size * (apr_size_t)nregs) {
+        return 1;
+    }
+    if (old.magic && old.fingerprint == sse_registry_fingerprint(&old.sz)) {
+        /* this build's layout: the configuration changed */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SSE_LOGNO(00014)
+                     "SSEMaxListeners, SSEHistory, ServerLimit or the set of "
+                     "SSEPrefix registries changed (%u/%u/%u in %"
+                     APR_SIZE_T_FMT " bytes, now %u/%u/%u in %"
+                     APR_SIZE_T_FMT "): starting with empty registries; "
+                     "streams held by the old generation end and their "
+                     "clients reconnect", old.sz.max_listeners,
+                     old.sz.history, old.sz.max_children, have,
+                     gen_sz.max_listeners, gen_sz.history,
+                     gen_sz.max_children, reg_size * (apr_size_t)nregs);
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, rv, s, SSE_LOGNO(00160)
+                     "shared memory layout changed (another build of the "
+                     "module): fingerprint %016" APR_UINT64_T_HEX_FMT
+                     " in %" APR_SIZE_T_FMT " bytes, now %016"
+                     APR_UINT64_T_HEX_FMT " in %" APR_SIZE_T_FMT " bytes; "
+                     "starting a fresh segment with empty registries",
+                     old.fingerprint, have, sse_registry_fingerprint(&gen_sz),
+                     reg_size * (apr_size_t)nregs);
+    }
+    return 0;
 }
 
 /* Attach this process's handles, in @a p (pconf or pchild). */
 static apr_status_t attach_all(apr_pool_t *p, server_rec *s, int parent)
 {
     char *base = apr_shm_baseaddr_get(retained->shm);
-    sse_registry_t **regs = apr_pcalloc(p, retained->nregs * sizeof(*regs));
+    sse_registry_t **regs = apr_pcalloc(p, nregs * sizeof(*regs));
     server_rec *vs;
     apr_status_t rv;
     int i;
 
-    for (i = 0; i < retained->nregs; i++) {
-        rv = sse_registry_attach(p, base + i * retained->reg_size,
-                                 &retained->sz, retained->mutex, &regs[i]);
+    for (i = 0; i < nregs; i++) {
+        rv = sse_registry_attach(p, base + i * reg_size, &gen_sz,
+                                 retained->mutex, &regs[i]);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SSE_LOGNO(00013)
                          "shared memory of registry %d is not valid", i);
             return rv;
         }
+        sse_registry_set_lock_error(regs[i], log_lock_error, s);
     }
     for (vs = s; vs; vs = vs->next) {
         sse_srv_conf(vs)->reg = regs[sse_srv_conf(vs)->reg_index];
     }
-    for (i = 0; parent && i < retained->nregs; i++) {
+    for (i = 0; parent && i < nregs; i++) {
         /* the parent never waits for a child's lock */
         sse_registry_set_nonblocking(regs[i]);
     }
@@ -158,28 +244,20 @@ static apr_status_t attach_all(apr_pool_t *p, server_rec *s, int parent)
 
 apr_status_t sse_state_post_config(apr_pool_t *pconf, server_rec *s)
 {
-    sse_registry_sizes_t sz;
     apr_status_t rv;
-    int nregs = assign_registries(pconf, s);
     server_rec *vs;
 
+    nregs = assign_registries(pconf, s);
+    sizes_from_conf(&gen_sz);
+    reg_size = APR_ALIGN_DEFAULT(sse_registry_size(&gen_sz));
     retained = ap_retained_data_get("mod_sse_mgr");
     if (retained == NULL) {
         retained = ap_retained_data_create("mod_sse_mgr", sizeof(*retained));
     }
-    sizes_from_conf(&sz);
     if ((rv = make_mutex(s)) != APR_SUCCESS) {
         return rv;
     }
-    if (retained->shm && (retained->nregs != nregs
-                          || memcmp(&retained->sz, &sz, sizeof(sz)) != 0)) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SSE_LOGNO(00014)
-                     "SSEMaxListeners, SSEHistory, ServerLimit or the set of "
-                     "SSEPrefix registries changed: starting with empty "
-                     "registries; streams held by the old generation end "
-                     "and their clients reconnect");
-    }
-    else if (retained->shm) {
+    if (retained->shm && segment_fits(s)) {
         rv = attach_all(pconf, s, 1);
         if (rv == APR_SUCCESS && sse_gconf.secret) {
             unsigned char secret[SSE_SECRET_LEN];
@@ -192,7 +270,7 @@ apr_status_t sse_state_post_config(apr_pool_t *pconf, server_rec *s)
         }
         return rv;
     }
-    rv = make_segment(s, nregs, &sz);
+    rv = make_segment(s);
     return rv == APR_SUCCESS ? attach_all(pconf, s, 1) : rv;
 }
 

@@ -27,6 +27,73 @@ apr_size_t sse_registry_size(const sse_registry_sizes_t *sz)
            + (apr_size_t)sz->history * sizeof(sse_event_t);
 }
 
+/* FNV-1a, 64 bits, over the values that decide where things are. */
+static apr_uint64_t fnv(apr_uint64_t h, apr_uint64_t v)
+{
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        h ^= (v >> (8 * i)) & 0xff;
+        h *= APR_UINT64_C(0x100000001b3);
+    }
+    return h;
+}
+
+apr_uint64_t sse_registry_fingerprint(const sse_registry_sizes_t *sz)
+{
+    const apr_uint64_t v[] = {
+        SSE_REG_MAGIC, SSE_REG_FORMAT,
+        SSE_MAX_KEYS, SSE_ID_MAX, SSE_TOKEN_MAX, SSE_DATA_MAX,
+        SSE_SECRET_LEN,
+        sizeof(sse_registry_stamp_t), sizeof(sse_reg_header_t),
+        offsetof(sse_reg_header_t, sz), offsetof(sse_reg_header_t, dirty),
+        offsetof(sse_reg_header_t, next_seq),
+        offsetof(sse_reg_header_t, secret), offsetof(sse_reg_header_t, stats),
+        sizeof(sse_stats_t),
+        sizeof(sse_keynode_t), offsetof(sse_keynode_t, next),
+        offsetof(sse_keynode_t, since),
+        sizeof(sse_slot_t), offsetof(sse_slot_t, gen),
+        offsetof(sse_slot_t, holder_gen), offsetof(sse_slot_t, next_free),
+        offsetof(sse_slot_t, created_seq), offsetof(sse_slot_t, missed_to),
+        offsetof(sse_slot_t, id), offsetof(sse_slot_t, keys),
+        sizeof(sse_child_t), offsetof(sse_child_t, streams),
+        sizeof(sse_retired_t), offsetof(sse_retired_t, until_ms),
+        sizeof(sse_event_t), offsetof(sse_event_t, kind),
+        offsetof(sse_event_t, len), offsetof(sse_event_t, key),
+        offsetof(sse_event_t, data),
+        /* the chains are built with it: another one strands every entry */
+        hash_of("sse-mgr layout", 14),
+        sz->max_listeners, sz->history, sz->max_children,
+        buckets_for(sz->max_listeners), sse_registry_size(sz),
+    };
+    apr_uint64_t h = APR_UINT64_C(0xcbf29ce484222325);
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(v) / sizeof(*v); i++) {
+        h = fnv(h, v[i]);
+    }
+    return h;
+}
+
+apr_status_t sse_registry_validate(const void *mem, apr_size_t avail,
+                                   const sse_registry_sizes_t *sz,
+                                   sse_registry_stamp_t *stamp)
+{
+    memset(stamp, 0, sizeof(*stamp));
+    if (avail < sizeof(*stamp)) {
+        return APR_EMISMATCH;
+    }
+    memcpy(stamp, mem, sizeof(*stamp));
+    if (stamp->magic != SSE_REG_MAGIC) {
+        return APR_EINVAL;
+    }
+    if (stamp->fingerprint != sse_registry_fingerprint(sz)
+        || stamp->bytes != sse_registry_size(sz) || stamp->bytes > avail) {
+        return APR_EMISMATCH;
+    }
+    return APR_SUCCESS;
+}
+
 static void layout(sse_registry_t *reg, void *mem,
                    const sse_registry_sizes_t *sz)
 {
@@ -74,8 +141,10 @@ apr_status_t sse_registry_create(apr_pool_t *p, void *mem,
         reg->slot[i].next_free = (i + 1 < sz->max_listeners) ? i + 2 : 0;
     }
     reg->h->free_head = 1;
-    reg->h->version = SSE_REG_VERSION;
-    reg->h->magic = SSE_REG_MAGIC;
+    reg->h->stamp.sz = *sz;
+    reg->h->stamp.bytes = sse_registry_size(sz);
+    reg->h->stamp.fingerprint = sse_registry_fingerprint(sz);
+    reg->h->stamp.magic = SSE_REG_MAGIC;
     *out = reg;
     return APR_SUCCESS;
 }
@@ -85,11 +154,15 @@ apr_status_t sse_registry_attach(apr_pool_t *p, void *mem,
                                  apr_global_mutex_t *lock,
                                  sse_registry_t **out)
 {
-    const sse_reg_header_t *h = mem;
+    sse_registry_stamp_t stamp;
     sse_registry_t *reg;
 
-    if (h->magic != SSE_REG_MAGIC || h->version != SSE_REG_VERSION
-        || memcmp(&h->sz, sz, sizeof(*sz)) != 0) {
+    /* the stamp first: layout() trusts the sizes, and the header's fields
+     * past the stamp may sit elsewhere in the build that wrote them */
+    if (sse_registry_validate(mem, sse_registry_size(sz), sz, &stamp)
+        != APR_SUCCESS
+        || memcmp(&((const sse_reg_header_t *)mem)->sz, sz, sizeof(*sz))
+           != 0) {
         return APR_EINVAL;
     }
     reg = apr_pcalloc(p, sizeof(*reg));
@@ -114,22 +187,45 @@ apr_status_t sse_reg_lock(sse_registry_t *reg)
     apr_status_t rv = reg->nonblocking ? apr_global_mutex_trylock(reg->lock)
                                        : apr_global_mutex_lock(reg->lock);
 
-    if (APR_STATUS_IS_EBUSY(rv)) {
-        return APR_EBUSY;
+    if (reg->nonblocking && APR_STATUS_IS_EBUSY(rv)) {
+        return APR_EBUSY;           /* expected: the parent tries later */
     }
-    if (rv == APR_SUCCESS) {
-        if (reg->h->dirty) {
-            sse_reg_repair(reg);    /* the last holder died holding it */
+    if (rv != APR_SUCCESS) {
+        if (reg->lock_error) {
+            reg->lock_error(reg->lock_error_baton, rv, "lock");
         }
-        reg->h->dirty = 1;
+        return rv;
     }
-    return rv;
+    /* a robust mutex whose holder died is handed over as taken (APR makes
+     * it consistent on EOWNERDEAD): only the mark tells */
+    if (reg->h->dirty) {
+        sse_reg_repair(reg);        /* the last holder died holding it */
+    }
+    reg->h->dirty = 1;
+    return APR_SUCCESS;
 }
 
-void sse_reg_unlock(sse_registry_t *reg)
+void sse_reg_unlock(sse_registry_t *reg, apr_status_t *rv)
 {
+    apr_status_t urv;
+
     reg->h->dirty = 0;
-    apr_global_mutex_unlock(reg->lock);
+    urv = apr_global_mutex_unlock(reg->lock);
+    if (urv != APR_SUCCESS) {
+        if (reg->lock_error) {
+            reg->lock_error(reg->lock_error_baton, urv, "unlock");
+        }
+        if (*rv == APR_SUCCESS) {
+            *rv = urv;
+        }
+    }
+}
+
+void sse_registry_set_lock_error(sse_registry_t *reg, sse_lock_error_fn *fn,
+                                 void *baton)
+{
+    reg->lock_error = fn;
+    reg->lock_error_baton = baton;
 }
 
 void sse_registry_set_secret(sse_registry_t *reg,
@@ -547,8 +643,9 @@ static void advance(sse_slot_t *sl, apr_uint64_t sent, apr_int64_t now_ms)
     sl->activity_ms = now_ms;
 }
 
-void sse_registry_release(sse_registry_t *reg, const sse_hold_t *hold,
-                          apr_uint64_t sent, apr_int64_t now_ms)
+apr_status_t sse_registry_release(sse_registry_t *reg,
+                                  const sse_hold_t *hold, apr_uint64_t sent,
+                                  apr_int64_t now_ms)
 {
     apr_status_t rv;
 
@@ -559,6 +656,7 @@ void sse_registry_release(sse_registry_t *reg, const sse_hold_t *hold,
             slot_unhold(reg, sl);
         }
     }
+    return rv;
 }
 
 apr_status_t sse_registry_ack(sse_registry_t *reg, const sse_hold_t *hold,

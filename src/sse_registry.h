@@ -6,7 +6,8 @@
  * Shared memory layout of one registry (offsets only, never pointers:
  * every process maps the segment at its own address):
  *
- *   sse_reg_header_t   magic, sizes, secret, next_seq (atomic), stats,
+ *   sse_reg_header_t   stamp (magic, layout fingerprint, bytes, sizes),
+ *                      sizes, secret, next_seq (atomic), stats,
  *                      free-list head, listener count
  *   uint32 id_bucket[nbuckets]     slot index + 1 of the first slot in the
  *   uint32 name_bucket[nbuckets]   id / name / listen-key hash chains
@@ -17,6 +18,13 @@
  *   sse_child_t child[max_children]  pid, streams held: who to wake
  *   sse_slot_t slot[max_listeners]   one listener each
  *   sse_event_t ring[history]        entry of seq s at ring[s % history]
+ *
+ * The stamp (sse_registry_stamp_t) opens the header and never moves, so
+ * that a build of the module whose records differ can still read it: the
+ * segment survives `apachectl graceful` onto a rebuilt module, and the
+ * stamp's fingerprint (every record's size, key offsets, the compiled
+ * limits and the configured sizes) is checked before any other offset
+ * into the segment is computed.
  *
  * Who writes what:
  * - Everything but next_seq is read and written under the registry's
@@ -50,6 +58,19 @@ typedef struct {
     apr_uint32_t history;
     apr_uint32_t max_children;
 } sse_registry_sizes_t;
+
+/** The first bytes of every registry: the same in every build. */
+typedef struct {
+    apr_uint32_t magic;
+    apr_uint32_t unused;        /**< was a hand-bumped version number */
+    apr_uint64_t fingerprint;   /**< sse_registry_fingerprint() of sz */
+    apr_uint64_t bytes;         /**< sse_registry_size() of sz */
+    sse_registry_sizes_t sz;
+} sse_registry_stamp_t;
+
+/** Called when taking or releasing the registry mutex fails. */
+typedef void sse_lock_error_fn(void *baton, apr_status_t rv,
+                               const char *what);
 
 /** Kinds of ring entries. */
 typedef enum {
@@ -121,6 +142,27 @@ typedef void sse_route_fn(void *baton, apr_uint32_t slot,
 apr_size_t sse_registry_size(const sse_registry_sizes_t *sz);
 
 /**
+ * The layout fingerprint of a registry of these sizes made by this build:
+ * a hash of the size of every shared record, the offsets of their key
+ * fields, the compiled limits (keys per listener, id, key and data
+ * lengths), the configured sizes and the hash function of the chains.
+ * Two builds agree on it only if they can share a segment.
+ */
+apr_uint64_t sse_registry_fingerprint(const sse_registry_sizes_t *sz);
+
+/**
+ * Check, reading only its stamp, that the @a avail bytes at @a mem hold a
+ * registry of sizes @a sz laid out as this build lays it out.
+ * @param stamp out: a copy of the stamp found (zeroed if @a avail is too
+ *              small to hold one), for telling what changed
+ * @return APR_SUCCESS; APR_EINVAL no registry (magic); APR_EMISMATCH
+ *         another fingerprint, or more bytes than @a avail
+ */
+apr_status_t sse_registry_validate(const void *mem, apr_size_t avail,
+                                   const sse_registry_sizes_t *sz,
+                                   sse_registry_stamp_t *stamp);
+
+/**
  * Format a fresh registry in @a mem and attach to it.
  * @param first_seq sequence number of the first event (keeps ids of events
  *                  increasing across restarts when taken from the clock)
@@ -134,8 +176,10 @@ apr_status_t sse_registry_create(apr_pool_t *p, void *mem,
 
 /**
  * Attach to a registry formatted earlier (by this or another process).
+ * Its stamp is checked (sse_registry_validate()) before anything else in
+ * @a mem is touched.
  * @return APR_SUCCESS, or APR_EINVAL if @a mem holds no registry of these
- *         sizes
+ *         sizes laid out as this build lays it out
  */
 apr_status_t sse_registry_attach(apr_pool_t *p, void *mem,
                                  const sse_registry_sizes_t *sz,
@@ -175,10 +219,19 @@ apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
                                   sse_hold_t *hold, int *created);
 
 /**
- * The stream ended: the listener stays, resumable from @a sent.
+ * Report every failure to take or release the mutex to @a fn (the glue
+ * logs it): calls whose result carries no status still fail loudly.
  */
-void sse_registry_release(sse_registry_t *reg, const sse_hold_t *hold,
-                          apr_uint64_t sent, apr_int64_t now_ms);
+void sse_registry_set_lock_error(sse_registry_t *reg, sse_lock_error_fn *fn,
+                                 void *baton);
+
+/**
+ * The stream ended: the listener stays, resumable from @a sent.
+ * @return APR_SUCCESS, or the mutex's error (nothing was recorded)
+ */
+apr_status_t sse_registry_release(sse_registry_t *reg,
+                                  const sse_hold_t *hold, apr_uint64_t sent,
+                                  apr_int64_t now_ms);
 
 /**
  * Record that the stream delivered everything up to @a sent, @a count

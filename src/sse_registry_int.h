@@ -13,7 +13,9 @@
 #include "sse_registry.h"
 
 #define SSE_REG_MAGIC   0x53534552u    /* "SSER" */
-#define SSE_REG_VERSION 2u
+/* Bump when the meaning of a field changes without its size or place:
+ * the fingerprint covers sizes and places by itself. */
+#define SSE_REG_FORMAT  3u
 
 /* slot states */
 enum { SLOT_FREE = 0, SLOT_REGISTERED, SLOT_CONNECTED };
@@ -66,8 +68,7 @@ typedef struct {
 } sse_retired_t;
 
 typedef struct {
-    apr_uint32_t magic;
-    apr_uint32_t version;
+    sse_registry_stamp_t stamp; /* first, in every build */
     sse_registry_sizes_t sz;
     apr_uint32_t nbuckets;
     apr_uint32_t free_head;     /* slot index + 1 */
@@ -82,6 +83,8 @@ typedef struct {
 struct sse_registry_t {
     apr_global_mutex_t *lock;
     int nonblocking;            /* only try the mutex (the parent) */
+    sse_lock_error_fn *lock_error;  /* or NULL */
+    void *lock_error_baton;
     sse_reg_header_t *h;
     apr_uint32_t *id_bucket;
     apr_uint32_t *name_bucket;
@@ -97,10 +100,12 @@ struct sse_registry_t {
  * the block ends or `continue`s. Never `return`, `break` or `goto` out of
  * a LOCKED block: the unlock would be skipped. A handle made
  * non-blocking (the parent's) only tries the mutex: rv is APR_EBUSY and
- * the block is skipped when another process holds it. */
+ * the block is skipped when another process holds it. rv is the lock's
+ * status, or the unlock's when that fails: either way the caller sees
+ * it. */
 #define LOCKED(reg, rv)                                                     \
     for (int once_ = ((rv) = sse_reg_lock(reg)) == APR_SUCCESS; once_;      \
-         once_ = 0, sse_reg_unlock(reg))
+         once_ = 0, sse_reg_unlock(reg, &(rv)))
 
 /* ---- hashing and chains (all under the mutex) ------------------------ */
 
@@ -135,8 +140,9 @@ static APR_INLINE sse_keynode_t *node_at(sse_registry_t *reg, apr_uint32_t n1)
  */
 apr_status_t sse_reg_lock(sse_registry_t *reg);
 
-/** Clear the dirty mark and release the mutex. */
-void sse_reg_unlock(sse_registry_t *reg);
+/** Clear the dirty mark and release the mutex; a failure is reported
+ * and stored in @a rv unless it already holds one. */
+void sse_reg_unlock(sse_registry_t *reg, apr_status_t *rv);
 
 /** Rebuild free list, hash chains, counters and child counts from the
  * slots. Under the mutex. */

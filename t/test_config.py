@@ -80,3 +80,46 @@ def test_server_wide_directive_is_refused_in_a_virtual_host(config_env):
                      "context only, yet apache2 -t accepted it in a "
                      "<VirtualHost>:\n" + out)
     assert "SSEMaxListeners" in out, out
+
+
+# -- the registry mutex ---------------------------------------------------
+
+@pytest.mark.parametrize("mutex", [
+    "Mutex posixsem sse-mgr",
+    "Mutex sysvsem sse-mgr",
+    "Mutex flock sse-mgr",
+    "Mutex fcntl sse-mgr",
+    "Mutex posixsem default",
+])
+def test_mutex_other_than_pthread_is_refused_at_start(config_env, mutex):
+    env = config_env(extra_conf=mutex + "\n")
+    rc, out = env.check_config()
+    assert rc != 0, (
+        "`%s`: a process dying while it holds such a lock would stop every "
+        "other one, yet apache2 -t accepted it:\n%s" % (mutex, out))
+    assert "Mutex sse-mgr" in out and "pthread" in out, (
+        "the error should name `Mutex sse-mgr` and the allowed mechanism:\n"
+        + out)
+    assert "Syntax OK" not in out, out
+
+
+@pytest.mark.parametrize("mutex", [
+    "",
+    "Mutex pthread sse-mgr",
+    "Mutex default sse-mgr",
+    "Mutex posixsem default\nMutex pthread sse-mgr",
+])
+def test_pthread_or_default_mutex_passes_the_syntax_check(config_env, mutex):
+    rc, out = config_env(extra_conf=mutex + "\n").check_config()
+    assert rc == 0, "`%s` is allowed but apache2 -t failed:\n%s" % (mutex,
+                                                                    out)
+
+
+def test_server_with_pthread_mutex_serves_events(make_httpd):
+    env = make_httpd(extra_conf="Mutex pthread sse-mgr\n")
+    api = env.api
+    id, s = api.listener("mutex-pthread", keys=["k"])
+    assert api.notify_listeners("k") == 1, "the listener holds key k"
+    ev = s.next_event(5)
+    assert ev is not None and "k" in ev.data, (
+        "the event reaches the stream: %r" % ev)

@@ -1,11 +1,14 @@
 /* The house rule that keeps the core server-independent: no file in src/
- * includes an httpd header (STYLE.md, "Layout and names"). */
+ * includes an httpd header (STYLE.md, "Layout and names"); and the shared
+ * segment's layout fingerprint, which keeps a rebuilt module off a
+ * segment laid out by another build. */
 #include <string.h>
 
 #include <apr_file_info.h>
 #include <apr_file_io.h>
 #include <apr_strings.h>
 
+#include "fixture.h"
 #include "unit.h"
 
 static const char *const httpd_headers[] = {
@@ -92,4 +95,93 @@ UNIT_TEST(test_core_sources_include_no_httpd_header)
     }
     apr_dir_close(dir);
     CHECK(files >= 8, "only %d core files found in %s", files, src);
+}
+
+/* ---- the shared segment's layout fingerprint ------------------------- */
+
+/* A graceful restart onto a rebuilt module keeps the old segment: the
+ * new build must refuse it when its records differ, even if no one
+ * bumped a version number. */
+UNIT_TEST(test_registry_with_another_fingerprint_is_refused)
+{
+    fx_t fx;
+    sse_registry_t *reg = NULL;
+    sse_registry_stamp_t st;
+    unsigned char *mem;
+
+    if (!fx_open(&fx, 8, 16, 4)) {
+        return;
+    }
+    CHECK_RV(APR_SUCCESS, sse_registry_validate(fx.mem, fx.size, &fx.sz, &st),
+             "the registry this build made");
+    CHECK(st.fingerprint == sse_registry_fingerprint(&fx.sz),
+          "the stamp holds this build's fingerprint");
+    mem = apr_pmemdup(fx.pool, fx.mem, fx.size);
+    ((sse_registry_stamp_t *)mem)->fingerprint ^= 1;
+    CHECK_RV(APR_EMISMATCH, sse_registry_validate(mem, fx.size, &fx.sz, &st),
+             "a stamp from a build whose records differ");
+    CHECK(st.fingerprint == (sse_registry_fingerprint(&fx.sz) ^ 1),
+          "the stamp found is handed back for the log");
+    CHECK_RV(APR_EINVAL, sse_registry_attach(fx.pool, mem, &fx.sz, fx.lock,
+                                             &reg),
+             "attach refuses it before computing any offset");
+    CHECK(reg == NULL, "no handle on a refused segment");
+}
+
+UNIT_TEST(test_segment_smaller_than_its_registry_is_refused)
+{
+    fx_t fx;
+    sse_registry_stamp_t st;
+
+    if (!fx_open(&fx, 8, 16, 4)) {
+        return;
+    }
+    CHECK_RV(APR_EMISMATCH,
+             sse_registry_validate(fx.mem, fx.size - 1, &fx.sz, &st),
+             "one byte short: the ring would run past the segment");
+    CHECK_RV(APR_EMISMATCH,
+             sse_registry_validate(fx.mem, sizeof(st) - 1, &fx.sz, &st),
+             "too small for a stamp");
+    CHECK(st.magic == 0 && st.fingerprint == 0,
+          "nothing is read from a segment too small for a stamp");
+}
+
+/* What the previous build wrote: magic, version 2, then the sizes. */
+UNIT_TEST(test_header_of_the_hand_versioned_build_is_refused)
+{
+    fx_t fx;
+    sse_registry_t *reg = NULL;
+    sse_registry_stamp_t st;
+    unsigned char *mem;
+    apr_uint32_t old[5];
+
+    if (!fx_open(&fx, 8, 16, 4)) {
+        return;
+    }
+    mem = apr_pmemdup(fx.pool, fx.mem, fx.size);
+    old[0] = 0x53534552u;
+    old[1] = 2;
+    memcpy(&old[2], &fx.sz, sizeof(fx.sz));
+    memcpy(mem, old, sizeof(old));
+    CHECK_RV(APR_EMISMATCH, sse_registry_validate(mem, fx.size, &fx.sz, &st),
+             "same magic and sizes, but not this build's stamp");
+    CHECK_RV(APR_EINVAL, sse_registry_attach(fx.pool, mem, &fx.sz, fx.lock,
+                                             &reg), "attach");
+}
+
+UNIT_TEST(test_fingerprint_follows_every_configured_size)
+{
+    sse_registry_sizes_t a = {100, 256, 48}, b;
+    apr_uint64_t fa = sse_registry_fingerprint(&a);
+
+    b = a;
+    CHECK(sse_registry_fingerprint(&b) == fa, "the same sizes, the same");
+    b.max_listeners++;
+    CHECK(sse_registry_fingerprint(&b) != fa, "SSEMaxListeners");
+    b = a;
+    b.history++;
+    CHECK(sse_registry_fingerprint(&b) != fa, "SSEHistory");
+    b = a;
+    b.max_children++;
+    CHECK(sse_registry_fingerprint(&b) != fa, "ServerLimit");
 }
