@@ -76,22 +76,32 @@ static int assign_registries(apr_pool_t *pconf, server_rec *s)
     return n;
 }
 
-/* Only a robust process-shared pthread mutex is handed on when its
- * holder dies inside the lock (APR makes it consistent and the registry's
- * dirty mark starts a repair). A semaphore stays taken and every process
- * waits for it forever; file locks are not allowed either, so that there
- * is one mechanism to reason about (docs/design.md). */
+/* A holder that dies inside the lock must not keep it: a robust
+ * process-shared pthread mutex is handed on (APR makes it consistent),
+ * file locks (fcntl, flock) go with the process, System V semaphores are
+ * undone (SEM_UNDO); the registry's dirty mark then starts a repair. A
+ * POSIX semaphore stays taken and every process would wait for it
+ * forever. Debian's apache2.conf makes file locks the default for every
+ * mutex (`Mutex file:... default`): allowed, but the registry lock is
+ * taken for every publish and delivery, and pthread is far cheaper. */
 static apr_status_t check_mechanism(server_rec *s, apr_global_mutex_t *m)
 {
-    if (apr_global_mutex_mech(m) == APR_LOCK_PROC_PTHREAD) {
-        return APR_SUCCESS;
+    apr_lockmech_e mech = apr_global_mutex_mech(m);
+
+    if (mech == APR_LOCK_POSIXSEM) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SSE_LOGNO(00161)
+                     "Mutex sse-mgr: the %s mechanism is not allowed; a "
+                     "process dying while it holds the lock would stop every "
+                     "other one. Use `Mutex pthread sse-mgr`",
+                     apr_global_mutex_name(m));
+        return APR_ENOTIMPL;
     }
-    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SSE_LOGNO(00161)
-                 "Mutex sse-mgr: the %s mechanism is not allowed; a process "
-                 "dying while it holds the lock would stop every other one. "
-                 "Use `Mutex pthread sse-mgr` (or `Mutex default sse-mgr` "
-                 "where APR's default is pthread)", apr_global_mutex_name(m));
-    return APR_ENOTIMPL;
+    if (mech != APR_LOCK_PROC_PTHREAD) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, SSE_LOGNO(00163)
+                     "Mutex sse-mgr: %s works, `Mutex pthread sse-mgr` is "
+                     "faster", apr_global_mutex_name(m));
+    }
+    return APR_SUCCESS;
 }
 
 apr_status_t sse_state_check_mutex(apr_pool_t *ptemp, server_rec *s)

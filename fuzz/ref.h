@@ -32,20 +32,30 @@ static int ref_token(const char *s, size_t len)
     return 1;
 }
 
-/* <token>_<27 letters or digits>: the name ends at the last '_'. */
+/* <token>_<1+ of [A-Za-z0-9.~-]>, 92 bytes at most: the name ends at the
+ * last '_'. */
 static int ref_id(const char *s, size_t len)
 {
-    size_t i;
+    size_t i, u = len;
 
-    if (len < 29) {
+    if (len > 92) {
         return 0;
     }
-    for (i = len - 27; i < len; i++) {
-        if (!ref_alnum((unsigned char)s[i])) {
+    for (i = 0; i < len; i++) {
+        if (s[i] == '_') {
+            u = i;
+        }
+    }
+    if (u == len || u + 1 == len) {
+        return 0;
+    }
+    for (i = u + 1; i < len; i++) {
+        if (!ref_alnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '~'
+            && s[i] != '-') {
             return 0;
         }
     }
-    return s[len - 28] == '_' && ref_token(s, len - 28);
+    return ref_token(s, u);
 }
 
 #endif /* SSE_FUZZ_REF_H */
