@@ -32,19 +32,25 @@ struct sse_stream_t {
     apr_pollset_t *ps;          /* step 1 only */
     apr_bucket_brigade *bb;
     apr_pool_t *scratch;        /* cleared after every batch */
-    apr_uint64_t sent;          /* last seq written */
+    apr_uint64_t sent;          /* last seq handed to the filters */
+    apr_uint64_t written;       /* last seq the socket took: delivered,
+                                   and where the listener resumes */
+    int unconfirmed;            /* events sent but not yet written */
     apr_time_t next_beat;
-    /* written by the dispatcher, under disp.mu */
+    /* under disp.mu: the dispatcher's queue for it, and its lists */
     apr_uint64_t queue[SSE_QUEUE_LEN];
     int qlen;
     int resync;
     int ending;
-    int listed;                 /* on the to-wake list */
-    int serving;                /* parked: on the to-serve list */
     sse_mode_e mode;
-    sse_stream_t *next;         /* same slot */
-    sse_stream_t *wake_next;    /* to-wake list */
-    /* step 2, the dispatcher thread's own */
+    sse_stream_t *next;         /* same slot: the local index */
+    int on_wake;                /* on disp.to_wake, by wake_next */
+    sse_stream_t *wake_next;
+    int on_adopt;               /* on disp.adopt, by adopt_next */
+    sse_stream_t *adopt_next;
+    int on_serve;               /* on disp.serve, by serve_next */
+    sse_stream_t *serve_next;
+    /* parked: the dispatcher thread's own */
     apr_pollfd_t pfd;
     apr_time_t parked_at;
     int blocked;                /* its socket is full: no writes until
@@ -52,7 +58,9 @@ struct sse_stream_t {
     int catch_up;               /* events came while blocked: send the
                                    ring's backlog from sent once drained */
     sse_stream_t *beat_prev, *beat_next;    /* by next_beat */
-    sse_stream_t *work_next;    /* to serve, or to close */
+    int on_closing;             /* ended, on park.closing by close_next:
+                                   never served again */
+    sse_stream_t *close_next;
 };
 
 /** Put @a st in its registry's index: from now on it is routed to. */
@@ -94,6 +102,9 @@ apr_status_t sse_stream_beat(sse_stream_t *st, apr_time_t due_by);
 /** Did the client hang up or speak (its descriptor polled @a ev)?
  * @return APR_SUCCESS if not; else why the stream must end */
 apr_status_t sse_stream_client_gone(sse_stream_t *st, apr_int16_t ev);
+
+/** The socket took all that was sent: count it delivered. */
+apr_status_t sse_stream_written(sse_stream_t *st);
 
 /** Out of the index, listener resumable; logs how it ended. */
 void sse_stream_finish(sse_stream_t *st, apr_status_t rv);

@@ -304,6 +304,9 @@ static apr_status_t drained(sse_stream_t *st)
     st->blocked = 0;
     due_at(st, now + sse_conf_heartbeat());
     rv = watch(st, APR_POLLIN);
+    if (rv == APR_SUCCESS) {
+        rv = sse_stream_written(st);
+    }
     if (rv == APR_SUCCESS && st->catch_up) {
         rv = sse_stream_serve(st);
         due_at(st, st->next_beat);
@@ -318,7 +321,9 @@ static void park_end(sse_stream_t *st, apr_status_t rv)
     apr_pollset_remove(park.ps, &st->pfd);
     beat_remove(st);
     sse_stream_finish(st, rv);
-    st->work_next = park.closing;
+    AP_DEBUG_ASSERT(!st->on_closing);
+    st->on_closing = 1;
+    st->close_next = park.closing;
     park.closing = st;
     park.parked--;
 }
@@ -343,11 +348,11 @@ static apr_interval_time_t close_due(apr_time_t now)
 
     while ((st = *link) != NULL) {
         if (now - st->parked_at >= SSE_PARK_GRACE) {
-            *link = st->work_next;
+            *link = st->close_next;
             park_close(st);
         }
         else {
-            link = &st->work_next;
+            link = &st->close_next;
         }
     }
     return park.closing ? SSE_CLOSE_POLL : -1;
@@ -363,7 +368,12 @@ apr_status_t sse_park_init(apr_pool_t *pchild, apr_pollset_t *ps)
 
 void sse_park_serve(sse_stream_t *st)
 {
-    apr_status_t rv = sse_stream_serve(st);
+    apr_status_t rv;
+
+    if (st->on_closing) {
+        return;                 /* ended since it was put on the list */
+    }
+    rv = sse_stream_serve(st);
 
     if (rv == APR_SUCCESS) {
         beat_remove(st);        /* it wrote: its heartbeat moves on */

@@ -76,7 +76,7 @@ static apr_status_t ack(sse_stream_t *st, int count)
     const char *b;
     apr_status_t rv;
 
-    rv = sse_registry_ack(st->reg, &st->hold, st->sent, count,
+    rv = sse_registry_ack(st->reg, &st->hold, st->written, count,
                           sse_now_ms(), &from, &to);
     if (rv != APR_SUCCESS || to == 0) {
         return rv;
@@ -88,6 +88,28 @@ static apr_status_t ack(sse_stream_t *st, int count)
     b = sse_frame_missed(st->scratch, from, to, &len);
     rv = put(st, b, len);
     return rv == APR_SUCCESS ? flush(st) : rv;
+}
+
+/* Delivered means written to the socket. A parked stream whose socket is
+ * full holds its last batch in the core output filter (blocked): those
+ * events count, and the listener's resume point moves past them, only
+ * once the socket took them (sse_park: drained), so a stream ended while
+ * blocked is resumed before them. */
+static apr_status_t confirm(sse_stream_t *st, int count)
+{
+    st->unconfirmed += count;
+    if (st->blocked) {
+        return APR_SUCCESS;
+    }
+    count = st->unconfirmed;
+    st->unconfirmed = 0;
+    st->written = st->sent;
+    return ack(st, count);
+}
+
+apr_status_t sse_stream_written(sse_stream_t *st)
+{
+    return confirm(st, 0);
 }
 
 /* Frame and write the events not yet sent; flush; record delivery. */
@@ -118,9 +140,9 @@ static apr_status_t write_events(sse_stream_t *st, const sse_event_t *evs,
         rv = flush(st);
     }
     if (rv == APR_SUCCESS) {
-        st->sent = last;        /* delivered only once flushed */
+        st->sent = last;
     }
-    return (rv == APR_SUCCESS && count) ? ack(st, count) : rv;
+    return (rv == APR_SUCCESS && count) ? confirm(st, count) : rv;
 }
 
 /* Everything for this listener after st->sent that is still in the
@@ -264,7 +286,7 @@ apr_status_t sse_stream_serve(sse_stream_t *st)
     if (resync || st->catch_up) {
         rv = write_backlog(st);
         if (rv == APR_SUCCESS) {
-            rv = ack(st, 0);            /* reports what the lag lost */
+            rv = confirm(st, 0);        /* reports what the lag lost */
         }
     }
     else if (n) {
@@ -280,10 +302,12 @@ void sse_stream_finish(sse_stream_t *st, apr_status_t rv)
         sse_registry_count_slow(st->reg);   /* not reading: Timeout or
                                                TCP_USER_TIMEOUT */
     }
-    sse_registry_release(st->reg, &st->hold, st->sent, sse_now_ms());
+    /* resumable after what the socket took, not what the filters hold */
+    sse_registry_release(st->reg, &st->hold, st->written, sse_now_ms());
     ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, st->c, SSE_LOGNO(00045)
-                  "stream ended for %s after seq %" APR_UINT64_T_FMT,
-                  st->id, st->sent);
+                  "stream ended for %s after seq %" APR_UINT64_T_FMT
+                  " (%d sent but not written)", st->id, st->written,
+                  st->unconfirmed);
 }
 
 /* ---- step 1: the request's thread holds the stream -------------------- */
@@ -500,7 +524,7 @@ int sse_stream_run(request_rec *r, const char *id)
     if (created) {
         sse_op_changed(r->server);
     }
-    st->sent = st->hold.cursor;
+    st->sent = st->written = st->hold.cursor;
     sse_dispatch_attach(st);
     rv = stream_open(st, id);
     if (rv == APR_SUCCESS && st->mode == SSE_MODE_HANDOFF) {
