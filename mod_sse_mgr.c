@@ -15,6 +15,7 @@
 #include <http_request.h>
 #include <ap_mpm.h>
 #include <mpm_common.h>
+#include <scoreboard.h>
 #include <util_mutex.h>
 #include <mod_status.h>
 
@@ -314,6 +315,25 @@ static void sse_child_status(server_rec *s, pid_t pid, ap_generation_t gen,
     }
 }
 
+/* Is @a pid one of our children? The scoreboard lists every child the
+ * parent has not yet reaped; kill(pid, 0) would take a pid reused by
+ * another user's process (EPERM) for a live child. */
+static int is_our_child(apr_uint32_t pid)
+{
+    int i, limit = 0;
+
+    if (ap_scoreboard_image == NULL
+        || ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit) != APR_SUCCESS) {
+        return 1;                       /* cannot tell: leave it be */
+    }
+    for (i = 0; i < limit; i++) {
+        if (ap_scoreboard_image->parent[i].pid == (pid_t)pid) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The safety net for child_status: any holder of streams that no longer
  * exists (its exit was missed, or the lock was busy then). */
 static void sweep_dead_holders(server_rec *s, sse_registry_t *reg)
@@ -323,7 +343,7 @@ static void sweep_dead_holders(server_rec *s, sse_registry_t *reg)
 
     while ((n = sse_registry_holders(reg, 0, &from, pids, 64)) > 0) {
         for (i = 0; i < n; i++) {
-            if (kill((pid_t)pids[i], 0) != 0 && errno == ESRCH) {
+            if (!is_our_child(pids[i])) {
                 ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, SSE_LOGNO(00003)
                              "child %u is gone: its listeners are "
                              "resumable", pids[i]);
