@@ -191,9 +191,9 @@ static void wake_stream(sse_stream_t *st)
     if (st->mode == SSE_MODE_THREAD) {
         apr_pollset_wakeup(st->ps);
     }
-    else if (st->mode == SSE_MODE_PARKED && !st->serving) {
-        st->serving = 1;
-        st->work_next = disp.serve;
+    else if (st->mode == SSE_MODE_PARKED && !st->on_serve) {
+        st->on_serve = 1;
+        st->serve_next = disp.serve;
         disp.serve = st;
     }
 }
@@ -202,8 +202,8 @@ static void wake_stream(sse_stream_t *st)
  * wake-up is a pipe write: no I/O under the registry lock). */
 static void wake_later(sse_stream_t *st)
 {
-    if (!st->listed) {
-        st->listed = 1;
+    if (!st->on_wake) {
+        st->on_wake = 1;
         st->wake_next = disp.to_wake;
         disp.to_wake = st;
     }
@@ -215,7 +215,7 @@ static void wake_listed(void)
 
     apr_thread_mutex_lock(disp.mu);
     for (st = disp.to_wake; st; st = st->wake_next) {
-        st->listed = 0;
+        st->on_wake = 0;
         wake_stream(st);
     }
     disp.to_wake = NULL;
@@ -402,30 +402,57 @@ static void update_state(void)
     }
 }
 
-/* Take what the suspend hooks handed over, and the parked streams that
- * have work, out from under disp.mu. */
-static sse_stream_t *take_list(sse_stream_t **list, sse_mode_e mode)
+/* Take what the suspend hooks handed over out from under disp.mu: from
+ * now on the dispatcher owns these streams (PARKED). */
+static sse_stream_t *take_adopted(void)
 {
     sse_stream_t *all, *st;
 
     apr_thread_mutex_lock(disp.mu);
-    all = *list;
-    *list = NULL;
-    for (st = all; st; st = st->work_next) {
-        st->mode = mode;
-        st->serving = 0;
+    all = disp.adopt;
+    disp.adopt = NULL;
+    for (st = all; st; st = st->adopt_next) {
+        AP_DEBUG_ASSERT(st->on_adopt && st->mode == SSE_MODE_HANDOFF);
+        st->on_adopt = 0;
+        st->mode = SSE_MODE_PARKED;
     }
     apr_thread_mutex_unlock(disp.mu);
     return all;
 }
 
-static void run_list(sse_stream_t *st, void (*fn)(sse_stream_t *))
+static void run_adopted(void)
 {
-    sse_stream_t *next;
+    sse_stream_t *st, *next;
 
-    for (; st; st = next) {
-        next = st->work_next;   /* fn may end it: links are reused */
-        fn(st);
+    for (st = take_adopted(); st; st = next) {
+        next = st->adopt_next;
+        sse_park_adopted(st);
+    }
+}
+
+/* The parked streams that have work, out from under disp.mu. */
+static sse_stream_t *take_to_serve(void)
+{
+    sse_stream_t *all, *st;
+
+    apr_thread_mutex_lock(disp.mu);
+    all = disp.serve;
+    disp.serve = NULL;
+    for (st = all; st; st = st->serve_next) {
+        AP_DEBUG_ASSERT(st->on_serve && st->mode == SSE_MODE_PARKED);
+        st->on_serve = 0;
+    }
+    apr_thread_mutex_unlock(disp.mu);
+    return all;
+}
+
+static void run_to_serve(void)
+{
+    sse_stream_t *st, *next;
+
+    for (st = take_to_serve(); st; st = next) {
+        next = st->serve_next;
+        sse_park_serve(st);     /* one ended meanwhile is skipped */
     }
 }
 
@@ -459,8 +486,8 @@ static void end_everything(void)
     if (disp.state != SSE_DISP_ENDING) {
         enter_ending();
     }
-    run_list(take_list(&disp.adopt, SSE_MODE_PARKED), sse_park_adopted);
-    run_list(take_list(&disp.serve, SSE_MODE_PARKED), sse_park_serve);
+    run_adopted();
+    run_to_serve();
     /* parked streams close after their grace: a second at most */
     for (waited = 0; sse_park_end_all() && waited < 15; waited++) {
         apr_sleep(apr_time_from_msec(100));
@@ -492,12 +519,12 @@ static void *APR_THREAD_FUNC dispatcher(apr_thread_t *thd, void *data)
         poll_once();
         update_state();
         /* ending: what is handed over or served now ends at once */
-        run_list(take_list(&disp.adopt, SSE_MODE_PARKED), sse_park_adopted);
+        run_adopted();
         for (i = 0; i < disp.nlocals && disp.state != SSE_DISP_ENDING;
              i++) {
             dispatch_local(disp.locals[i]);
         }
-        run_list(take_list(&disp.serve, SSE_MODE_PARKED), sse_park_serve);
+        run_to_serve();
         if (disp.state == SSE_DISP_ENDING) {
             (void)sse_park_end_all();
         }
@@ -521,26 +548,37 @@ void sse_dispatch_child_stopping(apr_pool_t *pchild, int graceful)
     }
 }
 
-/* Join the dispatcher before the child pool's memory goes, but never
- * hang a dying child on it: prefork tears down from a signal handler,
- * possibly on a thread that holds a lock the dispatcher waits for. */
+/* Join the dispatcher before the child pool's memory goes. Under worker
+ * and event this runs once every worker thread has been joined: no one
+ * holds a lock the dispatcher may wait for, and the join is unbounded.
+ * Prefork tears a child down from its SIGTERM handler, on the thread that
+ * runs requests (the dispatcher blocks the signal), which may hold the
+ * registry lock or disp.mu: then the dispatcher can be waiting for that
+ * lock, and will be until the process exits. A prefork dispatcher has no
+ * parked streams and no long work, so one that has not finished within
+ * the wait is blocked on this thread's lock: it will not touch memory
+ * again, and the pool may go. */
 static apr_status_t dispatcher_cleanup(void *data)
 {
     apr_status_t trv;
-    int waited;
+    int waited, threaded = 0;
 
     (void)data;
-    if (disp.thread) {
-        disp.exit = 1;
-        wake_pid(disp.pid);
+    if (disp.thread == NULL) {
+        return APR_SUCCESS;
+    }
+    disp.exit = 1;
+    wake_pid(disp.pid);
+    ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded);
+    if (threaded == AP_MPMQ_NOT_SUPPORTED) {
         for (waited = 0; !disp.done && waited < 200; waited++) {
             apr_sleep(apr_time_from_msec(10));
         }
-        if (disp.done) {
-            apr_thread_join(&trv, disp.thread);
-        }
-        disp.thread = NULL;
     }
+    if (threaded != AP_MPMQ_NOT_SUPPORTED || disp.done) {
+        apr_thread_join(&trv, disp.thread);
+    }
+    disp.thread = NULL;
     return APR_SUCCESS;
 }
 
@@ -732,7 +770,7 @@ void sse_dispatch_detach(sse_stream_t *st)
     sse_stream_t **link;
 
     apr_thread_mutex_lock(disp.mu);
-    for (link = &disp.to_wake; st->listed && *link;
+    for (link = &disp.to_wake; st->on_wake && *link;
          link = &(*link)->wake_next) {
         if (*link == st) {
             *link = st->wake_next;
@@ -768,7 +806,9 @@ int sse_dispatch_take(sse_stream_t *st, apr_uint64_t *seqs, int *n, int *resync)
 void sse_dispatch_adopt(sse_stream_t *st)
 {
     apr_thread_mutex_lock(disp.mu);
-    st->work_next = disp.adopt;
+    AP_DEBUG_ASSERT(st->mode == SSE_MODE_HANDOFF && !st->on_adopt);
+    st->on_adopt = 1;
+    st->adopt_next = disp.adopt;
     disp.adopt = st;
     apr_thread_mutex_unlock(disp.mu);
     wake_pid(disp.pid);
