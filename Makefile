@@ -39,7 +39,7 @@ t/unit/run_tests: t/unit/*.c $(CORE_SRC) src/*.h
 unit: t/unit/run_tests
 	t/unit/run_tests
 
-# the demo server's module (SPEC §6): the optional functions only
+# the demo server's module (docs/demo.md): the optional functions only
 examples/.libs/mod_sse_demo.so: examples/mod_sse_demo.c include/mod_sse_mgr.h
 	cd examples && $(APXS) -c -Wc,"$(WARN) -std=gnu99" -I.. mod_sse_demo.c >/dev/null
 

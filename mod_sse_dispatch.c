@@ -1,5 +1,5 @@
 /*
- * One dispatcher per child (DESIGN §3); the streams it feeds are
+ * One dispatcher per child (docs/design.md); the streams it feeds are
  * mod_sse_stream.c.
  *
  * Every child binds a Unix datagram socket named after its pid (Linux
@@ -9,7 +9,7 @@
  * new ring entries once, under the lock, to this child's streams through
  * a local index (slot -> streams): it queues their sequence numbers and
  * wakes each target once the lock is released: a stream on its request's
- * thread through its pollset (step 1), a parked one (step 2, event MPM,
+ * thread through its pollset (THREAD mode), a parked one (event MPM,
  * mod_sse_park.c) by serving it here. A 1 s tick covers a lost wake-up.
  */
 #include <errno.h>

@@ -14,11 +14,11 @@ typedef struct sse_stream_t sse_stream_t;
 
 /** Who runs a stream (changes only under the dispatcher's mutex). */
 typedef enum {
-    SSE_MODE_THREAD = 0,    /**< step 1: its request's thread, woken
+    SSE_MODE_THREAD = 0,    /**< its request's thread holds it, woken
                                  through its pollset */
-    SSE_MODE_HANDOFF,       /**< step 2: the handler is returning
+    SSE_MODE_HANDOFF,       /**< event MPM: the handler is returning
                                  SUSPENDED; queue, wake no one */
-    SSE_MODE_PARKED         /**< step 2: the dispatcher owns it */
+    SSE_MODE_PARKED         /**< event MPM: the dispatcher owns it */
 } sse_mode_e;
 
 struct sse_stream_t {
@@ -29,7 +29,7 @@ struct sse_stream_t {
     sse_registry_t *reg;
     sse_local_t *local;         /* opaque: the dispatcher's */
     sse_hold_t hold;
-    apr_pollset_t *ps;          /* step 1 only */
+    apr_pollset_t *ps;          /* THREAD mode only */
     apr_bucket_brigade *bb;
     apr_pool_t *scratch;        /* cleared after every batch */
     apr_uint64_t sent;          /* last seq handed to the filters */
@@ -109,7 +109,7 @@ apr_status_t sse_stream_written(sse_stream_t *st);
 /** Out of the index, listener resumable; logs how it ended. */
 void sse_stream_finish(sse_stream_t *st, apr_status_t rv);
 
-/* mod_sse_park.c: step 2, streams parked on the event MPM */
+/* mod_sse_park.c: streams parked on the event MPM */
 
 /** May this request's stream be parked (event MPM, HTTP/1.x)? */
 int sse_park_possible(request_rec *r);

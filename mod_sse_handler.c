@@ -1,5 +1,5 @@
 /*
- * The HTTP routes of SPEC §2: claim the URL, check method and arguments,
+ * The HTTP routes (docs/api.md): claim the URL, check method and arguments,
  * call one operation, answer. A table and a dispatch; the work is in
  * mod_sse_ops.c and, for streams, mod_sse_dispatch.c.
  */

@@ -1,7 +1,7 @@
 /*
- * Step 2 of DESIGN §3: on the event MPM a held stream costs no worker
- * thread. Its handler writes the opening and returns SUSPENDED; the
- * suspend_connection hook (on the same thread, once the MPM has let go
+ * Parked streams (docs/design.md): on the event MPM a held stream costs
+ * no worker thread. Its handler writes the opening and returns
+ * SUSPENDED; the suspend_connection hook (on the same thread, once the MPM has let go
  * of the request) ends the request and hands the connection to this
  * child's dispatcher, which from then on writes its events and
  * heartbeats without blocking, watches its client, and closes it.
@@ -121,7 +121,7 @@ static void park_suspend(conn_rec *c, request_rec *r)
 
 /* The event MPM counts parked connections against ThreadsPerChild +
  * idle threads x AsyncRequestWorkerFactor per child, and refuses new
- * connections beyond (DESIGN §3): say so at start-up when fewer streams
+ * connections beyond (docs/design.md): say so at start-up when fewer streams
  * fit than SSEMaxListeners allows. */
 void sse_park_check_capacity(server_rec *s, int max_listeners)
 {

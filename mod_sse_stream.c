@@ -1,5 +1,5 @@
 /*
- * A stream held open on its request's thread (DESIGN §3, step 1): it
+ * A stream held open on its request's thread (THREAD mode): it
  * sleeps in a pollset on {its client, the dispatcher's wake-up, its next
  * heartbeat}, copies the entries the dispatcher queued for it out of the
  * ring, frames them and writes them through the output filters. The
@@ -310,7 +310,7 @@ void sse_stream_finish(sse_stream_t *st, apr_status_t rv)
                   st->unconfirmed);
 }
 
-/* ---- step 1: the request's thread holds the stream -------------------- */
+/* ---- THREAD mode: the request's thread holds the stream --------------- */
 
 static apr_status_t wait_once(sse_stream_t *st)
 {
@@ -361,7 +361,7 @@ static void limit_unacked(request_rec *r)
     }
 }
 
-/* Step 1 sleeps in a pollset on its client and its wake-up. */
+/* THREAD mode sleeps in a pollset on its client and its wake-up. */
 static apr_status_t thread_pollset(sse_stream_t *st)
 {
     request_rec *r = st->r;
@@ -396,7 +396,7 @@ static apr_status_t stream_setup(sse_stream_t *st)
     }
     else {
         /* a parked stream's body ends with its connection: no chunking,
-         * so the request can be finished at park time (DESIGN §3) */
+         * so the request can be finished at park time (docs/design.md) */
         r->connection->keepalive = AP_CONN_CLOSE;
     }
     if (rv == APR_SUCCESS && r->connection->master == NULL) {

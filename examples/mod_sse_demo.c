@@ -1,5 +1,5 @@
 /*
- * mod_sse_demo: the seed's demo server (SPEC §6) as a second httpd module
+ * mod_sse_demo: the original package's demo server as a second httpd module
  * that drives mod_sse_mgr through the optional functions of
  * include/mod_sse_mgr.h alone.
  *
@@ -154,7 +154,7 @@ static const command_rec demo_cmds[] = {
     {NULL}
 };
 
-/* ---- validation (SPEC §2 token class) ------------------------------- */
+/* ---- validation (the token class of docs/api.md) ------------------ */
 
 #define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -359,7 +359,7 @@ static int demo_map_to_storage(request_rec *r)
     return apr_table_get(r->notes, DEMO_NOTE) ? OK : DECLINED;
 }
 
-/* One line of text/plain: "ok" bare as the seed sends it, a reason with
+/* One line of text/plain: "ok" bare as the original sends it, a reason with
  * a newline. */
 static int answer(request_rec *r, int status, const char *line)
 {
@@ -489,7 +489,7 @@ static int demo_handler(request_rec *r)
         || path == NULL) {
         return DECLINED;
     }
-    /* as the seed's demo server: any origin may submit */
+    /* as the original's demo server: any origin may submit */
     apr_table_setn(r->err_headers_out, "Access-Control-Allow-Origin", "*");
     if (r->method_number == M_OPTIONS) {
         return preflight(r);

@@ -1,6 +1,6 @@
 /**
  * @file sse_frame.h
- * @brief The bytes of the wire (SPEC §3): event data as JSON strings built
+ * @brief The bytes of the wire (docs/api.md): event data as JSON strings built
  *        with jansson, and the `id:`/`data:` framing around them.
  *
  * Data payloads are built once, at publish time, into a bounded buffer (they

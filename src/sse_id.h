@@ -7,7 +7,7 @@
  * knows the secret can tell an id it issued from any other string without
  * looking anything up.
  *
- * Two questions, two answers (SPEC §2): is a string an id at all (a name,
+ * Two questions, two answers: is a string an id at all (a name,
  * `_`, and a suffix without `_`: else malformed, 400), and did this server
  * issue it (else unknown, 404). A suffix of another length or alphabet
  * than make-id's is an id never issued, not a malformed one.

@@ -1,6 +1,6 @@
 /**
  * @file sse_route.h
- * @brief The route table of SPEC §2 and the parser that validates a path
+ * @brief The route table (docs/api.md) and the parser that validates a path
  *        below the prefix before any other code sees it.
  */
 #ifndef SSE_ROUTE_H
