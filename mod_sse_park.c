@@ -1,9 +1,9 @@
 /*
  * Parked streams (docs/design.md): on the event MPM a held stream costs
  * no worker thread. Its handler writes the opening and returns
- * SUSPENDED; the suspend_connection hook (on the same thread, once the MPM has let go
- * of the request) ends the request and hands the connection to this
- * child's dispatcher, which from then on writes its events and
+ * SUSPENDED; the suspend_connection hook (on the same thread, once the
+ * MPM has let go of the request) ends the request and hands the
+ * connection to this child's dispatcher, which from then on writes its events and
  * heartbeats without blocking, watches its client, and closes it.
  *
  * Everything below "the dispatcher's side" runs on the dispatcher
