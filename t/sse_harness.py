@@ -343,7 +343,12 @@ LogLevel warn sse_mgr:debug
         pid = self.main_pid()
         return child_pids(pid) if pid else []
 
-    def graceful(self, timeout=15.0):
+    def graceful(self, timeout=15.0, old_gone=20.0):
+        """apachectl graceful; returns once the new generation answers and
+        every child of the old one has exited (an old child still accepting
+        would answer from the old generation's state), within old_gone
+        seconds (None: do not wait for them)."""
+        old = set(self.children())
         before = self.read_log().count(READY_LINE)
         rc, out = self.apachectl("-k", "graceful")
         assert rc == 0, "apache2 -k graceful failed (%d): %s" % (rc, out)
@@ -355,6 +360,16 @@ LogLevel warn sse_mgr:debug
                                    % (timeout, self.read_log()[-6000:]))
             time.sleep(0.1)
         self._wait_ready("graceful")
+        if old_gone is None:
+            return
+        deadline = time.monotonic() + old_gone
+        while old & set(self.children()):
+            if time.monotonic() > deadline:
+                raise RuntimeError("children %r of the old generation still "
+                                   "run %.0fs after graceful"
+                                   % (sorted(old & set(self.children())),
+                                      old_gone))
+            time.sleep(0.1)
 
     def stop(self, timeout=20.0):
         if not self.running:
