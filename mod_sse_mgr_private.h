@@ -11,6 +11,12 @@
 
 #include "src/sse_registry.h"
 
+/* The newest httpd interface used: ap_get_pollfd_from_conn() (2.4.58).
+ * What else the module relies on is listed in docs/design.md. */
+#if !AP_MODULE_MAGIC_AT_LEAST(20120211, 129)
+#error "mod_sse_mgr needs httpd 2.4.58 or later"
+#endif
+
 /* mod_sse_mgr.c declares the module, which does this itself */
 #ifndef SSE_MGR_DECLARING_MODULE
 APLOG_USE_MODULE(sse_mgr);
