@@ -342,12 +342,22 @@ static void park_close(sse_stream_t *st)
     apr_pool_destroy(c->pool);
 }
 
+/* The event MPM clears c->sbh once our suspend hook returned; its one
+ * store after that (its own "suspended" mark) is the next instruction.
+ * A connection whose sbh is still set is never freed, however long the
+ * worker that parked it was held off the CPU; the grace covers the
+ * store after it. */
+static int mpm_let_go(conn_rec *c)
+{
+    return *(void *volatile *)&c->sbh == NULL;
+}
+
 static apr_interval_time_t close_due(apr_time_t now)
 {
     sse_stream_t **link = &park.closing, *st;
 
     while ((st = *link) != NULL) {
-        if (now - st->parked_at >= SSE_PARK_GRACE) {
+        if (mpm_let_go(st->c) && now - st->parked_at >= SSE_PARK_GRACE) {
             *link = st->close_next;
             park_close(st);
         }
