@@ -18,7 +18,7 @@ all: .libs/mod_sse_mgr.so
 t/modules/.libs/mod_sse_apitest.so: t/modules/mod_sse_apitest.c include/mod_sse_mgr.h
 	cd t/modules && $(APXS) -c -Wc,"$(WARN) -std=gnu99" -I../.. mod_sse_apitest.c >/dev/null
 
-.libs/mod_sse_mgr.so: $(GLUE_SRC) $(CORE_SRC) src/*.h include/*.h mod_sse_mgr_private.h mod_sse_dispatch.h
+.libs/mod_sse_mgr.so: $(GLUE_SRC) $(CORE_SRC) src/*.h include/*.h mod_sse_*.h
 	$(APXS) -c -o mod_sse_mgr.la -Wc,"$(WARN) -std=gnu99" -I. $(GLUE_SRC) $(CORE_SRC) -ljansson >/dev/null
 
 # the module, and on Debian the a2enmod files (an edited .conf is kept)

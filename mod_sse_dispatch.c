@@ -41,6 +41,7 @@
 
 #include "mod_sse_mgr_private.h"
 #include "mod_sse_dispatch.h"
+#include "mod_sse_park.h"
 
 #define SSE_TICK_MS     1000    /* safety net against a lost wake-up */
 #define SSE_WAKE_MAX    256     /* children read per pass when waking */

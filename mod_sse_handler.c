@@ -13,6 +13,9 @@
 #include <apr_strings.h>
 
 #include "mod_sse_mgr_private.h"
+#include "mod_sse_handler.h"
+#include "mod_sse_ops.h"
+#include "mod_sse_stream.h"
 #include "src/sse_route.h"
 
 #define SSE_NOTE_ROUTE "sse-mgr-route"

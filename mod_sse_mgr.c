@@ -27,7 +27,12 @@
 
 #define SSE_MGR_DECLARING_MODULE
 #include "mod_sse_mgr_private.h"
+#include "mod_sse_state.h"
+#include "mod_sse_ops.h"
+#include "mod_sse_handler.h"
 #include "mod_sse_dispatch.h"
+#include "mod_sse_park.h"
+#include "mod_sse_status.h"
 
 sse_global_conf_t sse_gconf;
 

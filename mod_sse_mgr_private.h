@@ -82,52 +82,8 @@ static APR_INLINE sse_srv_conf_t *sse_srv_conf(server_rec *s)
     return ap_get_module_config(s->module_config, &sse_mgr_module);
 }
 
-/* mod_sse_state.c: the segment and the mutex, across generations */
-apr_status_t sse_state_post_config(apr_pool_t *pconf, server_rec *s);
-apr_status_t sse_state_check_mutex(apr_pool_t *ptemp, server_rec *s);
-apr_status_t sse_state_child_init(apr_pool_t *pchild, server_rec *s);
-
-/* mod_sse_ops.c: every operation, shared by routes and optional functions */
-apr_status_t sse_op_make_id(server_rec *s, apr_pool_t *p, const char *name,
-                            const char **id);
-apr_status_t sse_op_check_id(server_rec *s, const char *id);
-apr_status_t sse_op_listen(server_rec *s, const char *id, const char *key);
-apr_status_t sse_op_notify_completions(server_rec *s, const char *id,
-                                       const char *taskid, int *delivered);
-apr_status_t sse_op_notify_listeners(server_rec *s, const char *key,
-                                     int *delivered);
-apr_status_t sse_op_unregister(server_rec *s, const char *id);
-apr_status_t sse_op_unregister_all(server_rec *s);
-apr_status_t sse_op_cleanup(server_rec *s, int *removed);
-apr_status_t sse_op_listeners_json(server_rec *s, apr_pool_t *p,
-                                   const char **json);
-/** The set of listeners changed: tell the SSENotifyListenersChanged key. */
-void sse_op_changed(server_rec *s);
-void sse_ops_register(void);
-
-/* mod_sse_handler.c: the routes */
-int sse_handler(request_rec *r);
-int sse_translate(request_rec *r);
-int sse_map_to_storage(request_rec *r);
-/** A one-line text/plain answer (no-store), newline added on errors. */
-int sse_respond_text(request_rec *r, int status, const char *line);
-
-/* mod_sse_dispatch.c: the child's dispatcher and its streams */
-apr_status_t sse_dispatch_post_config(apr_pool_t *pconf);
-apr_status_t sse_dispatch_child_init(apr_pool_t *pchild, server_rec *s);
-void sse_dispatch_child_stopping(apr_pool_t *pchild, int graceful);
-/** Parent, at start-up: log when httpd may stop children with streams. */
-void sse_dispatch_check_mpm(server_rec *s);
-/** Wake the processes holding streams of @a reg (after a publish). */
-void sse_dispatch_wake(sse_registry_t *reg);
-/** Wake every process that has held streams of @a reg (after a clear). */
-void sse_dispatch_wake_all(sse_registry_t *reg);
-/** Wake process @a pid (0: none), e.g. the holder of a stream just ended. */
-void sse_dispatch_wake_pid(apr_uint32_t pid);
-/** Hold a stream for @a id on this request until it ends. */
-int sse_stream_run(request_rec *r, const char *id);
-
-/* mod_sse_status.c: the registries' section of mod_status's page */
-int sse_status_hook(request_rec *r, int flags);
+/* Each glue file declares what it defines in a header of its own:
+ * mod_sse_state.h, mod_sse_ops.h, mod_sse_handler.h, mod_sse_dispatch.h,
+ * mod_sse_stream.h, mod_sse_park.h, mod_sse_status.h. */
 
 #endif /* MOD_SSE_MGR_PRIVATE_H */

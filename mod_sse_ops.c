@@ -13,6 +13,8 @@
 
 #include "include/mod_sse_mgr.h"
 #include "mod_sse_mgr_private.h"
+#include "mod_sse_ops.h"
+#include "mod_sse_dispatch.h"
 
 /* Disconnected ids stay refused as long as a dormant listener would live. */
 static apr_int64_t retire_until(void)

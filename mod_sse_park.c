@@ -26,6 +26,7 @@
 #include <strings.h>
 
 #include "mod_sse_mgr_private.h"
+#include "mod_sse_park.h"
 #include "mod_sse_dispatch.h"
 
 /* After the suspend hook returns, the event MPM still stores into the

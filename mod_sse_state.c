@@ -15,6 +15,7 @@
 #include <apr_strings.h>
 
 #include "mod_sse_mgr_private.h"
+#include "mod_sse_state.h"
 
 /* What a graceful restart hands to the next generation, which may be a
  * rebuilt module: these two fields, in this order, in every build. All

@@ -14,6 +14,7 @@
 #include <apr_strings.h>
 
 #include "mod_sse_mgr_private.h"
+#include "mod_sse_status.h"
 
 #define MAX_FIGURES 16
 

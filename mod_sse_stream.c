@@ -23,7 +23,11 @@
 #include <apr_strings.h>
 
 #include "mod_sse_mgr_private.h"
+#include "mod_sse_stream.h"
 #include "mod_sse_dispatch.h"
+#include "mod_sse_park.h"
+#include "mod_sse_ops.h"
+#include "mod_sse_handler.h"
 
 #define SSE_BATCH       16      /* events copied per lock hold */
 
