@@ -73,6 +73,15 @@ WARMUP = 30.0             # RSS samples count from here
 RSS_EVERY = 5.0
 FLAT_RATIO = 0.10         # "flat": private memory grew < 10% ...
 FLAT_SLACK_KB = 1024      # ... or < 1 MiB, from age >= 15 s to the last
+# SOAK_SELFTEST=drop: one held client forgets its 50th notify, and
+# SOAK_SELFTEST=leak: a stream is held open outside the soak's books
+# from 20 s on; either run must FAIL (lost 1; Connected above its bound), which
+# shows the checks can see what they look for.
+SELFTEST = os.environ.get("SOAK_SELFTEST", "")
+# A burst of reconnections after a graceful restart may wait in the
+# listen backlog while prefork forks (1, 2, 4 ... 32 children a second);
+# an EventSource waits as long.
+HEAD_WAIT = 30.0
 MAX_OPEN = 70             # streams the soak holds at most (prefork: 150
                           # processes for streams and every other request)
 
@@ -213,8 +222,11 @@ class Soak:
         next_storm = self.start_t + STORM_EVERY
         next_quiet = self.start_t + QUIET_EVERY
         watchers = []
+        leaked = None
         while now() < end:
             t = now()
+            if SELFTEST == "leak" and not leaked and t > self.start_t + 20:
+                leaked = self.api.register(self.api.make_id("leak"))
             if t >= next_restart:
                 watchers.append(self.graceful())
                 next_restart += RESTART_EVERY
@@ -750,8 +762,17 @@ class Client:
             self.sess = s
             self.nsessions += 1
             try:
+                # keep the stream before waiting for its head: one that
+                # times out must still be closed (else it lives on, read
+                # by its thread, and the server rightly counts it)
                 s.stream = soak.api.stream(self.id,
-                                           last_event_id=self.last_id)
+                                           last_event_id=self.last_id,
+                                           wait_headers=False)
+                t_ask = now()
+                s.stream.wait_headers(HEAD_WAIT)
+                waited = round(now() - t_ask, 1)
+                key = "max wait for a response head, s"
+                soak.notes[key] = max(soak.notes[key], waited)
                 if s.stream.status != 200:
                     body = s.stream.body(2)
                     soak.violation("register-listener/%s answered %d: %r"
@@ -825,6 +846,10 @@ class Client:
             payload = None
         if isinstance(payload, str) and payload.startswith("notify^"):
             seq = int(ev.id)
+            if SELFTEST == "drop" and self is soak.clients[0]:
+                self.selftest = getattr(self, "selftest", 0) + 1
+                if self.selftest == 50:
+                    return
             if seq in self.received:
                 soak.violation("%s: event %d received twice" % (self.id,
                                                                 seq))
