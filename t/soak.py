@@ -68,6 +68,12 @@ CLOSE_GRACE = 3.0
 # child_status hook frees the dead child's streams at once, or failing
 # that its monitor, about every 10 s.
 SETTLE_RESTART = 6.0
+# prefork forks one child a second for 10 s after a restart
+# (hold_off_on_exponential_spawning), and each stream holds a child: the
+# streams coming back queue in the listen backlog, and every other
+# request behind them (measured: heads after 15 s, notify and
+# server-status timing out at 10 s).
+SETTLE_RESTART_PREFORK = 25.0
 SETTLE_KILL = 15.0
 WARMUP = 30.0             # RSS samples count from here
 RSS_EVERY = 5.0
@@ -304,7 +310,10 @@ class Soak:
         self.restarts += 1
         with self.lock:
             self.generation += 1
-            self.disruptions.append((now(), "graceful", SETTLE_RESTART))
+            self.disruptions.append((now(), "graceful",
+                                     SETTLE_RESTART_PREFORK
+                                     if self.mpm == "prefork"
+                                     else SETTLE_RESTART))
         print("  %6.1fs graceful restart %d (%d old children)"
               % (t0 - self.start_t, self.restarts, len(old)), flush=True)
         w = threading.Thread(target=self.watch_old, args=(old, t0),
