@@ -10,7 +10,7 @@ WARN      ?= -Wall -Wextra -Werror
 APR_CFLAGS = $(shell pkg-config --cflags apr-1 apr-util-1)
 APR_LIBS   = $(shell pkg-config --libs apr-1 apr-util-1)
 
-.PHONY: all install test unit demo clean deps fuzz sanitize bench
+.PHONY: all install test unit demo clean deps fuzz sanitize bench soak
 
 all: .libs/mod_sse_mgr.so
 
@@ -60,6 +60,11 @@ sanitize:
 # side-by-side load figures into bench/RESULTS.md (minutes)
 bench: deps all
 	@sh bench/run.sh
+
+# minutes of churn, graceful restarts and child kills per MPM (not in
+# test): SOAK_MINUTES (default 10) per MPM, MPM=event to narrow
+soak: deps all
+	$(PYTHON) t/soak.py
 
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o src/*.lo src/*.slo src/*.o src/.libs t/unit/run_tests \
