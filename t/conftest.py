@@ -5,7 +5,9 @@ names and never depend on an empty registry). `make_httpd` builds a server
 of a test's own, with its own directives, for tests that clear the registry
 or need other settings; it is stopped when the test ends. After every test
 each server's error log is read and any [warn]-or-worse line the test did
-not declare with env.expect_log() fails it.
+not declare with env.expect_log() fails it, as does a child that died of
+a signal (logged at [notice]) unless the test declared it killed children
+with env.expect_child_signal().
 
 MPM=event (or MPM=prefork,worker) restricts the MPMs; SSE_MGR_MODULE names
 the module to load (default: <repo>/.libs/mod_sse_mgr.so).
@@ -82,8 +84,16 @@ def make_httpd(mpm, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _error_log_guard():
-    """Fail the test on [warn]-or-worse lines it did not expect."""
+    """Fail the test on [warn]-or-worse lines it did not expect, and on a
+    child's death by a signal it did not cause."""
+    before = {env: set(env.children()) for env in HttpdEnv._all
+              if env.running}
     yield
+    # httpd logs a child's death when its parent reaps it, up to a second
+    # later: wait for that, so the line fails this test and not the next
+    for env, pids in before.items():
+        if env.running:
+            env.wait_reaped(pids - set(env.children()))
     SSEStream.close_all()
     problems = []
     for env in HttpdEnv._all:
