@@ -21,7 +21,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from sse_client import SSEStream  # noqa: E402
-from sse_harness import HttpdEnv, selected_mpms  # noqa: E402
+from sse_harness import (APITEST, APITEST_CONF, HttpdEnv,  # noqa: E402
+                         selected_mpms)
 
 
 def pytest_report_header(config):
@@ -80,6 +81,14 @@ def make_httpd(mpm, tmp_path_factory):
             errors.append("%r: %s" % (env, e))
     if errors:
         pytest.fail("\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def apitest(make_httpd):
+    """A server of this test's own with t/modules/mod_sse_apitest.c, which
+    drives the manager through its C API (sse_harness.apitest_call)."""
+    assert os.path.exists(APITEST), "make t/modules/.libs/mod_sse_apitest.so"
+    return make_httpd(extra_conf=APITEST_CONF)
 
 
 @pytest.fixture(autouse=True)
