@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import re
+import selectors
 import socket
 import ssl
 import threading
@@ -201,7 +202,7 @@ class SSEStream:
 
     def __init__(self, port, path, headers=None, timeout=DEFAULT_TIMEOUT,
                  host=HOST, wait_headers=True, rcvbuf=None, paused=False,
-                 wrap=None):
+                 wrap=None, group=None):
         self.port, self.path = port, path
         self.status = None
         self.reason = None
@@ -252,9 +253,15 @@ class SSEStream:
         self.sock.settimeout(0.2)
         with SSEStream._live_lock:
             SSEStream._live.add(self)
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name="sse %s" % path)
-        self._thread.start()
+        # group: a StreamGroup's one thread reads this stream among many
+        self._group = group
+        if group is not None:
+            self._thread = None
+            group.add(self)
+        else:
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name="sse %s" % path)
+            self._thread.start()
         if wait_headers:
             self.wait_headers(timeout)
 
@@ -269,27 +276,34 @@ class SSEStream:
             except socket.timeout:
                 continue
             except OSError as e:
-                with self._cond:
-                    if not self._stop:
-                        self.error = e
-                    self._eof = True
-                    self._cond.notify_all()
+                self._failed(e)
                 return
-            with self._cond:
-                if not data:
-                    self._eof = True
-                    if self._mode == "close":
-                        self._flush_partial()
-                        self._body_done = True
-                else:
-                    try:
-                        self._feed(data)
-                    except Exception as e:  # a framing error is a finding
-                        self.error = e
-                        self._eof = True
-                self._cond.notify_all()
+            if not self._received(data):
+                return
+
+    def _failed(self, e):
+        with self._cond:
+            if not self._stop:
+                self.error = e
+            self._eof = True
+            self._cond.notify_all()
+
+    def _received(self, data):
+        """Take bytes read (b"": EOF); False once nothing more will come."""
+        with self._cond:
             if not data:
-                return
+                self._eof = True
+                if self._mode == "close":
+                    self._flush_partial()
+                    self._body_done = True
+            else:
+                try:
+                    self._feed(data)
+                except Exception as e:  # a framing error is a finding
+                    self.error = e
+                    self._eof = True
+            self._cond.notify_all()
+            return not self._eof
 
     def _feed(self, data):
         if self.status is None:
@@ -544,6 +558,8 @@ class SSEStream:
 
     def close(self):
         self._stop = True
+        if self._group is not None:
+            self._group.remove(self)
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -552,7 +568,8 @@ class SSEStream:
             self.sock.close()
         except OSError:
             pass
-        self._thread.join(2.0)
+        if self._thread is not None:
+            self._thread.join(2.0)
         with SSEStream._live_lock:
             SSEStream._live.discard(self)
 
@@ -571,6 +588,51 @@ class SSEStream:
 
     def __repr__(self):
         return "SSEStream(%s, status=%r)" % (self.path, self.status)
+
+
+class StreamGroup:
+    """One reader thread for many SSEStreams (pass group= when opening
+    them), where a thread per stream would be thousands of threads."""
+
+    def __init__(self):
+        self._sel = selectors.EpollSelector()
+        self._lock = threading.Lock()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="sse stream group")
+        self._thread.start()
+
+    def add(self, stream):
+        with self._lock:
+            self._sel.register(stream.sock, selectors.EVENT_READ, stream)
+
+    def remove(self, stream):
+        with self._lock:
+            try:
+                self._sel.unregister(stream.sock)
+            except (KeyError, ValueError):
+                pass
+
+    def _run(self):
+        # epoll may be waited on while other threads add and remove
+        while not self._stop:
+            for key, _ in self._sel.select(0.05):
+                stream = key.data
+                try:
+                    data = stream.sock.recv(65536)
+                except (socket.timeout, BlockingIOError):
+                    continue
+                except OSError as e:
+                    self.remove(stream)
+                    stream._failed(e)
+                    continue
+                if not stream._received(data):
+                    self.remove(stream)
+
+    def close(self):
+        self._stop = True
+        self._thread.join(2.0)
+        self._sel.close()
 
 
 COMPLETED = re.compile(r'completed\^\{"timestamp":(\d+),"id":"([^"\\]*)",'
