@@ -5,7 +5,9 @@ names and never depend on an empty registry). `make_httpd` builds a server
 of a test's own, with its own directives, for tests that clear the registry
 or need other settings; it is stopped when the test ends. After every test
 each server's error log is read and any [warn]-or-worse line the test did
-not declare with env.expect_log() fails it.
+not declare with env.expect_log() fails it, as does a child that died of
+a signal (logged at [notice]) unless the test declared it killed children
+with env.expect_child_signal().
 
 MPM=event (or MPM=prefork,worker) restricts the MPMs; SSE_MGR_MODULE names
 the module to load (default: <repo>/.libs/mod_sse_mgr.so).
@@ -19,7 +21,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from sse_client import SSEStream  # noqa: E402
-from sse_harness import HttpdEnv, selected_mpms  # noqa: E402
+from sse_harness import (APITEST, APITEST_CONF, HttpdEnv,  # noqa: E402
+                         selected_mpms)
 
 
 def pytest_report_header(config):
@@ -80,10 +83,26 @@ def make_httpd(mpm, tmp_path_factory):
         pytest.fail("\n".join(errors), pytrace=False)
 
 
+@pytest.fixture
+def apitest(make_httpd):
+    """A server of this test's own with t/modules/mod_sse_apitest.c, which
+    drives the manager through its C API (sse_harness.apitest_call)."""
+    assert os.path.exists(APITEST), "make t/modules/.libs/mod_sse_apitest.so"
+    return make_httpd(extra_conf=APITEST_CONF)
+
+
 @pytest.fixture(autouse=True)
 def _error_log_guard():
-    """Fail the test on [warn]-or-worse lines it did not expect."""
+    """Fail the test on [warn]-or-worse lines it did not expect, and on a
+    child's death by a signal it did not cause."""
+    before = {env: set(env.children()) for env in HttpdEnv._all
+              if env.running}
     yield
+    # httpd logs a child's death when its parent reaps it, up to a second
+    # later: wait for that, so the line fails this test and not the next
+    for env, pids in before.items():
+        if env.running:
+            env.wait_reaped(pids - set(env.children()))
     SSEStream.close_all()
     problems = []
     for env in HttpdEnv._all:

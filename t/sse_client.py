@@ -11,12 +11,15 @@ import itertools
 import json
 import os
 import re
+import selectors
 import socket
+import ssl
 import threading
 import time
 
 DEFAULT_TIMEOUT = 10.0
 HOST = "127.0.0.1"
+TLS_HOST = "localhost"  # the test certificate's name; /etc/hosts: 127.0.0.1
 
 
 class Headers:
@@ -76,6 +79,52 @@ class Response(collections.namedtuple("Response", "status headers body")):
         hdrs = "\n".join("  %s: %s" % kv for kv in self.headers.items())
         return "HTTP %d\n%s\n  body: %r" % (self.status, hdrs,
                                             self.body[:500])
+
+
+def raw_request(port, data, timeout=5.0, until=b"\r\n", reset=False,
+                host=HOST):
+    """Send @data, bytes as they are, on a connection of its own; the bytes
+    answered, read until @until is among them (None: until the server
+    closes). None when neither came within @timeout. reset: leave at once
+    with an RST (SO_LINGER 0) after sending, reading nothing."""
+    with socket.create_connection((host, port), timeout) as s:
+        s.sendall(data)
+        if reset:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            return b""
+        got = b""
+        try:
+            while until is None or until not in got:
+                part = s.recv(65536)
+                if not part:
+                    break
+                got += part
+        except socket.timeout:
+            return None
+    return got
+
+
+def raw_status(answer):
+    """The status code of a raw_request() answer, None if it has none."""
+    parts = (answer or b"").split(b" ", 2)
+    if len(parts) > 1 and parts[0].startswith(b"HTTP/") and \
+            parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def forge_id(id, where="suffix"):
+    """The same id with one character changed, in its suffix (the part
+    the server's secret signs) or in its name: an id the server did not
+    issue."""
+    name, _, suffix = id.rpartition("_")
+    if where == "suffix":
+        i = len(suffix) // 2
+        c = "B" if suffix[i] != "B" else "C"
+        return "%s_%s%s%s" % (name, suffix[:i], c, suffix[i + 1:])
+    c = "q" if name[0] != "q" else "r"
+    return "%s%s_%s" % (c, name[1:], suffix)
 
 
 def http(port, method, path, headers=None, body=None,
@@ -152,7 +201,8 @@ class SSEStream:
     _live_lock = threading.Lock()
 
     def __init__(self, port, path, headers=None, timeout=DEFAULT_TIMEOUT,
-                 host=HOST, wait_headers=True, rcvbuf=None, paused=False):
+                 host=HOST, wait_headers=True, rcvbuf=None, paused=False,
+                 wrap=None, group=None):
         self.port, self.path = port, path
         self.status = None
         self.reason = None
@@ -196,14 +246,22 @@ class SSEStream:
         else:
             self.sock = socket.create_connection((host, port),
                                                  timeout=timeout)
+        if wrap:        # e.g. TLS: wrap(socket) -> the socket to use
+            self.sock = wrap(self.sock)
         self.local_port = self.sock.getsockname()[1]
         self.sock.sendall(request)
         self.sock.settimeout(0.2)
         with SSEStream._live_lock:
             SSEStream._live.add(self)
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name="sse %s" % path)
-        self._thread.start()
+        # group: a StreamGroup's one thread reads this stream among many
+        self._group = group
+        if group is not None:
+            self._thread = None
+            group.add(self)
+        else:
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name="sse %s" % path)
+            self._thread.start()
         if wait_headers:
             self.wait_headers(timeout)
 
@@ -218,27 +276,34 @@ class SSEStream:
             except socket.timeout:
                 continue
             except OSError as e:
-                with self._cond:
-                    if not self._stop:
-                        self.error = e
-                    self._eof = True
-                    self._cond.notify_all()
+                self._failed(e)
                 return
-            with self._cond:
-                if not data:
-                    self._eof = True
-                    if self._mode == "close":
-                        self._flush_partial()
-                        self._body_done = True
-                else:
-                    try:
-                        self._feed(data)
-                    except Exception as e:  # a framing error is a finding
-                        self.error = e
-                        self._eof = True
-                self._cond.notify_all()
+            if not self._received(data):
+                return
+
+    def _failed(self, e):
+        with self._cond:
+            if not self._stop:
+                self.error = e
+            self._eof = True
+            self._cond.notify_all()
+
+    def _received(self, data):
+        """Take bytes read (b"": EOF); False once nothing more will come."""
+        with self._cond:
             if not data:
-                return
+                self._eof = True
+                if self._mode == "close":
+                    self._flush_partial()
+                    self._body_done = True
+            else:
+                try:
+                    self._feed(data)
+                except Exception as e:  # a framing error is a finding
+                    self.error = e
+                    self._eof = True
+            self._cond.notify_all()
+            return not self._eof
 
     def _feed(self, data):
         if self.status is None:
@@ -493,6 +558,8 @@ class SSEStream:
 
     def close(self):
         self._stop = True
+        if self._group is not None:
+            self._group.remove(self)
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -501,7 +568,8 @@ class SSEStream:
             self.sock.close()
         except OSError:
             pass
-        self._thread.join(2.0)
+        if self._thread is not None:
+            self._thread.join(2.0)
         with SSEStream._live_lock:
             SSEStream._live.discard(self)
 
@@ -520,6 +588,51 @@ class SSEStream:
 
     def __repr__(self):
         return "SSEStream(%s, status=%r)" % (self.path, self.status)
+
+
+class StreamGroup:
+    """One reader thread for many SSEStreams (pass group= when opening
+    them), where a thread per stream would be thousands of threads."""
+
+    def __init__(self):
+        self._sel = selectors.EpollSelector()
+        self._lock = threading.Lock()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="sse stream group")
+        self._thread.start()
+
+    def add(self, stream):
+        with self._lock:
+            self._sel.register(stream.sock, selectors.EVENT_READ, stream)
+
+    def remove(self, stream):
+        with self._lock:
+            try:
+                self._sel.unregister(stream.sock)
+            except (KeyError, ValueError):
+                pass
+
+    def _run(self):
+        # epoll may be waited on while other threads add and remove
+        while not self._stop:
+            for key, _ in self._sel.select(0.05):
+                stream = key.data
+                try:
+                    data = stream.sock.recv(65536)
+                except (socket.timeout, BlockingIOError):
+                    continue
+                except OSError as e:
+                    self.remove(stream)
+                    stream._failed(e)
+                    continue
+                if not stream._received(data):
+                    self.remove(stream)
+
+    def close(self):
+        self._stop = True
+        self._thread.join(2.0)
+        self._sel.close()
 
 
 COMPLETED = re.compile(r'completed\^\{"timestamp":(\d+),"id":"([^"\\]*)",'
@@ -672,3 +785,50 @@ class SSEApi:
             time.sleep(0.1)
         raise AssertionError("%s still connected %.0fs after its client "
                              "closed the stream: %r" % (id, timeout, entry))
+
+
+def client_context(cafile):
+    """A verifying TLS client context with @cafile as its only CA."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = True
+    return ctx
+
+
+class TLSApi(SSEApi):
+    """The module's routes over https (a server from sse_harness's
+    tls_server()), each request on a connection of its own; streams are
+    SSEStreams on a verified TLS socket."""
+
+    def __init__(self, env, prefix="/sse/"):
+        super().__init__(env.tls_port, prefix)
+        self.ctx = client_context(env.cafile)
+        self.tls_versions = []
+
+    def request(self, method, route, *segments, headers=None, body=None,
+                query=None):
+        path = self.path(route, *segments) + ("?" + query if query else "")
+        conn = httplib.HTTPSConnection(TLS_HOST, self.port,
+                                       timeout=DEFAULT_TIMEOUT,
+                                       context=self.ctx)
+        try:
+            hdrs = {"Connection": "close"}
+            hdrs.update(self.headers)
+            hdrs.update(headers or {})
+            conn.connect()
+            self.tls_versions.append(conn.sock.version())
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+            return Response(resp.status, Headers(resp.getheaders()), data)
+        finally:
+            conn.close()
+
+    def _wrap(self, sock):
+        return self.ctx.wrap_socket(sock, server_hostname=TLS_HOST)
+
+    def stream(self, id, last_event_id=None, query=None, headers=None,
+               timeout=DEFAULT_TIMEOUT, wait_headers=True, **kw):
+        return super().stream(id, last_event_id=last_event_id, query=query,
+                              headers=headers, timeout=timeout,
+                              wait_headers=wait_headers, host=TLS_HOST,
+                              wrap=self._wrap, **kw)

@@ -1,17 +1,19 @@
 """A real httpd for the mod_sse_mgr tests, in the manner of httpd's own
 test/pyhttpd: one env writes its own ServerRoot and config, starts,
 gracefully restarts and stops the server, and reads its error log so that
-a test fails on any [warn] or worse line it did not declare.
+a test fails on any [warn] or worse line it did not declare, and on any
+child that died of a signal unless it declared it killed one.
 """
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import time
 
-from sse_client import SSEApi, SSEStream, http
+from sse_client import TLS_HOST, SSEApi, SSEStream, http
 
 APACHE2 = os.environ.get("APACHE2", "/usr/sbin/apache2")
 MODULES_DIR = os.environ.get("APACHE_MODULES", "/usr/lib/apache2/modules")
@@ -93,6 +95,10 @@ SHIPPED_CONF = os.path.join(REPO, "conf", "sse_mgr.conf")
 LOG_LINE = re.compile(r"^\[[^\]]*\] \[(?:(?P<module>[^:\]]*):)?"
                       r"(?P<level>[a-z0-9]+)\]")
 BAD_LEVELS = {"emerg", "alert", "crit", "error", "warn"}
+# A child that died of a signal: httpd says so at [notice] ("child pid N
+# exit signal Segmentation fault (11)", AH00052; AH00051 with a core dump
+# path), below the levels above, so these lines are checked on their own.
+CHILD_SIGNAL = re.compile(r"AH0005[12]|exit signal")
 READY_LINE = "resuming normal operations"
 
 
@@ -186,6 +192,7 @@ class HttpdEnv:
         self._log_pos = 0
         self._log_partial = b""
         self._expected = []
+        self._signals_expected = []
         self.last_stderr = ""
         for sub in ("conf", "logs", "run", "htdocs"):
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
@@ -404,13 +411,37 @@ LogLevel warn sse_mgr:debug
 
     # -- error log check -------------------------------------------------
 
+    def wait_reaped(self, pids, timeout=3.0):
+        """Wait until these former children are reaped by the parent (gone
+        from /proc, zombies no more), which then has logged how they
+        ended."""
+        deadline = time.monotonic() + timeout
+        for pid in pids:
+            while (os.path.exists("/proc/%d" % pid)
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)
+        if pids:
+            time.sleep(0.05)    # the log line follows the reaping
+
+
     def expect_log(self, regex):
-        """Declare a [warn]-or-worse line this test is known to cause."""
+        """Declare a [warn]-or-worse line this test is known to cause. It
+        does not cover a child's death by a signal: expect_child_signal()."""
         self._expected.append(re.compile(regex))
 
+    def expect_child_signal(self, signame="Killed"):
+        """Declare that this test makes children die of a signal (it kills
+        them itself): their "exit signal <signame>" lines are not a
+        failure. Any other signal (a segfault while the test kills with
+        SIGKILL) still is."""
+        self._signals_expected.append(
+            re.compile(r"exit signal %s \(" % re.escape(signame)))
+
     def unexpected_log_lines(self):
-        """Lines at warn or worse since the last check that no expect_log()
-        matched; moves the check point and forgets the expectations."""
+        """Lines at warn or worse, and lines of a child that died of a
+        signal at whatever level, since the last check that no expect_log()
+        (expect_child_signal() for the latter) matched; moves the check
+        point and forgets the expectations."""
         try:
             with open(self.error_log, "rb") as f:
                 f.seek(self._log_pos)
@@ -423,6 +454,10 @@ LogLevel warn sse_mgr:debug
         bad = []
         for raw in lines:
             line = raw.decode("utf-8", "replace")
+            if CHILD_SIGNAL.search(line):
+                if not any(rx.search(line) for rx in self._signals_expected):
+                    bad.append(line)
+                continue
             m = LOG_LINE.match(line)
             if not m or m.group("level") not in BAD_LEVELS:
                 continue
@@ -430,6 +465,7 @@ LogLevel warn sse_mgr:debug
                 continue
             bad.append(line)
         self._expected = []
+        self._signals_expected = []
         return bad
 
     # -- which process holds a connection ---------------------------------
@@ -475,3 +511,180 @@ LogLevel warn sse_mgr:debug
 
     def __repr__(self):
         return "HttpdEnv(%s, port %d, %s)" % (self.mpm, self.port, self.root)
+
+
+# -- waiting -----------------------------------------------------------------
+
+class WaitTimeout(AssertionError):
+    """What wait_until() raises when the condition never held."""
+
+
+def wait_until(cond, timeout, what, interval=0.05):
+    """cond()'s first true value, polled until @timeout seconds passed;
+    then a WaitTimeout saying @what never happened (and what cond last
+    returned). For the waits a test does on a condition; a fixed sleep is
+    only for time a test must let pass on purpose."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise WaitTimeout("%s: not within %.1fs (last: %r)"
+                              % (what, timeout, value))
+        time.sleep(interval)
+
+
+# -- mod_status's registry figures -----------------------------------------
+
+STATUS_CONF = """
+LoadModule status_module %s/mod_status.so
+<Location /server-status>
+    SetHandler server-status
+</Location>
+""" % MODULES_DIR
+
+AUTO_LINE = re.compile(r"^SSERegistr(?:ies|y\[(\d+)\](.+)): (.*)$")
+
+
+def status_auto(env):
+    """{registry: {figure: value}} from /server-status?auto (the server
+    needs STATUS_CONF), checked against the registry count it gives."""
+    resp = http(env.port, "GET", "/server-status?auto")
+    assert resp.status == 200, resp.describe()
+    regs, count = {}, None
+    for line in resp.text.splitlines():
+        m = AUTO_LINE.match(line)
+        if not m:
+            continue
+        if m.group(1) is None:
+            count = int(m.group(3))
+            continue
+        value = m.group(3)
+        regs.setdefault(int(m.group(1)), {})[m.group(2)] = (
+            int(value) if value.isdigit() else value)
+    assert count == len(regs), (
+        "SSERegistries says %r, %d registries listed:\n%s"
+        % (count, len(regs), resp.text))
+    return regs
+
+
+def wait_status(env, cond, what, timeout=8.0):
+    """Registry 0's ?auto figures once cond(figures) holds."""
+    seen = [None]
+
+    def check():
+        seen[0] = status_auto(env)[0]
+        return seen[0] if cond(seen[0]) else None
+    try:
+        return wait_until(check, timeout, what, interval=0.1)
+    except WaitTimeout:
+        raise WaitTimeout("server-status never showed %s within %.0fs: %r"
+                          % (what, timeout, seen[0]))
+
+
+# -- the C API test module (t/modules/mod_sse_apitest.c) -------------------
+
+APITEST = os.path.join(REPO, "t", "modules", ".libs", "mod_sse_apitest.so")
+APITEST_CONF = """
+LoadModule sse_apitest_module %s
+<Location /apitest>
+    SetHandler sse-apitest
+</Location>
+""" % APITEST
+
+APR_SUCCESS = 0
+APR_ENOENT = 2
+APR_EINVAL = 22
+APR_ENOSPC = 28
+
+
+def apitest_call(env, *parts, timeout=10.0):
+    """(apr_status_t, delivered, text) of one optional-function call made
+    by mod_sse_apitest in the server (APITEST_CONF)."""
+    path = "/apitest/" + "/".join(parts)
+    status, _, body = http(env.port, "GET", path, timeout=timeout)
+    assert status == 200, "%s: HTTP %d" % (path, status)
+    m = re.match(r"rv=(-?\d+) n=(-?\d+) ?(.*)$", body.decode(), re.S)
+    assert m, "unexpected answer %r" % body
+    return int(m.group(1)), int(m.group(2)), m.group(3)
+
+
+# -- TLS and HTTP/2 ----------------------------------------------------------
+
+OPENSSL_CNF = """\
+[req]
+distinguished_name = dn
+x509_extensions = ext
+prompt = no
+[dn]
+CN = localhost
+[ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
+"""
+
+
+def make_cert(conf_dir):
+    """A self-signed server certificate for localhost: (cert, key) paths.
+    Not a CA certificate, so mod_ssl has nothing to warn about."""
+    cnf = os.path.join(conf_dir, "openssl-test.cnf")
+    cert = os.path.join(conf_dir, "test-cert.pem")
+    key = os.path.join(conf_dir, "test-key.pem")
+    with open(cnf, "w") as f:
+        f.write(OPENSSL_CNF)
+    proc = subprocess.run(
+        ["openssl", "req", "-x509", "-config", cnf, "-newkey", "ec",
+         "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+         "-keyout", key, "-out", cert],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    assert proc.returncode == 0, proc.stdout.decode("utf-8", "replace")
+    return cert, key
+
+
+def tls_server(make_httpd, vhost_conf="", extra_conf="", directives=None,
+               env=None):
+    """A test server with a TLS virtual host on a port of its own, started;
+    sets env.tls_port and env.cafile. The vhost has no SSE directive, so it
+    serves the main server's registry. @a env: one made but not started
+    (else a new one)."""
+    env = env or make_httpd(directives=directives, start=False)
+    env.cafile, key = make_cert(os.path.join(env.root, "conf"))
+    env.tls_port = free_port()
+    env.extra_conf = f"""
+LoadModule socache_shmcb_module {MODULES_DIR}/mod_socache_shmcb.so
+LoadModule ssl_module {MODULES_DIR}/mod_ssl.so
+SSLSessionCache "shmcb:{env.root}/run/ssl_scache(512000)"
+{extra_conf}
+Listen 127.0.0.1:{env.tls_port} https
+<VirtualHost 127.0.0.1:{env.tls_port}>
+    ServerName {TLS_HOST}
+    SSLEngine on
+    SSLCertificateFile "{env.cafile}"
+    SSLCertificateKeyFile "{key}"
+{vhost_conf}
+</VirtualHost>
+"""
+    # Debian's mod_ssl says so when libssl3 is older than the one it was
+    # built with (an upgrade of libssl3 away); nothing of ours
+    env.expect_log(r"\[ssl:warn\] .* AH01882: ")
+    env.start()
+    return env
+
+
+H2_MODULE = "LoadModule http2_module %s/mod_http2.so\n" % MODULES_DIR
+
+
+def need_h2(mpm):
+    """Skip the test unless HTTP/2 can be tested under @mpm."""
+    import pytest
+    if mpm == "prefork":
+        pytest.skip("mod_http2 does not run under prefork")
+    if not shutil.which("curl"):
+        pytest.skip("curl is needed for HTTP/2")
+    features = subprocess.run(["curl", "-V"], stdout=subprocess.PIPE,
+                              text=True).stdout
+    if "HTTP2" not in features:
+        pytest.skip("this curl has no HTTP/2")

@@ -2,13 +2,11 @@
 a large one refused with 413 before it is read; httpd's own Require keeps
 publish and admin routes from clients it does not allow."""
 
-import socket
-
 import pytest
 
-from sse_client import fresh_name, http
-# the C API's module and its caller, shared with test_c_api.py
-from test_c_api import APR_EINVAL, APR_ENOENT, call, env  # noqa: F401
+from sse_client import forge_id, fresh_name, http, raw_request, raw_status
+from sse_harness import APR_EINVAL, APR_ENOENT
+from sse_harness import apitest_call as call
 
 
 def test_a_small_body_is_ignored(api, httpd):
@@ -33,16 +31,8 @@ def test_a_large_chunked_body_is_refused_with_413(api, httpd):
            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
            % api.path("notify-listeners", key).encode())
     req += (b"%x\r\n%s\r\n" % (len(chunk), chunk)) * 6 + b"0\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", httpd.port), 10) as s:
-        s.sendall(req)
-        s.settimeout(10)
-        got = b""
-        while True:
-            part = s.recv(4096)
-            if not part:
-                break
-            got += part
-    assert got.startswith(b"HTTP/1.1 413 "), got[:200]
+    got = raw_request(httpd.port, req, timeout=10, until=None)
+    assert raw_status(got) == 413, got and got[:200]
 
 
 @pytest.fixture
@@ -87,15 +77,15 @@ def test_listen_keys_per_listener_are_bounded_with_a_clear_answer(api):
     s.close()
 
 
-def test_c_api_tells_a_never_issued_id_from_a_malformed_one(env):
+def test_c_api_tells_a_never_issued_id_from_a_malformed_one(apitest):
     """APR_ENOENT for an id the server did not issue, whatever its suffix's
     length; APR_EINVAL only for what is not <name>_<suffix> at all."""
-    issued = env.api.make_id(fresh_name("capishape"))
-    env.api.register(issued)
+    issued = apitest.api.make_id(fresh_name("capishape"))
+    apitest.api.register(issued)
     name = fresh_name("capishape")
     never = [name + "_" + "0123456789abcdefghijKLMN", name + "_x",
              name + "_" + "A" * 28, name + "_" + "z" * 27,
-             issued[:-1] + ("A" if issued[-1] != "A" else "B")]
+             forge_id(issued)]
     malformed = [name + "_", name, "_abc", name + "_" + "A" * 200,
                  "x" * 65 + "_" + "A" * 27]
     for ids, want in ((never, APR_ENOENT), (malformed, APR_EINVAL)):
@@ -103,8 +93,8 @@ def test_c_api_tells_a_never_issued_id_from_a_malformed_one(env):
             for op, args in (("is-registered", ()), ("listen", ("k1",)),
                              ("notify-completions", ("t1",)),
                              ("unregister", ())):
-                rv = call(env, op, id, *args)[0]
+                rv = call(apitest, op, id, *args)[0]
                 assert rv == want, "%s %s: expected %d, got %d" % (
                     op, id, want, rv)
-    assert call(env, "is-registered", issued)[0] == 0, (
+    assert call(apitest, "is-registered", issued)[0] == 0, (
         "the issued id's listener is untouched")

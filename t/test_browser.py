@@ -8,13 +8,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 
-import pytest
-
-from sse_harness import processes_mentioning
-from test_http2 import H2_MODULE, need_h2
-from test_tls import HOST, tls_server
+from sse_client import TLS_HOST as HOST
+from sse_harness import (H2_MODULE, need_h2, processes_mentioning,
+                         tls_server, wait_until)
 
 T = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(T)
@@ -91,11 +88,9 @@ def run_browser(url, shot):
 
 
 def assert_second_tab_gone(env, result):
-    time.sleep(0.5)
-    regs = env.api.registrants()
-    assert result["otherId"] not in regs, (
-        "closing the second tab should have disconnected it: %r"
-        % sorted(regs))
+    wait_until(lambda: result["otherId"] not in env.api.registrants(), 5,
+               "closing the second tab disconnecting it (%s)"
+               % result["otherId"])
 
 
 def test_demo_page_in_a_real_browser(make_httpd, mpm):

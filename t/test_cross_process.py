@@ -15,6 +15,24 @@ STREAMS = 20
 PUBLISHES = 200
 PARALLEL = 16
 
+# Children small enough that the streams cannot all sit in one: under
+# worker each stream holds one of 8 threads (20 streams: 3 children at
+# least); under event a child stops accepting past ThreadsPerChild + idle
+# threads x AsyncRequestWorkerFactor connections (8 + 8 x 1: 2 children
+# at least). Prefork holds one stream per child.
+SPREAD = """\
+StartServers 4
+ServerLimit 8
+ThreadsPerChild 8
+MaxRequestWorkers 64
+MinSpareThreads 8
+MaxSpareThreads 64
+<IfModule mpm_event_module>
+    AsyncRequestWorkerFactor 1
+</IfModule>
+"""
+FEWEST_HOLDERS = {"prefork": STREAMS, "worker": 3, "event": 2}
+
 
 def open_streams(api, ids, timeout=30.0):
     """Open one stream per id at once (prefork needs time to spawn a child
@@ -34,9 +52,27 @@ def open_streams(api, ids, timeout=30.0):
     return streams
 
 
-def holders(env, streams):
-    """Server pids holding the streams, as far as /proc tells."""
-    return {env.pid_holding(s.local_port) for s in streams} - {None}
+def spread_server(make_httpd, mpm):
+    if mpm == "prefork":
+        return make_httpd()
+    return make_httpd(extra_conf=SPREAD)
+
+
+def assert_spread(env, streams):
+    """The streams sit in as many children as the configuration forces;
+    the pids holding them, from /proc in one pass."""
+    held = env.pids_holding([s.local_port for s in streams])
+    assert len(held) == len(streams), (
+        "/proc shows the holder of %d of %d streams" % (len(held),
+                                                        len(streams)))
+    pids = set(held.values())
+    fewest = FEWEST_HOLDERS[env.mpm]
+    assert len(pids) >= fewest, (
+        "%s: %d streams should sit in %d children at least, so that "
+        "publishes cross processes; /proc shows %d: %r"
+        % (env.mpm, len(streams), fewest, len(pids),
+           sorted(collections.Counter(held.values()).items())))
+    return pids
 
 
 def assert_once_in_order(events, expected, what):
@@ -65,17 +101,14 @@ def parallel(fn, args):
 
 
 def test_completions_from_many_connections_reach_every_tab_exactly_once(
-        httpd, api):
+        make_httpd, mpm):
+    httpd = spread_server(make_httpd, mpm)
+    api = httpd.api
     name = fresh_name("many")
     ids = [api.make_id(name) for _ in range(STREAMS)]
     streams = open_streams(api, ids)
     try:
-        pids = holders(httpd, streams)
-        if httpd.mpm == "prefork":
-            assert len(pids) == STREAMS, (
-                "prefork: each child holds one stream, so %d streams are "
-                "%d processes; /proc shows %d" % (STREAMS, STREAMS,
-                                                  len(pids)))
+        pids = assert_spread(httpd, streams)
         tasks = ["job%d" % i for i in range(PUBLISHES)]
         counts = parallel(lambda t: api.notify_completions(ids[0], t), tasks)
         assert counts == [STREAMS] * PUBLISHES, (
@@ -116,11 +149,14 @@ def test_completions_from_many_connections_reach_every_tab_exactly_once(
 
 
 def test_notifies_from_many_connections_reach_every_holder_exactly_once(
-        httpd, api):
+        make_httpd, mpm):
+    env = spread_server(make_httpd, mpm)
+    api = env.api
     key = fresh_name("fan")
     ids = [api.make_id(fresh_name()) for _ in range(STREAMS)]
     streams = open_streams(api, ids)
     try:
+        assert_spread(env, streams)
         for id in ids:
             api.listen(id, key)
         counts = parallel(lambda i: api.notify_listeners(
@@ -213,7 +249,7 @@ def test_graceful_restart_keeps_listeners_and_queued_events(make_httpd):
 
 def test_killed_child_loses_only_its_streams(make_httpd):
     env = make_httpd()
-    env.expect_log(r"AH00052|child pid \d+ exit signal Killed")
+    env.expect_child_signal("Killed")
     api = env.api
     key = fresh_name("k")
     id, s = api.listener(keys=[key])

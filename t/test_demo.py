@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from sse_client import StreamClosed, StreamTimeout, fresh_name, http, \
-    parse_completion
+from sse_client import StreamClosed, StreamTimeout, forge_id, fresh_name, \
+    http, parse_completion
+from sse_harness import wait_until
 
 DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), "examples", ".libs", "mod_sse_demo.so")
@@ -94,9 +95,7 @@ def test_unknown_task_is_500_and_unknown_id_404(env):
     never_registered = api.make_id(fresh_name("ghost"))
     assert_answer(submit(env, never_registered, "ad-hoc"), 404,
                   "not found", "an issued id with no listener")
-    name, _, suffix = id.rpartition("_")
-    forged = "%s_%s%s" % (name, suffix[:-1], "A" if suffix[-1] != "A"
-                          else "B")
+    forged = forge_id(id)
     assert_answer(submit(env, forged, "ad-hoc"), 404, "not found",
                   "an id the server did not issue")
     assert_answer(submit(env, forged, "no-such-task"), 404, "not found",
@@ -210,7 +209,7 @@ def probe_gap(api, probe, key, seconds):
     api.notify_listeners(key)
     first = probe.next_event(2)
     assert first.payload() == "notify^" + key, first
-    time.sleep(seconds)
+    time.sleep(seconds)     # the span measured: time must pass
     api.notify_listeners(key)
     last = probe.next_event(2)
     assert last.payload() == "notify^" + key, last
@@ -235,12 +234,8 @@ def test_clock_ticks_every_second_while_listened_and_stops_after(env):
 
     api.disconnect(id)
     assert s.wait_closed(5), "disconnect ends the stream"
-    deadline = time.monotonic() + 3
-    while not log_lines(env, "nobody listens") and \
-            time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert log_lines(env, "nobody listens"), \
-        "the demo logs (SSE00109) when ticking stops"
+    wait_until(lambda: log_lines(env, "nobody listens"), 3,
+               "the demo logging (SSE00109) that ticking stops")
     published = probe_gap(api, probe, key, 3.0)
     assert published == 0, \
         "%d events published in 3 s with nobody on clock-tick" % published

@@ -6,10 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import http.client
 import textwrap
 import time
 
 from sse_client import fresh_name
+from sse_harness import READY_LINE, wait_until
 
 # a client in its own process, so it can be killed like a crashed browser
 CLIENT = textwrap.dedent("""
@@ -62,14 +64,10 @@ def test_monitor_removes_abandoned_listeners_but_never_connected_ones(
         sa.close()
         api.wait_disconnected(abandoned)
         # httpd runs the monitor hook about every 10 s; no trigger-cleanup
-        deadline = time.monotonic() + 25
-        while abandoned in api.registrants() and \
-                time.monotonic() < deadline:
-            time.sleep(0.5)
+        wait_until(lambda: abandoned not in api.registrants(), 25,
+                   "the parent's monitor removing a listener with no stream "
+                   "idle for SSEDormantTimeout", interval=0.5)
         regs = api.registrants()
-        assert abandoned not in regs, (
-            "the parent's monitor removes a listener with no stream idle "
-            "for SSEDormantTimeout")
         assert held in regs and regs[held]["connected"] is True, (
             "a listener connected for longer than SSEDormantTimeout stays")
         sh.wait_comment(3)
@@ -90,7 +88,6 @@ def test_changed_table_size_on_graceful_is_logged(make_httpd):
 
 
 def test_restart_keeps_listeners_keys_and_queued_events(make_httpd):
-    from sse_harness import READY_LINE
     env = make_httpd()
     api = env.api
     id, s = api.listener(fresh_name("restart"), keys=["kept"])
@@ -100,11 +97,9 @@ def test_restart_keeps_listeners_keys_and_queued_events(make_httpd):
     before = env.read_log().count(READY_LINE)
     rc, out = env.apachectl("-k", "restart")
     assert rc == 0, out
-    deadline = time.monotonic() + 15
-    while env.read_log().count(READY_LINE) <= before:
-        assert time.monotonic() < deadline, "no new generation after restart"
-        time.sleep(0.1)
-    time.sleep(0.5)
+    wait_until(lambda: env.read_log().count(READY_LINE) > before, 15,
+               "a new generation after restart")
+    wait_until(env.answers, 10, "the restarted server answering")
     regs = api.registrants()
     assert regs[id]["listenKeys"] == ["kept"], (
         "apachectl restart keeps the listener and its keys: %r" % regs)
@@ -114,23 +109,13 @@ def test_restart_keeps_listeners_keys_and_queued_events(make_httpd):
 
 
 def test_a_client_that_stops_reading_is_ended_after_timeout(make_httpd):
-    import http.client
-    import json
-    import socket
     env = make_httpd(extra_conf="Timeout 3\n")
     api = env.api
     id = api.make_id(fresh_name("stalled"))
     key = "k" * 64
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-    sock.connect(("127.0.0.1", env.port))
-    try:
-        sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-                      % api.path("register-listener", id)).encode())
-        deadline = time.monotonic() + 5
-        while not api.registrants().get(id, {}).get("connected"):
-            assert time.monotonic() < deadline, "the stream never opened"
-            time.sleep(0.05)
+    with api.stream(id, wait_headers=False, rcvbuf=1024, paused=True):
+        wait_until(lambda: api.registrants().get(id, {}).get("connected"), 5,
+                   "the stream opening")
         api.listen(id, key)
         # publish until the server's buffers to this reader are full; the
         # blocked write then gives up after Timeout and ends the stream
@@ -139,7 +124,9 @@ def test_a_client_that_stops_reading_is_ended_after_timeout(make_httpd):
         sent = 0
         while True:
             conn.request("POST", api.path("notify-listeners", key))
-            conn.getresponse().read()
+            resp = conn.getresponse()
+            assert resp.status == 200, resp.read()
+            resp.read()
             sent += 1
             if sent % 500 == 0 and not api.registrants()[id]["connected"]:
                 break
@@ -147,8 +134,6 @@ def test_a_client_that_stops_reading_is_ended_after_timeout(make_httpd):
                 "a client that reads nothing still holds its stream after "
                 "%d events" % sent)
         conn.close()
-    finally:
-        sock.close()
     entry = api.registrants()[id]
     assert entry["connected"] is False and entry["listenKeys"] == [key], (
         "the listener stays, resumable: %r" % entry)

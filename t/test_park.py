@@ -5,13 +5,12 @@ dispatcher then owns the connection. These tests give httpd far fewer
 threads than streams, so they pass only if streams are parked."""
 
 import os
-import socket
 import time
 
 import pytest
 
-from sse_client import HOST, StreamClosed, fresh_name
-from test_status import STATUS_CONF, wait_status
+from sse_client import StreamClosed, fresh_name, raw_request
+from sse_harness import STATUS_CONF, wait_status, wait_until
 
 THREADS = 5
 CHILDREN = 2
@@ -121,12 +120,12 @@ def test_connections_that_close_at_once_do_not_hurt_the_server(few_threads):
     request = ("GET %s HTTP/1.1\r\nHost: x\r\n\r\n")
     for round in range(10):
         for id in ids:
-            with socket.create_connection((HOST, env.port)) as sock:
-                sock.sendall((request % api.path("register-listener", id))
-                             .encode())
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    time.sleep(2.5)             # past the close grace of parked streams
+            raw_request(env.port, (request % api.path("register-listener",
+                                                      id)).encode(),
+                        reset=True)
+    # let time pass beyond the close grace of parked streams: what the
+    # server does with the vanished peers then is what is tested
+    time.sleep(2.5)
     log = env.read_log()
     assert "exit signal" not in log, log[-3000:]
     for id in ids:
@@ -142,16 +141,13 @@ def test_the_request_is_logged_when_the_stream_parks(few_threads):
     env, api = few_threads, few_threads.api
     id = api.make_id(fresh_name("log"))
     s = api.register(id)
-    path = api.path("register-listener", id)
-    deadline = time.monotonic() + 5
-    logged = ""
-    while time.monotonic() < deadline and path not in logged:
+    line = api.path("register-listener", id) + " HTTP/1.1\" 200"
+
+    def access_log():
         with open(os.path.join(env.root, "logs", "access_log")) as f:
-            logged = f.read()
-        time.sleep(0.1)
-    assert path + " HTTP/1.1\" 200" in logged, (
-        "a parked stream's request should be in the access log while the "
-        "stream is still open")
+            return line in f.read()
+    wait_until(access_log, 5, "a parked stream's request in the access log "
+               "while the stream is still open")
     assert not s.closed()
 
 
@@ -190,10 +186,8 @@ def stall_env(mpm, make_httpd):
 def stalled_stream(api, key):
     id = api.make_id(fresh_name("stall"))
     s = api.stream(id, wait_headers=False, rcvbuf=2048, paused=True)
-    deadline = time.monotonic() + 10
-    while not api.registrants().get(id, {}).get("connected"):
-        assert time.monotonic() < deadline, "the stream never opened"
-        time.sleep(0.05)
+    wait_until(lambda: api.registrants().get(id, {}).get("connected"), 10,
+               "the stream opening")
     api.listen(id, key)
     for _ in range(STALL_EVENTS):
         assert api.notify_listeners(key) == 1
@@ -205,7 +199,7 @@ def test_a_reader_that_stalls_briefly_keeps_its_stream_and_every_event(
     api = stall_env(timeout=30).api
     key = "k" * 64
     id, s = stalled_stream(api, key)
-    time.sleep(1)
+    time.sleep(1)       # the client stalls a while, well within Timeout
     s.resume_reading()
     assert s.next_event(10).payload() == "registered^" + id
     got = s.next_events(STALL_EVENTS, 30)

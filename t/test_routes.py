@@ -6,20 +6,9 @@ import time
 
 import pytest
 
-from sse_client import fresh_name, http
+from sse_client import forge_id, fresh_name, http
 
 ID_RE = r"[A-Za-z0-9]{22,}"
-
-
-def forge(id, where="suffix"):
-    """The same id with one character changed, in the suffix or the name."""
-    name, _, suffix = id.rpartition("_")
-    if where == "suffix":
-        i = len(suffix) // 2
-        c = "B" if suffix[i] != "B" else "C"
-        return "%s_%s%s%s" % (name, suffix[:i], c, suffix[i + 1:])
-    c = "q" if name[0] != "q" else "r"
-    return "%s%s_%s" % (c, name[1:], suffix)
 
 
 def assert_plain_headers(resp, what):
@@ -178,7 +167,7 @@ def test_wrong_method_is_405_with_allow(api, listener, method, route, segs,
 @pytest.mark.parametrize("where", ["suffix", "name"])
 def test_forged_id_is_404_on_every_route(api, listener, where):
     id, _ = listener
-    bad = forge(id, where)
+    bad = forge_id(id, where)
     cases = [
         ("GET", "register-listener", (bad,)),
         ("PUT", "listen", (bad, "k")),

@@ -8,10 +8,9 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 
 from sse_client import SSEApi, http
-from sse_harness import free_port, processes_mentioning
+from sse_harness import free_port, processes_mentioning, wait_until
 
 T = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(T)
@@ -32,15 +31,15 @@ def checkout_copy(dest):
 
 
 def wait_listening(port, proc, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening():
         assert proc.poll() is None, "run-demo.sh ended at once"
         try:
             socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
+            return True
         except OSError:
-            time.sleep(0.1)
-    raise AssertionError("the demo never listened on %d" % port)
+            return False
+    wait_until(listening, timeout, "the demo listening on %d" % port,
+               interval=0.1)
 
 
 def test_the_demo_serves_its_page_from_a_closed_directory_and_stops_on_ctrl_c(
@@ -86,11 +85,9 @@ def run_demo(top, scratch):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     conf = os.path.join(top, "build", "demo", "conf", "httpd.conf")
-    deadline = time.monotonic() + 5
-    while processes_mentioning(conf) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert processes_mentioning(conf) == [], (
-        "httpd processes left after Ctrl-C:\n%s" % out.decode(errors="replace"))
+    wait_until(lambda: processes_mentioning(conf) == [], 5,
+               "no httpd process left after Ctrl-C:\n%s"
+               % out.decode(errors="replace"), interval=0.1)
     assert os.listdir(scratch) == [], (
         "the page's copy is removed when the demo stops: %r"
         % os.listdir(scratch))

@@ -4,46 +4,16 @@ operator reads move as the registry does, in the HTML page and in the
 
 import http.client as httpclient
 import re
-import socket
 import time
 
 import pytest
 
 from sse_client import SSEApi, fresh_name, http
-from sse_harness import MODULES_DIR
+from sse_harness import STATUS_CONF, status_auto, wait_status
 
-STATUS_CONF = """
-LoadModule status_module %s/mod_status.so
-<Location /server-status>
-    SetHandler server-status
-</Location>
-""" % MODULES_DIR
-
-AUTO_LINE = re.compile(r"^SSERegistr(?:ies|y\[(\d+)\](.+)): (.*)$")
 HTML_FIGURE = re.compile(r'<tr><th align="left">(\w+)</th>'
                          r'<td align="right">(\d+)</td>')
 HTML_CHILD = re.compile(r'<tr><td>(\d+)</td><td align="right">(\d+)</td>')
-
-
-def status_auto(env):
-    """{registry: {figure: value}} from ?auto, and the registry count."""
-    resp = http(env.port, "GET", "/server-status?auto")
-    assert resp.status == 200, resp.describe()
-    regs, count = {}, None
-    for line in resp.text.splitlines():
-        m = AUTO_LINE.match(line)
-        if not m:
-            continue
-        if m.group(1) is None:
-            count = int(m.group(3))
-            continue
-        value = m.group(3)
-        regs.setdefault(int(m.group(1)), {})[m.group(2)] = (
-            int(value) if value.isdigit() else value)
-    assert count == len(regs), (
-        "SSERegistries says %r, %d registries listed:\n%s"
-        % (count, len(regs), resp.text))
-    return regs
 
 
 def child_streams(fig):
@@ -66,18 +36,6 @@ def status_html(env):
         children = {int(p): int(n) for p, n in HTML_CHILD.findall(part)}
         out.append((figures, children, part))
     return out
-
-
-def wait_status(env, cond, what, timeout=8.0):
-    """Registry 0's ?auto figures once cond(figures) holds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        fig = status_auto(env)[0]
-        if cond(fig):
-            return fig
-        assert time.monotonic() < deadline, (
-            "server-status never showed %s: %r" % (what, fig))
-        time.sleep(0.1)
 
 
 def test_status_shows_listeners_streams_and_events(make_httpd):
@@ -170,17 +128,12 @@ def test_status_counts_events_lost_to_the_ring(make_httpd):
 
 
 def stall_a_stream(env, key, pause=0.0):
-    """A stream whose client reads nothing, fed until the server ends it
-    (a small SO_RCVBUF, as t/test_liveness.py does); returns the count of
-    events published."""
+    """A stream whose client reads nothing (a small SO_RCVBUF, as
+    t/test_liveness.py does), fed until the server ends it; returns the
+    count of events published."""
     api = env.api
     id = api.make_id(fresh_name("stalled"))
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-    sock.connect(("127.0.0.1", env.port))
-    try:
-        sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-                      % api.path("register-listener", id)).encode())
+    with api.stream(id, wait_headers=False, rcvbuf=1024, paused=True):
         wait_status(env, lambda f: f["Connected"] == 1, "the stream")
         api.listen(id, key)
         conn = httpclient.HTTPConnection("127.0.0.1", env.port, timeout=10)
@@ -188,17 +141,17 @@ def stall_a_stream(env, key, pause=0.0):
         sent = 0
         while True:
             conn.request("POST", api.path("notify-listeners", key))
-            conn.getresponse().read()
+            resp = conn.getresponse()
+            assert resp.status == 200, resp.read()
+            resp.read()
             sent += 1
-            time.sleep(pause)
+            time.sleep(pause)   # a trickle of events, on purpose
             if sent % 100 == 0 and status_auto(env)[0]["Connected"] == 0:
                 break
             assert time.monotonic() < deadline, (
                 "a client that reads nothing still holds its stream after "
                 "%d events" % sent)
         conn.close()
-    finally:
-        sock.close()
     return sent
 
 

@@ -380,7 +380,7 @@ def test_cleanup_removes_dormant_listeners_and_keeps_connected_ones(
         api.disconnect(retired)
         assert sr.wait_closed(5)
         sr.close()
-        time.sleep(3.5)
+        time.sleep(3.5)     # past SSEDormantTimeout: time must pass
         api.cleanup()
         regs = api.registrants()
         assert dormant not in regs, (

@@ -3,146 +3,21 @@ with a certificate made at test time, and a verifying TLS client (Python's
 ssl module, the certificate as its only CA). Ids, streams, publishes from
 other connections, resume and a client's hang-up all work through
 mod_ssl's filters as they do in the clear.
-
-The helpers here (tls_server, TLSApi) are used by t/test_http2.py too.
 """
 
 import base64
-import http.client as httpclient
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import time
-from unittest import mock
 
 import pytest
 
-import sse_client
-from sse_client import (Headers, Response, SSEApi, SSEStream, fresh_name,
-                        parse_completion)
-from sse_harness import MODULES_DIR, free_port
-
-HOST = "localhost"      # the certificate's name; /etc/hosts: 127.0.0.1
-_plain_connect = socket.create_connection
-
-OPENSSL_CNF = """\
-[req]
-distinguished_name = dn
-x509_extensions = ext
-prompt = no
-[dn]
-CN = localhost
-[ext]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost, IP:127.0.0.1
-"""
-
-
-def make_cert(conf_dir):
-    """A self-signed server certificate for localhost: (cert, key) paths.
-    Not a CA certificate, so mod_ssl has nothing to warn about."""
-    cnf = os.path.join(conf_dir, "openssl-test.cnf")
-    cert = os.path.join(conf_dir, "test-cert.pem")
-    key = os.path.join(conf_dir, "test-key.pem")
-    with open(cnf, "w") as f:
-        f.write(OPENSSL_CNF)
-    proc = subprocess.run(
-        ["openssl", "req", "-x509", "-config", cnf, "-newkey", "ec",
-         "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-         "-keyout", key, "-out", cert],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
-    assert proc.returncode == 0, proc.stdout.decode("utf-8", "replace")
-    return cert, key
-
-
-def tls_server(make_httpd, vhost_conf="", extra_conf="", directives=None,
-               env=None):
-    """A test server with a TLS virtual host on a port of its own, started;
-    sets env.tls_port and env.cafile. The vhost has no SSE directive, so it
-    serves the main server's registry. @a env: one made but not started
-    (else a new one)."""
-    env = env or make_httpd(directives=directives, start=False)
-    env.cafile, key = make_cert(os.path.join(env.root, "conf"))
-    env.tls_port = free_port()
-    env.extra_conf = f"""
-LoadModule socache_shmcb_module {MODULES_DIR}/mod_socache_shmcb.so
-LoadModule ssl_module {MODULES_DIR}/mod_ssl.so
-SSLSessionCache "shmcb:{env.root}/run/ssl_scache(512000)"
-{extra_conf}
-Listen 127.0.0.1:{env.tls_port} https
-<VirtualHost 127.0.0.1:{env.tls_port}>
-    ServerName {HOST}
-    SSLEngine on
-    SSLCertificateFile "{env.cafile}"
-    SSLCertificateKeyFile "{key}"
-{vhost_conf}
-</VirtualHost>
-"""
-    # Debian's mod_ssl says so when libssl3 is older than the one it was
-    # built with (an upgrade of libssl3 away); nothing of ours
-    env.expect_log(r"\[ssl:warn\] .* AH01882: ")
-    env.start()
-    return env
-
-
-def client_context(cafile):
-    ctx = ssl.create_default_context(cafile=cafile)
-    ctx.check_hostname = True
-    return ctx
-
-
-class TLSApi(SSEApi):
-    """The module's routes over https, each request on a connection of its
-    own; streams are SSEStreams on a verified TLS socket."""
-
-    def __init__(self, env, prefix="/sse/"):
-        super().__init__(env.tls_port, prefix)
-        self.ctx = client_context(env.cafile)
-        self.tls_versions = []
-
-    def request(self, method, route, *segments, headers=None, body=None,
-                query=None):
-        path = self.path(route, *segments) + ("?" + query if query else "")
-        conn = httpclient.HTTPSConnection(HOST, self.port, timeout=10,
-                                          context=self.ctx)
-        try:
-            hdrs = {"Connection": "close"}
-            hdrs.update(self.headers)
-            hdrs.update(headers or {})
-            conn.connect()
-            self.tls_versions.append(conn.sock.version())
-            conn.request(method, path, body=body, headers=hdrs)
-            resp = conn.getresponse()
-            data = resp.read()
-            return Response(resp.status, Headers(resp.getheaders()), data)
-        finally:
-            conn.close()
-
-    def _connect(self, address, timeout=None, *args, **kw):
-        raw = _plain_connect(address, timeout, *args, **kw)
-        return self.ctx.wrap_socket(raw, server_hostname=address[0])
-
-    def stream(self, id, last_event_id=None, query=None, headers=None,
-               timeout=10.0, wait_headers=True):
-        hdrs = dict(self.headers)
-        hdrs.update(headers or {})
-        if last_event_id is not None:
-            hdrs["Last-Event-ID"] = str(last_event_id)
-        path = self.path("register-listener", id)
-        if query:
-            path += "?" + query
-        # SSEStream connects with sse_client's socket.create_connection:
-        # only its constructor's connect goes through TLS here (its
-        # reader thread only reads)
-        with mock.patch.object(sse_client.socket, "create_connection",
-                               self._connect):
-            return SSEStream(self.port, path, headers=hdrs, host=HOST,
-                             timeout=timeout, wait_headers=wait_headers)
+from sse_client import TLS_HOST as HOST
+from sse_client import TLSApi, fresh_name, parse_completion
+from sse_harness import MODULES_DIR, tls_server, wait_until
 
 
 EVENT = re.compile(rb'id: (\d+)\ndata:"([^"\\]*(?:\\.[^"\\]*)*)"\n\n')
@@ -178,7 +53,7 @@ def test_the_main_flow_over_tls(tls):
     assert ev.seq < ev2.seq, (ev, ev2)
     _, target, taskid = parse_completion(other.next_event(5))
     assert taskid == "job1" and target != id
-    time.sleep(0.5)
+    time.sleep(0.5)     # time for a stray extra event to show
     assert s.pending() == 0 and other.pending() == 0, (
         "exactly the events published, nothing more")
     assert set(api.tls_versions) <= {"TLSv1.2", "TLSv1.3"}, api.tls_versions
@@ -204,7 +79,7 @@ def test_resume_with_last_event_id_over_tls(tls):
         assert first.seq < back[0].seq < back[1].seq, back
         api.notify_listeners("r")
         assert s2.next_event(5).seq > back[1].seq
-        time.sleep(0.3)
+        time.sleep(0.3)     # time for a replayed duplicate to show
         assert s2.pending() == 0, "nothing replayed twice"
 
 
@@ -229,10 +104,8 @@ def test_a_curl_stream_over_tls_gets_its_events_and_its_exit_is_noticed(tls):
                               api.path("register-listener", id))],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 3
-        while not api.registrants().get(id, {}).get("connected"):
-            assert time.monotonic() < deadline, "curl's stream never opened"
-            time.sleep(0.05)
+        wait_until(lambda: api.registrants().get(id, {}).get("connected"),
+                   3, "curl's stream opening")
         api.listen(id, "curl-key")
         assert api.notify_listeners("curl-key") == 1
         out, err = proc.communicate(timeout=10)
