@@ -12,20 +12,10 @@ import time
 
 import pytest
 
+from sse_harness import wait_until
 from sse_client import fresh_name
 
 EVENTS = 400
-
-
-def wait_until(cond, timeout, what, step=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "%s: not within %.0fs" % (
-            what, timeout)
-        time.sleep(step)
 
 
 @pytest.fixture

@@ -12,18 +12,7 @@ import threading
 import time
 
 from sse_client import fresh_name
-from sse_harness import _alive
-
-
-def wait_until(cond, timeout, what, step=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "%s: not within %.0fs" % (
-            what, timeout)
-        time.sleep(step)
+from sse_harness import wait_until, _alive
 
 
 def test_graceful_stop_ends_streams_and_httpd_exits(make_httpd):

@@ -17,24 +17,14 @@ import time
 
 import pytest
 
-from sse_client import HOST, StreamClosed, fresh_name
+from sse_harness import wait_until
+from sse_client import HOST, fresh_name
 
 # Shipped defaults for the module (heartbeat 15 s, 10,000 listeners,
 # history 1024) and a Timeout above the heartbeat, as Debian's 300.
 SHIPPED = {"SSEHeartbeat": None, "SSEMaxListeners": None,
            "SSEHistory": None}
 TRIM_LINE = "SSE00140"  # a child told to stop keeps its streams
-
-
-def wait_until(cond, timeout, what, step=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "%s: not within %.0fs" % (
-            what, timeout)
-        time.sleep(step)
 
 
 def hold_workers(port, n):
