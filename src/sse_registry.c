@@ -51,14 +51,16 @@ apr_uint64_t sse_registry_fingerprint(const sse_registry_sizes_t *sz)
         offsetof(sse_reg_header_t, secret), offsetof(sse_reg_header_t, stats),
         sizeof(sse_stats_t),
         sizeof(sse_keynode_t), offsetof(sse_keynode_t, next),
-        offsetof(sse_keynode_t, since),
+        offsetof(sse_keynode_t, since), offsetof(sse_keynode_t, last),
         sizeof(sse_slot_t), offsetof(sse_slot_t, gen),
         offsetof(sse_slot_t, holder_gen), offsetof(sse_slot_t, next_free),
         offsetof(sse_slot_t, created_seq), offsetof(sse_slot_t, missed_to),
+        offsetof(sse_slot_t, name_last),
         offsetof(sse_slot_t, id), offsetof(sse_slot_t, keys),
         sizeof(sse_child_t), offsetof(sse_child_t, streams),
         sizeof(sse_retired_t), offsetof(sse_retired_t, until_ms),
-        sizeof(sse_event_t), offsetof(sse_event_t, kind),
+        sizeof(sse_event_t), offsetof(sse_event_t, prev),
+        offsetof(sse_event_t, kind),
         offsetof(sse_event_t, len), offsetof(sse_event_t, key),
         offsetof(sse_event_t, data),
         /* the chains are built with it: another one strands every entry */
@@ -331,6 +333,7 @@ static sse_slot_t *slot_alloc(sse_registry_t *reg, const char *id,
     sl->registered_ms = sl->activity_ms = now_ms;
     sl->created_seq = sl->last_seq = reg->h->next_seq - 1;
     sl->missed = sl->missed_from = sl->missed_to = 0;
+    sl->name_last = 0;          /* no completion for it yet */
     sl->next_id = reg->id_bucket[bucket_of(reg, sl->id_hash)];
     reg->id_bucket[bucket_of(reg, sl->id_hash)] = i1;
     sl->next_name = reg->name_bucket[bucket_of(reg, sl->name_hash)];
@@ -472,6 +475,7 @@ void sse_reg_repair(sse_registry_t *reg)
             reg->retired_bucket[bucket_of(reg, rt->hash)] = i + 1;
         }
     }
+    sse_reg_repair_chains(reg);
     reg->h->stats.repairs++;
 }
 
@@ -702,6 +706,7 @@ static apr_status_t add_key(sse_registry_t *reg, sse_slot_t *sl,
     apr_cpystrn(kn->key, key, sizeof(kn->key));
     kn->hash = hash;
     kn->since = reg->h->next_seq - 1;
+    kn->last = 0;               /* no entry of the key for it yet */
     kn->next = reg->key_bucket[bucket_of(reg, hash)];
     reg->key_bucket[bucket_of(reg, hash)] = n1;
     sl->nkeys++;
