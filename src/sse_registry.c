@@ -48,6 +48,7 @@ apr_uint64_t sse_registry_fingerprint(const sse_registry_sizes_t *sz)
         sizeof(sse_registry_stamp_t), sizeof(sse_reg_header_t),
         offsetof(sse_reg_header_t, sz), offsetof(sse_reg_header_t, dirty),
         offsetof(sse_reg_header_t, next_seq),
+        offsetof(sse_reg_header_t, serial),
         offsetof(sse_reg_header_t, secret), offsetof(sse_reg_header_t, stats),
         sizeof(sse_stats_t),
         sizeof(sse_keynode_t), offsetof(sse_keynode_t, next),
@@ -55,7 +56,7 @@ apr_uint64_t sse_registry_fingerprint(const sse_registry_sizes_t *sz)
         sizeof(sse_slot_t), offsetof(sse_slot_t, gen),
         offsetof(sse_slot_t, holder_gen), offsetof(sse_slot_t, next_free),
         offsetof(sse_slot_t, created_seq), offsetof(sse_slot_t, missed_to),
-        offsetof(sse_slot_t, name_last),
+        offsetof(sse_slot_t, name_last), offsetof(sse_slot_t, serial),
         offsetof(sse_slot_t, id), offsetof(sse_slot_t, keys),
         sizeof(sse_child_t), offsetof(sse_child_t, streams),
         sizeof(sse_retired_t), offsetof(sse_retired_t, until_ms),
@@ -334,6 +335,7 @@ static sse_slot_t *slot_alloc(sse_registry_t *reg, const char *id,
     sl->created_seq = sl->last_seq = reg->h->next_seq - 1;
     sl->missed = sl->missed_from = sl->missed_to = 0;
     sl->name_last = 0;          /* no completion for it yet */
+    sl->serial = ++reg->h->serial;
     sl->next_id = reg->id_bucket[bucket_of(reg, sl->id_hash)];
     reg->id_bucket[bucket_of(reg, sl->id_hash)] = i1;
     sl->next_name = reg->name_bucket[bucket_of(reg, sl->name_hash)];

@@ -374,8 +374,15 @@ int sse_registry_holders(sse_registry_t *reg, int any, apr_uint32_t *from,
 void sse_registry_set_nonblocking(sse_registry_t *reg);
 
 /**
- * The listeners as the JSON object of list-registrants.
- * @param out NUL-terminated, allocated from @a p
+ * The listeners as the JSON object of list-registrants, in slot order.
+ * The table is copied a few hundred slots per hold of the mutex (compact
+ * records: the fields the JSON shows), so a large table never holds off
+ * other requests for long; listeners may come and go between two holds.
+ * What the answer promises: a listener present during the whole call is
+ * listed, once; one removed during the call may or may not be; one
+ * registered after the call began is not; no id is listed twice. Each
+ * listener's fields are as they were when its batch was copied.
+ * @param out NUL-terminated, allocated from @a p (freed with it)
  */
 apr_status_t sse_registry_json(sse_registry_t *reg, apr_pool_t *p,
                                char **out);

@@ -52,6 +52,7 @@ typedef struct {
     apr_uint64_t missed_from, missed_to;  /* not yet told to a stream */
     apr_uint64_t name_last;     /* the newest completion for its name
                                    published since it was made, or 0 */
+    apr_uint64_t serial;        /* header's serial when it was made */
     char id[SSE_ID_MAX + 1];
     sse_keynode_t keys[SSE_MAX_KEYS];
 } sse_slot_t;
@@ -80,6 +81,8 @@ typedef struct {
     apr_uint32_t dirty;         /* set while the mutex is held */
     apr_uint64_t next_seq;      /* atomic: release store, acquire load */
     apr_uint64_t first_seq;
+    apr_uint64_t serial;        /* registrations so far: each slot_alloc
+                                   stamps the slot with the next one */
     unsigned char secret[SSE_SECRET_LEN];
     sse_stats_t stats;
 } sse_reg_header_t;
@@ -101,6 +104,10 @@ struct sse_registry_t {
     /* for the unit tests, local to this handle */
     apr_uint64_t examined;      /* ring entries sse_registry_read looked
                                    at, in all */
+    apr_uint32_t json_batch;    /* slots sse_registry_json looks at per
+                                   hold of the mutex (0: the default) */
+    void (*json_between)(void *baton);  /* called between two holds */
+    void *json_between_baton;
 };
 
 /* Runs its block once with the registry mutex held, and releases it when
