@@ -459,7 +459,7 @@ static void repair_slot(sse_registry_t *reg, apr_uint32_t i)
 
 void sse_reg_repair(sse_registry_t *reg)
 {
-    apr_uint32_t nb = reg->h->nbuckets, i;
+    apr_uint32_t nb = reg->h->nbuckets, i, j;
 
     memset(reg->id_bucket, 0, 4 * nb * sizeof(apr_uint32_t));
     reg->h->free_head = 0;
@@ -470,8 +470,12 @@ void sse_reg_repair(sse_registry_t *reg)
     for (i = reg->h->sz.max_listeners; i-- > 0;) {
         repair_slot(reg, i);
     }
-    for (i = 0; i < reg->h->sz.max_listeners; i++) {
-        sse_retired_t *rt = &reg->retired[i];
+    /* oldest retirement first, so that the newest of an id heads its
+     * chain again: is_retired() goes by the first it meets */
+    for (j = 0; j < reg->h->sz.max_listeners; j++) {
+        sse_retired_t *rt;
+        i = (reg->h->retired_next + j) % reg->h->sz.max_listeners;
+        rt = &reg->retired[i];
         if (rt->id[0]) {
             rt->next = reg->retired_bucket[bucket_of(reg, rt->hash)];
             reg->retired_bucket[bucket_of(reg, rt->hash)] = i + 1;

@@ -753,6 +753,19 @@ static void op_lookup(chaos_t *c)
     }
 }
 
+/* A process died holding the mutex after a whole operation: the next
+ * holder rebuilds the indexes and counters, and nothing the model knows
+ * may change. */
+static void op_died_in_lock(chaos_t *c)
+{
+    sse_stats_t st;
+
+    c->op = "died in the lock";
+    fx_died_in_lock(c->fx.reg);
+    sse_registry_stats(c->fx.reg, &st);
+    CHECK(st.repairs > 0, "the next holder repaired");
+}
+
 static const struct {
     int weight;
     void (*fn)(chaos_t *c);
@@ -761,7 +774,7 @@ static const struct {
     {5, op_ack},        {8, op_read},           {6, op_unregister},
     {1, op_clear},      {3, op_cleanup},        {19, op_listen},
     {8, op_notify_key}, {7, op_notify_completion}, {3, op_child_gone},
-    {2, op_lookup},
+    {2, op_lookup},     {1, op_died_in_lock},
 };
 
 /* ---- the invariants --------------------------------------------------- */
@@ -770,10 +783,18 @@ static void check_invariants(chaos_t *c)
 {
     apr_uint32_t pids[CH_CHILDREN + 1], all_pids[CH_CHILDREN + 1];
     int chunk = 1 + c->step % (CH_CHILDREN + 1);   /* 1 .. more than all */
+    sse_child_stat_t kids[CH_CHILDREN + 1];
     sse_stats_t st;
     json_t *all;
     int i, k, n, n_all;
 
+    CHECK_COUNTERS(c->fx.reg);
+    n = sse_registry_children(c->fx.reg, kids, CH_CHILDREN + 1);
+    CHECK_INT(m_holder_pids(c), n, "processes with streams");
+    for (i = 0; i < n; i++) {
+        CHECK_INT(m_pid_streams(c, kids[i].pid), kids[i].streams,
+                  "streams of pid %u", kids[i].pid);
+    }
     sse_registry_stats(c->fx.reg, &st);
     CHECK_INT(m_live(c), st.listeners, "stats.listeners");
     CHECK_INT(m_connected(c), st.connected, "stats.connected");
