@@ -48,17 +48,20 @@ apr_uint64_t sse_registry_fingerprint(const sse_registry_sizes_t *sz)
         sizeof(sse_registry_stamp_t), sizeof(sse_reg_header_t),
         offsetof(sse_reg_header_t, sz), offsetof(sse_reg_header_t, dirty),
         offsetof(sse_reg_header_t, next_seq),
+        offsetof(sse_reg_header_t, serial),
         offsetof(sse_reg_header_t, secret), offsetof(sse_reg_header_t, stats),
         sizeof(sse_stats_t),
         sizeof(sse_keynode_t), offsetof(sse_keynode_t, next),
-        offsetof(sse_keynode_t, since),
+        offsetof(sse_keynode_t, since), offsetof(sse_keynode_t, last),
         sizeof(sse_slot_t), offsetof(sse_slot_t, gen),
         offsetof(sse_slot_t, holder_gen), offsetof(sse_slot_t, next_free),
         offsetof(sse_slot_t, created_seq), offsetof(sse_slot_t, missed_to),
+        offsetof(sse_slot_t, name_last), offsetof(sse_slot_t, serial),
         offsetof(sse_slot_t, id), offsetof(sse_slot_t, keys),
         sizeof(sse_child_t), offsetof(sse_child_t, streams),
         sizeof(sse_retired_t), offsetof(sse_retired_t, until_ms),
-        sizeof(sse_event_t), offsetof(sse_event_t, kind),
+        sizeof(sse_event_t), offsetof(sse_event_t, prev),
+        offsetof(sse_event_t, kind),
         offsetof(sse_event_t, len), offsetof(sse_event_t, key),
         offsetof(sse_event_t, data),
         /* the chains are built with it: another one strands every entry */
@@ -331,6 +334,8 @@ static sse_slot_t *slot_alloc(sse_registry_t *reg, const char *id,
     sl->registered_ms = sl->activity_ms = now_ms;
     sl->created_seq = sl->last_seq = reg->h->next_seq - 1;
     sl->missed = sl->missed_from = sl->missed_to = 0;
+    sl->name_last = 0;          /* no completion for it yet */
+    sl->serial = ++reg->h->serial;
     sl->next_id = reg->id_bucket[bucket_of(reg, sl->id_hash)];
     reg->id_bucket[bucket_of(reg, sl->id_hash)] = i1;
     sl->next_name = reg->name_bucket[bucket_of(reg, sl->name_hash)];
@@ -454,7 +459,7 @@ static void repair_slot(sse_registry_t *reg, apr_uint32_t i)
 
 void sse_reg_repair(sse_registry_t *reg)
 {
-    apr_uint32_t nb = reg->h->nbuckets, i;
+    apr_uint32_t nb = reg->h->nbuckets, i, j;
 
     memset(reg->id_bucket, 0, 4 * nb * sizeof(apr_uint32_t));
     reg->h->free_head = 0;
@@ -465,13 +470,18 @@ void sse_reg_repair(sse_registry_t *reg)
     for (i = reg->h->sz.max_listeners; i-- > 0;) {
         repair_slot(reg, i);
     }
-    for (i = 0; i < reg->h->sz.max_listeners; i++) {
-        sse_retired_t *rt = &reg->retired[i];
+    /* oldest retirement first, so that the newest of an id heads its
+     * chain again: is_retired() goes by the first it meets */
+    for (j = 0; j < reg->h->sz.max_listeners; j++) {
+        sse_retired_t *rt;
+        i = (reg->h->retired_next + j) % reg->h->sz.max_listeners;
+        rt = &reg->retired[i];
         if (rt->id[0]) {
             rt->next = reg->retired_bucket[bucket_of(reg, rt->hash)];
             reg->retired_bucket[bucket_of(reg, rt->hash)] = i + 1;
         }
     }
+    sse_reg_repair_chains(reg);
     reg->h->stats.repairs++;
 }
 
@@ -702,6 +712,7 @@ static apr_status_t add_key(sse_registry_t *reg, sse_slot_t *sl,
     apr_cpystrn(kn->key, key, sizeof(kn->key));
     kn->hash = hash;
     kn->since = reg->h->next_seq - 1;
+    kn->last = 0;               /* no entry of the key for it yet */
     kn->next = reg->key_bucket[bucket_of(reg, hash)];
     reg->key_bucket[bucket_of(reg, hash)] = n1;
     sl->nkeys++;

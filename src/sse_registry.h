@@ -33,8 +33,21 @@
  * - next_seq is written under the mutex with a release store after the
  *   entry it publishes is complete; it may be read without the mutex
  *   (acquire) to learn whether anything is new, never to read an entry.
- * - A ring entry is valid for seq s only while entry.seq == s; readers copy
- *   it out under the mutex.
+ * - A ring entry is valid for seq s only while entry.seq == s and
+ *   s < next_seq; readers copy it out under the mutex.
+ *
+ * Chains through the ring, so that a read costs what it returns, not the
+ * history: every SSE_EV_KEY entry links (prev) to the previous entry of
+ * the same key, every SSE_EV_NAME entry to the previous completion of the
+ * same name. Their heads are in the slots: each key node's `last` (the
+ * newest entry of its key published while the node held it) and the
+ * slot's `name_last`. A publish walks its targets anyway (to count them):
+ * it takes prev as the newest of their heads, fences, then sets every
+ * target's head to the new seq, and commits with next_seq last. A process
+ * killed in between leaves heads >= next_seq, which the next holder of
+ * the mutex (sse_reg_repair) sets back to the entry's prev. A chain ends
+ * at an entry overwritten (seq mismatch) or at or before its reader's
+ * floor (the slot's creation, the key's `since`, the resume point).
  */
 #ifndef SSE_REGISTRY_H
 #define SSE_REGISTRY_H
@@ -85,6 +98,8 @@ typedef enum {
 typedef struct {
     apr_uint64_t seq;
     apr_int64_t ms;
+    apr_uint64_t prev;      /**< the entry before it in its chain (same
+                                 key, or same name), or 0 */
     apr_uint32_t kind;
     apr_uint32_t slot;
     apr_uint32_t slot_gen;
@@ -248,9 +263,12 @@ apr_status_t sse_registry_ack(sse_registry_t *reg, const sse_hold_t *hold,
                               apr_uint64_t *missed_to);
 
 /**
- * Copy up to @a max events for @a hold with seq > @a after, in order.
+ * Copy up to @a max events for @a hold with seq > @a after, in order: the
+ * first @a max of them; call again from the last one copied for more.
+ * Walks the chains of the listener's name and keys, not the ring: it
+ * costs its keys plus the listener's entries newer than @a after (all of
+ * them, even when more than @a max), never the entries of others.
  * @param n    out: events copied
- * @param next out: where to continue (== after when nothing more)
  * @return APR_SUCCESS, APR_EOF if the stream no longer holds its listener
  */
 apr_status_t sse_registry_read(sse_registry_t *reg, const sse_hold_t *hold,
@@ -267,7 +285,9 @@ void sse_registry_fetch(sse_registry_t *reg, const sse_hold_t *hold,
 
 /**
  * Route entries [@a from, @a to) to the streams of process @a pid, calling
- * @a fn under the mutex for each target.
+ * @a fn under the mutex for each target. Costs the entries of the range
+ * still in the ring and their targets; a range that starts before the
+ * ring's oldest entry is not walked there.
  * @return the number of entries in the range that were already overwritten
  */
 apr_uint64_t sse_registry_route(sse_registry_t *reg, apr_uint64_t from,
@@ -354,8 +374,15 @@ int sse_registry_holders(sse_registry_t *reg, int any, apr_uint32_t *from,
 void sse_registry_set_nonblocking(sse_registry_t *reg);
 
 /**
- * The listeners as the JSON object of list-registrants.
- * @param out NUL-terminated, allocated from @a p
+ * The listeners as the JSON object of list-registrants, in slot order.
+ * The table is copied a few hundred slots per hold of the mutex (compact
+ * records: the fields the JSON shows), so a large table never holds off
+ * other requests for long; listeners may come and go between two holds.
+ * What the answer promises: a listener present during the whole call is
+ * listed, once; one removed during the call may or may not be; one
+ * registered after the call began is not; no id is listed twice. Each
+ * listener's fields are as they were when its batch was copied.
+ * @param out NUL-terminated, allocated from @a p (freed with it)
  */
 apr_status_t sse_registry_json(sse_registry_t *reg, apr_pool_t *p,
                                char **out);

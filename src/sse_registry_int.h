@@ -15,7 +15,7 @@
 #define SSE_REG_MAGIC   0x53534552u    /* "SSER" */
 /* Bump when the meaning of a field changes without its size or place:
  * the fingerprint covers sizes and places by itself. */
-#define SSE_REG_FORMAT  3u
+#define SSE_REG_FORMAT  4u
 
 /* slot states */
 enum { SLOT_FREE = 0, SLOT_REGISTERED, SLOT_CONNECTED };
@@ -27,6 +27,8 @@ typedef struct {
     apr_uint32_t hash;
     apr_uint32_t next;          /* key chain: node index + 1 */
     apr_uint64_t since;         /* events after this seq match */
+    apr_uint64_t last;          /* the newest entry of this key published
+                                   while held (its chain's head), or 0 */
 } sse_keynode_t;
 
 typedef struct {
@@ -48,6 +50,9 @@ typedef struct {
     apr_uint64_t taken_seq;     /* the last seq its stream copied out */
     apr_uint64_t missed;        /* events lost before delivery, total */
     apr_uint64_t missed_from, missed_to;  /* not yet told to a stream */
+    apr_uint64_t name_last;     /* the newest completion for its name
+                                   published since it was made, or 0 */
+    apr_uint64_t serial;        /* header's serial when it was made */
     char id[SSE_ID_MAX + 1];
     sse_keynode_t keys[SSE_MAX_KEYS];
 } sse_slot_t;
@@ -76,6 +81,8 @@ typedef struct {
     apr_uint32_t dirty;         /* set while the mutex is held */
     apr_uint64_t next_seq;      /* atomic: release store, acquire load */
     apr_uint64_t first_seq;
+    apr_uint64_t serial;        /* registrations so far: each slot_alloc
+                                   stamps the slot with the next one */
     unsigned char secret[SSE_SECRET_LEN];
     sse_stats_t stats;
 } sse_reg_header_t;
@@ -94,6 +101,13 @@ struct sse_registry_t {
     sse_child_t *child;
     sse_slot_t *slot;
     sse_event_t *ring;
+    /* for the unit tests, local to this handle */
+    apr_uint64_t examined;      /* ring entries sse_registry_read looked
+                                   at, in all */
+    apr_uint32_t json_batch;    /* slots sse_registry_json looks at per
+                                   hold of the mutex (0: the default) */
+    void (*json_between)(void *baton);  /* called between two holds */
+    void *json_between_baton;
 };
 
 /* Runs its block once with the registry mutex held, and releases it when
@@ -161,5 +175,11 @@ void sse_reg_append_end(sse_registry_t *reg, apr_uint32_t slot,
 
 /** The oldest sequence number still in the ring. Under the mutex. */
 apr_uint64_t sse_reg_oldest_seq(const sse_registry_t *reg);
+
+/** After sse_reg_repair(): mend the heads of the ring's chains that a
+ * publish cut short by a crash left pointing at an entry never
+ * committed, or that a half-made slot or key inherited. Under the
+ * mutex. */
+void sse_reg_repair_chains(sse_registry_t *reg);
 
 #endif /* SSE_REGISTRY_INT_H */

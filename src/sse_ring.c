@@ -161,30 +161,134 @@ apr_uint64_t sse_registry_head(sse_registry_t *reg)
     return __atomic_load_n(&reg->h->next_seq, __ATOMIC_ACQUIRE);
 }
 
+/* ---- reading a listener's entries through its chains --------------- */
+
+/* One of a listener's chains (its name's, or one key's) while a read
+ * walks it, newest first. */
+typedef struct {
+    apr_uint64_t at;        /* the entry not yet merged: committed, still
+                               in the ring, above floor */
+    apr_uint64_t floor;     /* at or before it: not for this reader */
+} sse_chain_t;
+
+#define SSE_CHAINS (SSE_MAX_KEYS + 1)
+
+/* The entry of @a seq if it is committed, still in the ring and after
+ * @a floor; else NULL (the chain ends). */
+static const sse_event_t *chain_entry(sse_registry_t *reg, apr_uint64_t seq,
+                                      apr_uint64_t floor)
+{
+    const sse_event_t *e;
+
+    if (seq <= floor || seq >= reg->h->next_seq) {
+        return NULL;
+    }
+    reg->examined++;
+    e = &reg->ring[seq % reg->h->sz.history];
+    return e->seq == seq ? e : NULL;
+}
+
+/* Open the chain that starts at @a head into @a c: 1 if it has an entry
+ * for the reader, else 0. */
+static int chain_open(sse_registry_t *reg, sse_chain_t *c, apr_uint64_t head,
+                      apr_uint64_t floor)
+{
+    c->at = head;
+    c->floor = floor;
+    return chain_entry(reg, head, floor) != NULL;
+}
+
+/* The chains of @a sl with entries after @a after, into @a ch (room for
+ * SSE_CHAINS). @return how many */
+static int chains_open(sse_registry_t *reg, const sse_slot_t *sl,
+                       apr_uint64_t after, sse_chain_t *ch)
+{
+    apr_uint64_t floor = after > sl->created_seq ? after : sl->created_seq;
+    apr_uint32_t k;
+    int n = 0;
+
+    n += chain_open(reg, &ch[n], sl->name_last, floor);
+    for (k = 0; k < sl->nkeys; k++) {
+        floor = after > sl->keys[k].since ? after : sl->keys[k].since;
+        n += chain_open(reg, &ch[n], sl->keys[k].last, floor);
+    }
+    return n;
+}
+
+/* The newest entry of the @a *nch open chains, each moved past it (an
+ * entry is in one chain; should two heads meet on one after a repair, it
+ * still comes once); a chain that ends is dropped. NULL when all ended. */
+static const sse_event_t *chains_next(sse_registry_t *reg, sse_chain_t *ch,
+                                      int *nch)
+{
+    const sse_event_t *e, *p;
+    int i, top = 0;
+
+    if (*nch == 0) {
+        return NULL;
+    }
+    for (i = 1; i < *nch; i++) {
+        if (ch[i].at > ch[top].at) {
+            top = i;
+        }
+    }
+    e = &reg->ring[ch[top].at % reg->h->sz.history];
+    for (i = *nch; i-- > 0;) {
+        if (ch[i].at != e->seq) {
+            continue;
+        }
+        /* links only go back: anything else is damage, and ends it */
+        p = e->prev < e->seq ? chain_entry(reg, e->prev, ch[i].floor) : NULL;
+        if (p) {
+            ch[i].at = p->seq;
+        }
+        else {
+            ch[i] = ch[--*nch];
+        }
+    }
+    return e;
+}
+
 apr_status_t sse_registry_read(sse_registry_t *reg, const sse_hold_t *hold,
                                apr_uint64_t after, sse_event_t *evs, int max,
                                int *n)
 {
+    sse_chain_t ch[SSE_CHAINS];
+    const sse_event_t *e;
+    sse_slot_t *sl;
     apr_status_t rv;
-    sse_slot_t *sl = NULL;
+    int nch, total = 0, want, k = 0;
 
     *n = 0;
-    LOCKED(reg, rv) {
-        apr_uint64_t seq = sse_reg_oldest_seq(reg), head = reg->h->next_seq;
-        sl = sse_reg_held(reg, hold);
-        if (sl == NULL) {
-            continue;
-        }
-        for (seq = (after + 1 > seq) ? after + 1 : seq;
-             seq < head && *n < max; seq++) {
-            const sse_event_t *e = &reg->ring[seq % reg->h->sz.history];
-            if (e->seq == seq && targets(e, sl)) {
-                evs[(*n)++] = *e;
-                sl->taken_seq = seq;
-            }
+    rv = sse_reg_lock(reg);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    sl = sse_reg_held(reg, hold);
+    if (sl == NULL) {
+        rv = APR_EOF;
+        goto leave;
+    }
+    /* the chains run newest first and the caller wants the oldest: count
+     * them, then copy the last `want` of a second walk, back to front */
+    nch = chains_open(reg, sl, after, ch);
+    while ((e = chains_next(reg, ch, &nch)) != NULL) {
+        total += targets(e, sl);
+    }
+    want = (total < max) ? total : max;
+    nch = chains_open(reg, sl, after, ch);
+    while (k < total && (e = chains_next(reg, ch, &nch)) != NULL) {
+        if (targets(e, sl) && k++ >= total - want) {
+            evs[total - k] = *e;
         }
     }
-    return rv ? rv : (sl ? APR_SUCCESS : APR_EOF);
+    if (want > 0) {
+        *n = want;
+        sl->taken_seq = evs[want - 1].seq;
+    }
+leave:
+    sse_reg_unlock(reg, &rv);
+    return rv;
 }
 
 void sse_registry_fetch(sse_registry_t *reg, const sse_hold_t *hold,
@@ -243,20 +347,118 @@ apr_uint64_t sse_registry_route(sse_registry_t *reg, apr_uint64_t from,
                                 apr_uint64_t to, apr_uint32_t pid,
                                 sse_route_fn *fn, void *baton)
 {
-    apr_uint64_t lost = 0, seq;
+    apr_uint64_t lost = 0, seq, oldest;
     apr_status_t rv;
 
-    LOCKED(reg, rv) {
-        for (seq = from; seq < to; seq++) {
-            const sse_event_t *e = &reg->ring[seq % reg->h->sz.history];
-            if (e->seq != seq) {
-                lost++;
-                continue;
-            }
-            route_one(reg, e, pid, fn, baton);
+    rv = sse_reg_lock(reg);
+    if (rv != APR_SUCCESS) {
+        return 0;
+    }
+    /* a dispatcher a ring behind counts what it lost without walking it */
+    oldest = sse_reg_oldest_seq(reg);
+    if (from < oldest) {
+        lost = ((to < oldest) ? to : oldest) - from;
+        from = oldest;
+    }
+    for (seq = from; seq < to; seq++) {
+        const sse_event_t *e = &reg->ring[seq % reg->h->sz.history];
+        if (e->seq != seq) {
+            lost++;
+            continue;
+        }
+        route_one(reg, e, pid, fn, baton);
+    }
+    sse_reg_unlock(reg, &rv);
+    return lost;
+}
+
+/* Link @a e, about to be committed, into the chain of its key: its prev
+ * is the newest head among the holders' nodes (each was a holder for
+ * every entry of the key since it listened, so each head is that entry
+ * or older); then every holder's head moves to @a e. The fence keeps a
+ * process killed in between from leaving a head on @a e with no prev. */
+static void chain_key_entry(sse_registry_t *reg, sse_event_t *e)
+{
+    apr_uint64_t seq = reg->h->next_seq, prev = 0;
+    apr_uint32_t n1;
+
+    for (n1 = key_node_next(reg, 0, e->key, e->key_hash); n1;
+         n1 = key_node_next(reg, n1, e->key, e->key_hash)) {
+        if (node_at(reg, n1)->last > prev) {
+            prev = node_at(reg, n1)->last;
         }
     }
-    return lost;
+    e->prev = prev;
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    for (n1 = key_node_next(reg, 0, e->key, e->key_hash); n1;
+         n1 = key_node_next(reg, n1, e->key, e->key_hash)) {
+        node_at(reg, n1)->last = seq;
+    }
+}
+
+/* The same for a completion and the tabs of its name. @return the tabs */
+static int chain_name_entry(sse_registry_t *reg, sse_event_t *e)
+{
+    apr_uint64_t seq = reg->h->next_seq, prev = 0;
+    apr_uint32_t i1;
+    int count = 0;
+
+    for (i1 = name_slot_next(reg, 0, e); i1; i1 = name_slot_next(reg, i1, e)) {
+        if (reg->slot[i1 - 1].name_last > prev) {
+            prev = reg->slot[i1 - 1].name_last;
+        }
+        count++;
+    }
+    e->prev = prev;
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    for (i1 = name_slot_next(reg, 0, e); i1; i1 = name_slot_next(reg, i1, e)) {
+        reg->slot[i1 - 1].name_last = seq;
+    }
+    return count;
+}
+
+/* A head left by a publish cut short or inherited by a half-made slot or
+ * key, mended: one at or past next_seq goes back to the cut entry's prev;
+ * one on a committed entry of another chain goes (0). @a kind and @a what
+ * name the chain. */
+static apr_uint64_t mended_head(sse_registry_t *reg, apr_uint64_t head,
+                                apr_uint32_t kind, const char *what,
+                                apr_size_t len)
+{
+    const sse_event_t *e;
+
+    if (head >= reg->h->next_seq) {
+        head = reg->ring[reg->h->next_seq % reg->h->sz.history].prev;
+        if (head >= reg->h->next_seq) {
+            return 0;
+        }
+    }
+    e = &reg->ring[head % reg->h->sz.history];
+    if (head && e->seq == head
+        && (e->kind != kind || e->key[len] != '\0'
+            || memcmp(e->key, what, len) != 0)) {
+        return 0;
+    }
+    return head;
+}
+
+void sse_reg_repair_chains(sse_registry_t *reg)
+{
+    apr_uint32_t i, k;
+
+    for (i = 0; i < reg->h->sz.max_listeners; i++) {
+        sse_slot_t *sl = &reg->slot[i];
+        if (sl->state == SLOT_FREE) {
+            continue;
+        }
+        sl->name_last = mended_head(reg, sl->name_last, SSE_EV_NAME, sl->id,
+                                    sl->name_len);
+        for (k = 0; k < sl->nkeys; k++) {
+            sse_keynode_t *kn = &sl->keys[k];
+            kn->last = mended_head(reg, kn->last, SSE_EV_KEY, kn->key,
+                                   strlen(kn->key));
+        }
+    }
 }
 
 static int count_holders(sse_registry_t *reg, const char *key,
@@ -295,6 +497,7 @@ apr_status_t sse_registry_notify_key(sse_registry_t *reg, const char *key,
         apr_cpystrn(e->key, key, sizeof(e->key));
         memcpy(e->data, data, len + 1);
         e->len = (apr_uint32_t)len;
+        chain_key_entry(reg, e);
         ring_commit(reg, e);
     }
     return rv;
@@ -315,7 +518,6 @@ apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
     LOCKED(reg, rv) {
         const sse_slot_t *me = sse_reg_find_id(reg, id);
         sse_event_t *e;
-        apr_uint32_t i1;
         if (me == NULL) {
             continue;
         }
@@ -327,9 +529,7 @@ apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
         e->key_hash = me->name_hash;
         e->len = (apr_uint32_t)strlen(taskid);
         memcpy(e->data, taskid, e->len + 1);
-        FOR_NAME_SLOTS(reg, i1, e) {
-            ++*delivered;
-        }
+        *delivered = chain_name_entry(reg, e);
         ring_commit(reg, e);
     }
     return rv ? rv : rv2;

@@ -6,6 +6,7 @@
 #include <apr_strings.h>
 
 #include "fixture.h"
+#include "src/sse_registry_int.h"
 #include "unit.h"
 
 /* The cleanup's data lives in the pool: the fx_t is on a test's stack and
@@ -302,4 +303,52 @@ int fx_check_completion(const char *file, int line, const sse_event_t *ev,
                              recipient);
     }
     return ok;
+}
+
+int fx_check_counters(const char *file, int line, sse_registry_t *reg)
+{
+    apr_uint32_t i, c, listeners = 0, connected = 0, streams;
+    int ok = 1;
+
+    for (i = 0; i < reg->h->sz.max_listeners; i++) {
+        listeners += reg->slot[i].state != SLOT_FREE;
+        connected += reg->slot[i].state == SLOT_CONNECTED;
+    }
+    ok &= CHECK_AT(file, line, reg->h->stats.listeners == listeners,
+                   "stats.listeners %u, non-free slots %u",
+                   reg->h->stats.listeners, listeners);
+    ok &= CHECK_AT(file, line, reg->h->stats.connected == connected,
+                   "stats.connected %u, connected slots %u",
+                   reg->h->stats.connected, connected);
+    for (c = 0; c < reg->h->sz.max_children; c++) {
+        const sse_child_t *ch = &reg->child[c];
+        for (i = 0, streams = 0; ch->pid && i < reg->h->sz.max_listeners;
+             i++) {
+            streams += reg->slot[i].state == SLOT_CONNECTED
+                       && reg->slot[i].holder_pid == ch->pid;
+        }
+        ok &= CHECK_AT(file, line, ch->streams == streams,
+                       "child entry %u (pid %u) counts %u streams, its "
+                       "connected slots are %u", c, ch->pid, ch->streams,
+                       streams);
+    }
+    for (i = 0; i < reg->h->sz.max_listeners; i++) {
+        const sse_slot_t *sl = &reg->slot[i];
+        int held = 0;
+        if (sl->state != SLOT_CONNECTED) {
+            continue;
+        }
+        for (c = 0; c < reg->h->sz.max_children; c++) {
+            held += reg->child[c].pid == sl->holder_pid;
+        }
+        ok &= CHECK_AT(file, line, held == 1, "slot %u is connected from "
+                       "pid %u, which has %d child entries", i,
+                       sl->holder_pid, held);
+    }
+    return ok;
+}
+
+void fx_died_in_lock(sse_registry_t *reg)
+{
+    reg->h->dirty = 1;
 }

@@ -134,4 +134,19 @@ int fx_check_completion(const char *file, int line, const sse_event_t *ev,
 #define CHECK_COMPLETION(ev, recipient, ms, taskid)                         \
     fx_check_completion(__FILE__, __LINE__, (ev), (recipient), (ms), (taskid))
 
+/**
+ * Check the registry's counters against its slots, as a failure at
+ * @a file:@a line for each that differs: listeners == slots not free,
+ * connected == CONNECTED slots, each child entry's streams == the
+ * CONNECTED slots of its pid, and every CONNECTED slot's pid in exactly
+ * one child entry. @return 1 if all hold
+ */
+int fx_check_counters(const char *file, int line, sse_registry_t *reg);
+
+/** Leave the mark a process that died holding the mutex leaves: the
+ * next holder repairs the registry. */
+void fx_died_in_lock(sse_registry_t *reg);
+
+#define CHECK_COUNTERS(reg) fx_check_counters(__FILE__, __LINE__, (reg))
+
 #endif /* SSE_UNIT_FIXTURE_H */

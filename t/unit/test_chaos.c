@@ -363,28 +363,66 @@ static void op_ack(chaos_t *c)
     }
 }
 
+/* The seqs the model says a read of @a m after @a after returns: every
+ * entry still in the ring published after it, for its name since it was
+ * created or for a key it held since it listened; the oldest @a max. */
+static int m_expected(const chaos_t *c, const ch_id_t *m, apr_uint64_t after,
+                      int max, apr_uint64_t *seqs)
+{
+    apr_uint64_t head = sse_registry_head(c->fx.reg), s;
+    int n = 0, k;
+
+    s = head > CH_HISTORY ? head - CH_HISTORY : 1;
+    for (s = s > after + 1 ? s : after + 1; s < head && n < max; s++) {
+        const ch_pub_t *p = &c->pub[s % CH_HISTORY];
+        if (p->seq != s) {
+            continue;       /* an end, or overwritten */
+        }
+        k = p->kind == SSE_EV_KEY ? m_holds(m, p->what) : 0;
+        if ((p->kind == SSE_EV_NAME && p->what == m->name && s >= m->born)
+            || (k && s >= m->since[k - 1])) {
+            seqs[n++] = s;
+        }
+    }
+    return n;
+}
+
 /* Every event a stream reads is for it: a key it held when the entry was
  * published, or a completion for its name published after it was created;
  * in order, after the point asked for; each the entry the loop published
- * with that seq; its data line framed for this stream. */
+ * with that seq; its data line framed for this stream; and exactly the
+ * model's, the oldest `max` of them, from any point. */
 static void op_read(chaos_t *c)
 {
     ch_id_t *m = pick_connected(c);
     sse_event_t evs[CH_HISTORY];
+    apr_uint64_t exp[CH_HISTORY];
     char buf[SSE_DATA_MAX], want[SSE_DATA_MAX];
     const char *data;
-    apr_uint64_t prev;
+    apr_uint64_t prev, head = sse_registry_head(c->fx.reg);
     apr_size_t len, wlen;
     apr_status_t rv;
-    int n = 0, i, k;
+    int n = 0, i, k, max, nexp;
 
     c->op = "read";
     if (m == NULL) {
         return;
     }
+    max = ch_rand(c, 2) ? CH_HISTORY : 1 + (int)ch_rand(c, 8);
     prev = m->hold.cursor;
-    rv = sse_registry_read(c->fx.reg, &m->hold, prev, evs, CH_HISTORY, &n);
+    if (ch_rand(c, 3) == 0) {
+        prev = ch_rand(c, (apr_uint32_t)head + 1);
+    }
+    rv = sse_registry_read(c->fx.reg, &m->hold, prev, evs, max, &n);
     CHECK_RV(APR_SUCCESS, rv, "read of %s's current stream", m->id);
+    nexp = m_expected(c, m, prev, max, exp);
+    if (CHECK_INT(nexp, n, "%s reads after %llu, %d at most", m->id,
+                  (unsigned long long)prev, max)) {
+        for (i = 0; i < n; i++) {
+            CHECK_INT(exp[i], evs[i].seq, "%s's event %d after %llu", m->id,
+                      i, (unsigned long long)prev);
+        }
+    }
     for (i = 0; i < n; i++) {
         const sse_event_t *e = &evs[i];
         const ch_pub_t *p = &c->pub[e->seq % CH_HISTORY];
@@ -715,6 +753,19 @@ static void op_lookup(chaos_t *c)
     }
 }
 
+/* A process died holding the mutex after a whole operation: the next
+ * holder rebuilds the indexes and counters, and nothing the model knows
+ * may change. */
+static void op_died_in_lock(chaos_t *c)
+{
+    sse_stats_t st;
+
+    c->op = "died in the lock";
+    fx_died_in_lock(c->fx.reg);
+    sse_registry_stats(c->fx.reg, &st);
+    CHECK(st.repairs > 0, "the next holder repaired");
+}
+
 static const struct {
     int weight;
     void (*fn)(chaos_t *c);
@@ -723,7 +774,7 @@ static const struct {
     {5, op_ack},        {8, op_read},           {6, op_unregister},
     {1, op_clear},      {3, op_cleanup},        {19, op_listen},
     {8, op_notify_key}, {7, op_notify_completion}, {3, op_child_gone},
-    {2, op_lookup},
+    {2, op_lookup},     {1, op_died_in_lock},
 };
 
 /* ---- the invariants --------------------------------------------------- */
@@ -732,10 +783,18 @@ static void check_invariants(chaos_t *c)
 {
     apr_uint32_t pids[CH_CHILDREN + 1], all_pids[CH_CHILDREN + 1];
     int chunk = 1 + c->step % (CH_CHILDREN + 1);   /* 1 .. more than all */
+    sse_child_stat_t kids[CH_CHILDREN + 1];
     sse_stats_t st;
     json_t *all;
     int i, k, n, n_all;
 
+    CHECK_COUNTERS(c->fx.reg);
+    n = sse_registry_children(c->fx.reg, kids, CH_CHILDREN + 1);
+    CHECK_INT(m_holder_pids(c), n, "processes with streams");
+    for (i = 0; i < n; i++) {
+        CHECK_INT(m_pid_streams(c, kids[i].pid), kids[i].streams,
+                  "streams of pid %u", kids[i].pid);
+    }
     sse_registry_stats(c->fx.reg, &st);
     CHECK_INT(m_live(c), st.listeners, "stats.listeners");
     CHECK_INT(m_connected(c), st.connected, "stats.connected");
