@@ -137,6 +137,7 @@ static void wake_pid(apr_uint32_t pid)
     struct sockaddr_un sa;
     socklen_t len = wake_addr(pid, &sa);
 
+    SSE_ASSERT(!sse_registry_lock_held());   /* no I/O under the lock */
     /* non-blocking: a full socket already has a wake-up pending */
     (void)sendto(send_fd, "w", 1, MSG_DONTWAIT, (struct sockaddr *)&sa, len);
 }
@@ -189,6 +190,7 @@ static apr_status_t close_fd(void *data)
  * over is served when it is adopted. */
 static void wake_stream(sse_stream_t *st)
 {
+    SSE_ASSERT(!sse_registry_lock_held());   /* a pipe write: I/O */
     if (st->mode == SSE_MODE_THREAD) {
         apr_pollset_wakeup(st->ps);
     }
@@ -413,7 +415,7 @@ static sse_stream_t *take_adopted(void)
     all = disp.adopt;
     disp.adopt = NULL;
     for (st = all; st; st = st->adopt_next) {
-        AP_DEBUG_ASSERT(st->on_adopt && st->mode == SSE_MODE_HANDOFF);
+        SSE_ASSERT(st->on_adopt && st->mode == SSE_MODE_HANDOFF);
         st->on_adopt = 0;
         st->mode = SSE_MODE_PARKED;
     }
@@ -440,7 +442,7 @@ static sse_stream_t *take_to_serve(void)
     all = disp.serve;
     disp.serve = NULL;
     for (st = all; st; st = st->serve_next) {
-        AP_DEBUG_ASSERT(st->on_serve && st->mode == SSE_MODE_PARKED);
+        SSE_ASSERT(st->on_serve && st->mode == SSE_MODE_PARKED);
         st->on_serve = 0;
     }
     apr_thread_mutex_unlock(disp.mu);
@@ -807,7 +809,7 @@ int sse_dispatch_take(sse_stream_t *st, apr_uint64_t *seqs, int *n, int *resync)
 void sse_dispatch_adopt(sse_stream_t *st)
 {
     apr_thread_mutex_lock(disp.mu);
-    AP_DEBUG_ASSERT(st->mode == SSE_MODE_HANDOFF && !st->on_adopt);
+    SSE_ASSERT(st->mode == SSE_MODE_HANDOFF && !st->on_adopt);
     st->on_adopt = 1;
     st->adopt_next = disp.adopt;
     disp.adopt = st;

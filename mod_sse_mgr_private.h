@@ -22,6 +22,14 @@
 APLOG_USE_MODULE(sse_mgr);
 #endif
 
+/* Invariants checked at run time in `make sanitize` builds (-DSSE_CHECKS):
+ * ap_assert() logs the one that broke and aborts the child. */
+#ifdef SSE_CHECKS
+#define SSE_ASSERT(exp) ap_assert(exp)
+#else
+#define SSE_ASSERT(exp) ((void)0)
+#endif
+
 /** Our own log tags: SSE_LOGNO(00001) -> "SSE00001: " (see next-number). */
 #define SSE_LOGNO(n) "SSE" #n ": "
 

@@ -322,7 +322,7 @@ static void park_end(sse_stream_t *st, apr_status_t rv)
     apr_pollset_remove(park.ps, &st->pfd);
     beat_remove(st);
     sse_stream_finish(st, rv);
-    AP_DEBUG_ASSERT(!st->on_closing);
+    SSE_ASSERT(!st->on_closing);
     st->on_closing = 1;
     st->close_next = park.closing;
     park.closing = st;
@@ -336,6 +336,7 @@ static void park_close(sse_stream_t *st)
 {
     conn_rec *c = st->c;
 
+    SSE_ASSERT(!sse_registry_lock_held());
     if (!c->aborted) {
         (void)push(c);
     }

@@ -57,6 +57,7 @@ static apr_status_t flush(sse_stream_t *st)
     conn_rec *c = st->c;
     apr_status_t rv;
 
+    SSE_ASSERT(!sse_registry_lock_held());   /* no I/O under the lock */
     if (!st->blocked) {
         st->next_beat = apr_time_now() + sse_conf_heartbeat();
     }

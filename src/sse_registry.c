@@ -185,6 +185,15 @@ void sse_registry_set_nonblocking(sse_registry_t *reg)
     reg->nonblocking = 1;
 }
 
+/* How many registry locks this thread holds: nothing may do I/O or run
+ * another module's code meanwhile (sse_registry_lock_held). */
+static __thread int locks_held;
+
+int sse_registry_lock_held(void)
+{
+    return locks_held > 0;
+}
+
 apr_status_t sse_reg_lock(sse_registry_t *reg)
 {
     apr_status_t rv = reg->nonblocking ? apr_global_mutex_trylock(reg->lock)
@@ -205,6 +214,7 @@ apr_status_t sse_reg_lock(sse_registry_t *reg)
         sse_reg_repair(reg);        /* the last holder died holding it */
     }
     reg->h->dirty = 1;
+    locks_held++;
     return APR_SUCCESS;
 }
 
@@ -213,6 +223,7 @@ void sse_reg_unlock(sse_registry_t *reg, apr_status_t *rv)
     apr_status_t urv;
 
     reg->h->dirty = 0;
+    locks_held--;
     urv = apr_global_mutex_unlock(reg->lock);
     if (urv != APR_SUCCESS) {
         if (reg->lock_error) {
@@ -304,9 +315,11 @@ apr_status_t sse_registry_lookup(sse_registry_t *reg, const char *id)
     apr_status_t rv;
     int found = 0;
 
-    LOCKED(reg, rv) {
-        found = sse_reg_find_id(reg, id) != NULL;
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return rv;
     }
+    found = sse_reg_find_id(reg, id) != NULL;
+    sse_reg_unlock(reg, &rv);
     return rv ? rv : (found ? APR_SUCCESS : APR_ENOENT);
 }
 
@@ -601,36 +614,40 @@ apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
                                   sse_hold_t *hold, int *created)
 {
     apr_status_t rv, rv2 = APR_SUCCESS;
+    sse_slot_t *sl;
 
     *created = 0;
-    LOCKED(reg, rv) {
-        sse_slot_t *sl = sse_reg_find_id(reg, id);
-        if (sl == NULL && sse_id_parse(id, NULL) != APR_SUCCESS) {
-            rv2 = APR_EINVAL;
-            continue;
-        }
-        if (sl == NULL && is_retired(reg, id, now_ms)) {
-            rv2 = APR_EEXIST;
-            continue;
-        }
-        if (sl == NULL) {
-            sl = slot_alloc(reg, id, now_ms);
-            *created = sl != NULL;
-        }
-        if (sl == NULL) {
-            reg->h->stats.rejected_full++;
-            rv2 = APR_ENOSPC;
-            continue;
-        }
-        rv2 = hold_slot(reg, sl, pid, last_event_id, hold);
-        if (rv2 == APR_SUCCESS) {
-            sl->activity_ms = now_ms;
-        }
-        else if (*created) {
-            slot_free(reg, sl, 0);
-            *created = 0;
-        }
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return rv;
     }
+    sl = sse_reg_find_id(reg, id);
+    if (sl == NULL && sse_id_parse(id, NULL) != APR_SUCCESS) {
+        rv2 = APR_EINVAL;
+        goto leave;
+    }
+    if (sl == NULL && is_retired(reg, id, now_ms)) {
+        rv2 = APR_EEXIST;
+        goto leave;
+    }
+    if (sl == NULL) {
+        sl = slot_alloc(reg, id, now_ms);
+        *created = sl != NULL;
+    }
+    if (sl == NULL) {
+        reg->h->stats.rejected_full++;
+        rv2 = APR_ENOSPC;
+        goto leave;
+    }
+    rv2 = hold_slot(reg, sl, pid, last_event_id, hold);
+    if (rv2 == APR_SUCCESS) {
+        sl->activity_ms = now_ms;
+    }
+    else if (*created) {
+        slot_free(reg, sl, 0);
+        *created = 0;
+    }
+leave:
+    sse_reg_unlock(reg, &rv);
     return rv ? rv : rv2;
 }
 
@@ -658,14 +675,17 @@ apr_status_t sse_registry_release(sse_registry_t *reg,
                                   apr_int64_t now_ms)
 {
     apr_status_t rv;
+    sse_slot_t *sl;
 
-    LOCKED(reg, rv) {
-        sse_slot_t *sl = sse_reg_held(reg, hold);
-        if (sl) {
-            advance(sl, sent, now_ms);
-            slot_unhold(reg, sl);
-        }
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return rv;
     }
+    sl = sse_reg_held(reg, hold);
+    if (sl) {
+        advance(sl, sent, now_ms);
+        slot_unhold(reg, sl);
+    }
+    sse_reg_unlock(reg, &rv);
     return rv;
 }
 
@@ -678,16 +698,18 @@ apr_status_t sse_registry_ack(sse_registry_t *reg, const sse_hold_t *hold,
     sse_slot_t *sl = NULL;
 
     *missed_from = *missed_to = 0;
-    LOCKED(reg, rv) {
-        sl = sse_reg_held(reg, hold);
-        if (sl) {
-            reg->h->stats.delivered += (apr_uint64_t)count;
-            advance(sl, sent, now_ms);
-            *missed_from = sl->missed_from;
-            *missed_to = sl->missed_to;
-            sl->missed_from = sl->missed_to = 0;
-        }
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return rv;
     }
+    sl = sse_reg_held(reg, hold);
+    if (sl) {
+        reg->h->stats.delivered += (apr_uint64_t)count;
+        advance(sl, sent, now_ms);
+        *missed_from = sl->missed_from;
+        *missed_to = sl->missed_to;
+        sl->missed_from = sl->missed_to = 0;
+    }
+    sse_reg_unlock(reg, &rv);
     return rv ? rv : (sl ? APR_SUCCESS : APR_EOF);
 }
 
@@ -723,17 +745,20 @@ apr_status_t sse_registry_listen(sse_registry_t *reg, const char *id,
                                  const char *key, apr_int64_t now_ms)
 {
     apr_status_t rv, rv2 = APR_ENOENT;
+    sse_slot_t *sl;
 
     if (!sse_token_valid(key, strlen(key))) {
         return APR_EINVAL;
     }
-    LOCKED(reg, rv) {
-        sse_slot_t *sl = sse_reg_find_id(reg, id);
-        if (sl) {
-            rv2 = add_key(reg, sl, key);
-            sl->activity_ms = now_ms;
-        }
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return rv;
     }
+    sl = sse_reg_find_id(reg, id);
+    if (sl) {
+        rv2 = add_key(reg, sl, key);
+        sl->activity_ms = now_ms;
+    }
+    sse_reg_unlock(reg, &rv);
     return rv ? rv : rv2;
 }
 
@@ -744,17 +769,20 @@ apr_status_t sse_registry_unregister(sse_registry_t *reg, const char *id,
                                      apr_uint32_t *ended_pid)
 {
     apr_status_t rv, rv2 = APR_ENOENT;
+    sse_slot_t *sl;
 
     *ended_pid = 0;
-    LOCKED(reg, rv) {
-        sse_slot_t *sl = sse_reg_find_id(reg, id);
-        if (sl) {
-            *ended_pid = sl->state == SLOT_CONNECTED ? sl->holder_pid : 0;
-            retire(reg, sl, retire_until_ms);
-            slot_free(reg, sl, 1);
-            rv2 = APR_SUCCESS;
-        }
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return rv;
     }
+    sl = sse_reg_find_id(reg, id);
+    if (sl) {
+        *ended_pid = sl->state == SLOT_CONNECTED ? sl->holder_pid : 0;
+        retire(reg, sl, retire_until_ms);
+        slot_free(reg, sl, 1);
+        rv2 = APR_SUCCESS;
+    }
+    sse_reg_unlock(reg, &rv);
     return rv ? rv : rv2;
 }
 
@@ -765,16 +793,18 @@ apr_status_t sse_registry_clear(sse_registry_t *reg,
     apr_uint32_t i;
 
     *removed = 0;
-    LOCKED(reg, rv) {
-        for (i = 0; i < reg->h->sz.max_listeners; i++) {
-            if (reg->slot[i].state != SLOT_FREE) {
-                retire(reg, &reg->slot[i], retire_until_ms);
-                slot_free(reg, &reg->slot[i], 0);
-                ++*removed;
-            }
-        }
-        sse_reg_append_end(reg, SSE_SLOT_ALL, 0);
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return rv;
     }
+    for (i = 0; i < reg->h->sz.max_listeners; i++) {
+        if (reg->slot[i].state != SLOT_FREE) {
+            retire(reg, &reg->slot[i], retire_until_ms);
+            slot_free(reg, &reg->slot[i], 0);
+            ++*removed;
+        }
+    }
+    sse_reg_append_end(reg, SSE_SLOT_ALL, 0);
+    sse_reg_unlock(reg, &rv);
     return rv;
 }
 
@@ -785,16 +815,18 @@ apr_status_t sse_registry_cleanup(sse_registry_t *reg, apr_int64_t now_ms,
     apr_uint32_t i;
 
     *removed = 0;
-    LOCKED(reg, rv) {
-        for (i = 0; i < reg->h->sz.max_listeners; i++) {
-            sse_slot_t *sl = &reg->slot[i];
-            if (sl->state == SLOT_REGISTERED
-                && now_ms - sl->activity_ms >= dormant_ms) {
-                slot_free(reg, sl, 1);
-                ++*removed;
-            }
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return rv;
+    }
+    for (i = 0; i < reg->h->sz.max_listeners; i++) {
+        sse_slot_t *sl = &reg->slot[i];
+        if (sl->state == SLOT_REGISTERED
+            && now_ms - sl->activity_ms >= dormant_ms) {
+            slot_free(reg, sl, 1);
+            ++*removed;
         }
     }
+    sse_reg_unlock(reg, &rv);
     return rv;
 }
 
@@ -803,22 +835,26 @@ apr_status_t sse_registry_child_gone(sse_registry_t *reg, apr_uint32_t pid,
 {
     apr_status_t rv;
     apr_uint32_t i;
+    sse_child_t *c;
 
-    LOCKED(reg, rv) {
-        sse_child_t *c = child_entry(reg, pid, 0);
-        if (c == NULL) {
-            continue;
-        }
-        for (i = 0; c->streams && i < reg->h->sz.max_listeners; i++) {
-            sse_slot_t *sl = &reg->slot[i];
-            if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid) {
-                slot_unhold(reg, sl);
-                sl->activity_ms = now_ms;   /* its client is reconnecting */
-            }
-        }
-        c->pid = 0;
-        c->streams = 0;
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return rv;
     }
+    c = child_entry(reg, pid, 0);
+    if (c == NULL) {
+        goto leave;
+    }
+    for (i = 0; c->streams && i < reg->h->sz.max_listeners; i++) {
+        sse_slot_t *sl = &reg->slot[i];
+        if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid) {
+            slot_unhold(reg, sl);
+            sl->activity_ms = now_ms;   /* its client is reconnecting */
+        }
+    }
+    c->pid = 0;
+    c->streams = 0;
+leave:
+    sse_reg_unlock(reg, &rv);
     return rv;
 }
 

@@ -234,6 +234,13 @@ apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
                                   sse_hold_t *hold, int *created);
 
 /**
+ * Does this thread hold a registry's mutex now? For assertions: under
+ * it, nothing writes to a client, sends a wake-up or runs code that could
+ * (the glue checks this where it does I/O, in -DSSE_CHECKS builds).
+ */
+int sse_registry_lock_held(void);
+
+/**
  * Report every failure to take or release the mutex to @a fn (the glue
  * logs it): calls whose result carries no status still fail loudly.
  */

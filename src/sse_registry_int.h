@@ -110,17 +110,6 @@ struct sse_registry_t {
     void *json_between_baton;
 };
 
-/* Runs its block once with the registry mutex held, and releases it when
- * the block ends or `continue`s. Never `return`, `break` or `goto` out of
- * a LOCKED block: the unlock would be skipped. A handle made
- * non-blocking (the parent's) only tries the mutex: rv is APR_EBUSY and
- * the block is skipped when another process holds it. rv is the lock's
- * status, or the unlock's when that fails: either way the caller sees
- * it. */
-#define LOCKED(reg, rv)                                                     \
-    for (int once_ = ((rv) = sse_reg_lock(reg)) == APR_SUCCESS; once_;      \
-         once_ = 0, sse_reg_unlock(reg, &(rv)))
-
 /* ---- hashing and chains (all under the mutex) ------------------------ */
 
 static APR_INLINE apr_uint32_t hash_of(const char *s, apr_size_t len)

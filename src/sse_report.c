@@ -200,20 +200,24 @@ void sse_registry_stats(sse_registry_t *reg, sse_stats_t *st)
     apr_status_t rv;
 
     memset(st, 0, sizeof(*st));
-    LOCKED(reg, rv) {
-        *st = reg->h->stats;
-        st->head_seq = reg->h->next_seq;
-        st->oldest_seq = sse_reg_oldest_seq(reg);
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return;                 /* the lock error is logged by its hook */
     }
+    *st = reg->h->stats;
+    st->head_seq = reg->h->next_seq;
+    st->oldest_seq = sse_reg_oldest_seq(reg);
+    sse_reg_unlock(reg, &rv);
 }
 
 void sse_registry_count_slow(sse_registry_t *reg)
 {
     apr_status_t rv;
 
-    LOCKED(reg, rv) {
-        reg->h->stats.ended_slow++;
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return;                 /* the lock error is logged by its hook */
     }
+    reg->h->stats.ended_slow++;
+    sse_reg_unlock(reg, &rv);
 }
 
 int sse_registry_children(sse_registry_t *reg, sse_child_stat_t *out,
@@ -223,14 +227,16 @@ int sse_registry_children(sse_registry_t *reg, sse_child_stat_t *out,
     apr_status_t rv;
     int n = 0;
 
-    LOCKED(reg, rv) {
-        for (i = 0; i < reg->h->sz.max_children && n < max; i++) {
-            if (reg->child[i].pid && reg->child[i].streams) {
-                out[n].pid = reg->child[i].pid;
-                out[n].streams = reg->child[i].streams;
-                n++;
-            }
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return rv;
+    }
+    for (i = 0; i < reg->h->sz.max_children && n < max; i++) {
+        if (reg->child[i].pid && reg->child[i].streams) {
+            out[n].pid = reg->child[i].pid;
+            out[n].streams = reg->child[i].streams;
+            n++;
         }
     }
+    sse_reg_unlock(reg, &rv);
     return n;
 }

@@ -295,21 +295,24 @@ void sse_registry_fetch(sse_registry_t *reg, const sse_hold_t *hold,
                         const apr_uint64_t *seqs, sse_event_t *evs, int *n)
 {
     apr_status_t rv;
+    sse_slot_t *sl;
     int i, count = *n;
 
     *n = 0;
-    LOCKED(reg, rv) {
-        sse_slot_t *sl = sse_reg_held(reg, hold);
-        for (i = 0; sl && i < count; i++) {
-            const sse_event_t *e = &reg->ring[seqs[i] % reg->h->sz.history];
-            if (e->seq == seqs[i]) {
-                evs[(*n)++] = *e;
-                if (e->seq > sl->taken_seq) {
-                    sl->taken_seq = e->seq;
-                }
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return;                 /* the lock error is logged by its hook */
+    }
+    sl = sse_reg_held(reg, hold);
+    for (i = 0; sl && i < count; i++) {
+        const sse_event_t *e = &reg->ring[seqs[i] % reg->h->sz.history];
+        if (e->seq == seqs[i]) {
+            evs[(*n)++] = *e;
+            if (e->seq > sl->taken_seq) {
+                sl->taken_seq = e->seq;
             }
         }
     }
+    sse_reg_unlock(reg, &rv);
 }
 
 static void route_one(sse_registry_t *reg, const sse_event_t *e,
@@ -479,27 +482,31 @@ apr_status_t sse_registry_notify_key(sse_registry_t *reg, const char *key,
     char data[SSE_DATA_MAX];
     apr_size_t len;
     apr_status_t rv = APR_EINVAL;
+    apr_uint32_t hash;
+    sse_event_t *e;
 
     *delivered = 0;
     if (!sse_token_valid(key, strlen(key))
         || (rv = sse_frame_data("notify", key, data, &len)) != APR_SUCCESS) {
         return rv;
     }
-    LOCKED(reg, rv) {
-        apr_uint32_t hash = hash_of(key, strlen(key));
-        sse_event_t *e;
-        *delivered = count_holders(reg, key, hash);
-        if (*delivered == 0) {
-            continue;
-        }
-        e = ring_append(reg, SSE_EV_KEY, now_ms);
-        e->key_hash = hash;
-        apr_cpystrn(e->key, key, sizeof(e->key));
-        memcpy(e->data, data, len + 1);
-        e->len = (apr_uint32_t)len;
-        chain_key_entry(reg, e);
-        ring_commit(reg, e);
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return rv;
     }
+    hash = hash_of(key, strlen(key));
+    *delivered = count_holders(reg, key, hash);
+    if (*delivered == 0) {
+        goto leave;
+    }
+    e = ring_append(reg, SSE_EV_KEY, now_ms);
+    e->key_hash = hash;
+    apr_cpystrn(e->key, key, sizeof(e->key));
+    memcpy(e->data, data, len + 1);
+    e->len = (apr_uint32_t)len;
+    chain_key_entry(reg, e);
+    ring_commit(reg, e);
+leave:
+    sse_reg_unlock(reg, &rv);
     return rv;
 }
 
@@ -510,28 +517,32 @@ apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
                                             int *delivered)
 {
     apr_status_t rv, rv2 = APR_ENOENT;
+    const sse_slot_t *me;
+    sse_event_t *e;
 
     *delivered = 0;
     if (!sse_token_valid(taskid, strlen(taskid))) {
         return APR_EINVAL;
     }
-    LOCKED(reg, rv) {
-        const sse_slot_t *me = sse_reg_find_id(reg, id);
-        sse_event_t *e;
-        if (me == NULL) {
-            continue;
-        }
-        rv2 = APR_SUCCESS;
-        /* one entry for the name; each stream frames it with its own id */
-        e = ring_append(reg, SSE_EV_NAME, now_ms);
-        memcpy(e->key, me->id, me->name_len);
-        e->key[me->name_len] = '\0';
-        e->key_hash = me->name_hash;
-        e->len = (apr_uint32_t)strlen(taskid);
-        memcpy(e->data, taskid, e->len + 1);
-        *delivered = chain_name_entry(reg, e);
-        ring_commit(reg, e);
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return rv;
     }
+    me = sse_reg_find_id(reg, id);
+    if (me == NULL) {
+        goto leave;
+    }
+    rv2 = APR_SUCCESS;
+    /* one entry for the name; each stream frames it with its own id */
+    e = ring_append(reg, SSE_EV_NAME, now_ms);
+    memcpy(e->key, me->id, me->name_len);
+    e->key[me->name_len] = '\0';
+    e->key_hash = me->name_hash;
+    e->len = (apr_uint32_t)strlen(taskid);
+    memcpy(e->data, taskid, e->len + 1);
+    *delivered = chain_name_entry(reg, e);
+    ring_commit(reg, e);
+leave:
+    sse_reg_unlock(reg, &rv);
     return rv ? rv : rv2;
 }
 

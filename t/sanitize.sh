@@ -81,7 +81,8 @@ for cc in gcc "$CLANG"; do
     unit_line="$unit_line $cc: ${last:-stopped by a sanitizer},"
 done
 
-# -- 2. the module, by clang straight from the tree, into build/sanitize/
+# -- 2. the module, by clang straight from the tree, into build/sanitize/,
+#       with its run-time invariants checked (-DSSE_CHECKS: SSE_ASSERT)
 #       (not by apxs: its libtool links with gcc whatever CC it is given,
 #       and with gcc's separate libasan and libubsan the UBSan runtime,
 #       set up late in a child that runs as www-data, cannot read its
@@ -95,7 +96,7 @@ if [ -z "$SANITIZE_UNIT_ONLY" ]; then
     echo "sanitize: the module by $CLANG -> ${MOD#$TOP/}"
     # shellcheck disable=SC2086
     $CLANG -shared -fPIC -shared-libasan -std=gnu99 \
-        $(echo "$WARN" | sed 's/-Werror//') -g -O1 $SAN \
+        $(echo "$WARN" | sed 's/-Werror//') -g -O1 $SAN -DSSE_CHECKS \
         $($APXS -q EXTRA_CPPFLAGS) -I"$($APXS -q INCLUDEDIR)" $APR_CFLAGS \
         -I. -o "$MOD" $GLUE_SRC $CORE_SRC -ljansson >"$OUT/build.log" 2>&1 \
         || { cat "$OUT/build.log"
