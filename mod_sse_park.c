@@ -43,8 +43,8 @@
 static struct {
     apr_pollset_t *ps;          /* the dispatcher's: wake-up + parked */
     apr_pool_t *scratch;        /* framing and reads, cleared per stream */
-    sse_stream_t *beat_head;    /* parked streams by next_beat */
-    sse_stream_t *beat_tail;
+    sse_timer_t *beats;         /* parked streams by next_beat: O(log n)
+                                   whatever their deadlines */
     sse_stream_t *closing;      /* ended, waiting out the grace */
     int parked;
 } park;
@@ -159,46 +159,23 @@ void sse_park_register_hooks(void)
 
 /* ---- the dispatcher's side: heartbeats in next_beat order ------------ */
 
-static void beat_remove(sse_stream_t *st)
+/* (Re)key @a st at its next_beat: a heartbeat 15 s on, or a blocked
+ * stream's deadline Timeout on, in one heap. */
+static apr_status_t beat_sync(sse_stream_t *st)
 {
-    if (st->beat_prev) {
-        st->beat_prev->beat_next = st->beat_next;
-    }
-    else {
-        park.beat_head = st->beat_next;
-    }
-    if (st->beat_next) {
-        st->beat_next->beat_prev = st->beat_prev;
-    }
-    else {
-        park.beat_tail = st->beat_prev;
-    }
-    st->beat_prev = st->beat_next = NULL;
+    return sse_timer_set(park.beats, &st->beat, st->next_beat);
 }
 
-/* From the tail: a stream that just wrote is due last, so this is O(1)
- * but for streams that wrote at nearly the same time. */
-static void beat_insert(sse_stream_t *st)
+static void beat_remove(sse_stream_t *st)
 {
-    sse_stream_t *p = park.beat_tail;
+    (void)sse_timer_remove(park.beats, &st->beat);  /* ENOENT: not in */
+}
 
-    while (p && p->next_beat > st->next_beat) {
-        p = p->beat_prev;
-    }
-    st->beat_prev = p;
-    st->beat_next = p ? p->beat_next : park.beat_head;
-    if (st->beat_next) {
-        st->beat_next->beat_prev = st;
-    }
-    else {
-        park.beat_tail = st;
-    }
-    if (p) {
-        p->beat_next = st;
-    }
-    else {
-        park.beat_head = st;
-    }
+static sse_stream_t *beat_first(void)
+{
+    sse_timer_entry_t *e = sse_timer_peek(park.beats);
+
+    return e ? SSE_TIMER_OWNER(e, sse_stream_t, beat) : NULL;
 }
 
 /* ---- the dispatcher's side: writing without blocking ----------------- */
@@ -256,11 +233,10 @@ static apr_status_t watch(sse_stream_t *st, apr_int16_t events)
     return apr_pollset_add(park.ps, &st->pfd);
 }
 
-static void due_at(sse_stream_t *st, apr_time_t when)
+static apr_status_t due_at(sse_stream_t *st, apr_time_t when)
 {
     st->next_beat = when;
-    beat_remove(st);
-    beat_insert(st);
+    return beat_sync(st);
 }
 
 /* Without a FLUSH bucket the core output filter sets aside what the
@@ -299,20 +275,20 @@ static apr_status_t drained(sse_stream_t *st)
         return rv != APR_SUCCESS ? rv : APR_ECONNABORTED;
     }
     if (c->data_in_output_filters) {
-        due_at(st, now + c->base_server->timeout);
-        return APR_SUCCESS;
+        return due_at(st, now + c->base_server->timeout);
     }
     st->blocked = 0;
-    due_at(st, now + sse_conf_heartbeat());
-    rv = watch(st, APR_POLLIN);
+    rv = due_at(st, now + sse_conf_heartbeat());
+    if (rv == APR_SUCCESS) {
+        rv = watch(st, APR_POLLIN);
+    }
     if (rv == APR_SUCCESS) {
         rv = sse_stream_written(st);
     }
     if (rv == APR_SUCCESS && st->catch_up) {
         rv = sse_stream_serve(st);
-        due_at(st, st->next_beat);
     }
-    return rv;
+    return rv == APR_SUCCESS ? beat_sync(st) : rv;
 }
 
 /* ---- the dispatcher's side: ending and closing ----------------------- */
@@ -374,8 +350,10 @@ static apr_interval_time_t close_due(apr_time_t now)
 
 apr_status_t sse_park_init(apr_pool_t *pchild, apr_pollset_t *ps)
 {
+    apr_status_t rv = sse_timer_create(&park.beats, pchild, 1024);
+
     park.ps = ps;
-    return apr_pool_create(&park.scratch, pchild);
+    return rv == APR_SUCCESS ? apr_pool_create(&park.scratch, pchild) : rv;
 }
 
 void sse_park_serve(sse_stream_t *st)
@@ -386,12 +364,10 @@ void sse_park_serve(sse_stream_t *st)
         return;                 /* ended since it was put on the list */
     }
     rv = sse_stream_serve(st);
-
     if (rv == APR_SUCCESS) {
-        beat_remove(st);        /* it wrote: its heartbeat moves on */
-        beat_insert(st);
+        rv = beat_sync(st);     /* it wrote: its heartbeat moves on */
     }
-    else {
+    if (rv != APR_SUCCESS) {
         park_end(st, rv);
     }
     apr_pool_clear(park.scratch);
@@ -409,11 +385,14 @@ void sse_park_adopted(sse_stream_t *st)
     st->pfd.reqevents = APR_POLLIN;
     st->pfd.client_data = st;
     park.parked++;
-    beat_insert(st);
-    rv = apr_pollset_add(park.ps, &st->pfd);
+    sse_timer_entry_init(&st->beat);
+    rv = beat_sync(st);
+    if (rv == APR_SUCCESS) {
+        rv = apr_pollset_add(park.ps, &st->pfd);
+    }
     if (rv != APR_SUCCESS) {
         ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, st->c, SSE_LOGNO(00049)
-                      "cannot watch a parked stream's client");
+                      "cannot watch a parked stream");
         park_end(st, rv);
         return;
     }
@@ -441,18 +420,17 @@ apr_interval_time_t sse_park_tick(apr_interval_time_t max)
     apr_time_t now = apr_time_now();
     apr_interval_time_t wait;
     apr_status_t rv;
+    sse_stream_t *st;
 
-    while (park.beat_head
-           && park.beat_head->next_beat <= now + SSE_BEAT_SLACK) {
-        sse_stream_t *st = park.beat_head;
+    while ((st = beat_first()) != NULL
+           && st->beat.due <= now + SSE_BEAT_SLACK) {
         /* a blocked stream's next_beat is its deadline */
         rv = st->blocked ? APR_TIMEUP
                          : sse_stream_beat(st, now + SSE_BEAT_SLACK);
         if (rv == APR_SUCCESS) {
-            beat_remove(st);
-            beat_insert(st);
+            rv = beat_sync(st);
         }
-        else {
+        if (rv != APR_SUCCESS) {
             park_end(st, rv);
         }
         apr_pool_clear(park.scratch);
@@ -461,16 +439,18 @@ apr_interval_time_t sse_park_tick(apr_interval_time_t max)
     if (wait < 0 || wait > max) {
         wait = max;
     }
-    if (park.beat_head && park.beat_head->next_beat - now < wait) {
-        wait = park.beat_head->next_beat - now;
+    if (st != NULL && st->beat.due - now < wait) {
+        wait = st->beat.due - now;
     }
     return wait;
 }
 
 int sse_park_end_all(void)
 {
-    while (park.beat_head) {
-        park_end(park.beat_head, APR_EOF);
+    sse_stream_t *st;
+
+    while ((st = beat_first()) != NULL) {
+        park_end(st, APR_EOF);
     }
     close_due(apr_time_now());
     return park.closing != NULL;

@@ -11,6 +11,7 @@
 #include <apr_poll.h>
 
 #include "mod_sse_mgr_private.h"
+#include "src/sse_timer.h"
 
 #define SSE_QUEUE_LEN   64      /* queued seqs per stream before resync */
 
@@ -61,7 +62,8 @@ struct sse_stream_t {
                                    it drains; next_beat is the deadline */
     int catch_up;               /* events came while blocked: send the
                                    ring's backlog from sent once drained */
-    sse_stream_t *beat_prev, *beat_next;    /* by next_beat */
+    sse_timer_entry_t beat;     /* in the dispatcher's heap of parked
+                                   streams, due at next_beat */
     int on_closing;             /* ended, on park.closing by close_next:
                                    never served again */
     sse_stream_t *close_next;

@@ -23,6 +23,8 @@
 #ifndef SSE_TIMER_H
 #define SSE_TIMER_H
 
+#include <stddef.h>
+
 #include <apr.h>
 #include <apr_errno.h>
 #include <apr_general.h>
@@ -40,7 +42,7 @@
  * (as a list node gives back its element).
  */
 #define SSE_TIMER_OWNER(e, type, member)                                    \
-    ((type *)(void *)((char *)(e) - APR_OFFSETOF(type, member)))
+    ((type *)(void *)((char *)(e) - offsetof(type, member)))
 
 /**
  * A deadline, embedded in the struct it belongs to. The caller reads
