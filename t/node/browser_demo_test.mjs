@@ -95,6 +95,12 @@ async function main() {
       performance.getEntriesByType("navigation")[0].nextHopProtocol);
     await page.screenshot({ path: screenshot, fullPage: true });
     await other.close({ runBeforeUnload: true });
+    // its pagehide sends disconnect-registrant (keepalive): the first tab's
+    // list drops the row once the server says the listeners changed. Wait
+    // for that before the browser goes, or the request may never leave.
+    await step("the closed tab leaves the first tab's list",
+               page.waitForSelector(`#registrants tr[data-id="${otherId}"]`,
+                                    { state: "detached", timeout: STEP_MS }));
     if (problems.length) throw new Error(problems.join("; "));
     console.log(JSON.stringify({ ok: true, id, otherId, timeoutMs, adhocMs,
                                  ticks, protocol }));
