@@ -1,4 +1,6 @@
-/* The registry in shared memory: layout, slots, ids, streams, removal. */
+/* The registry in shared memory: ids, slots, streams, keys, removal.
+ * Its layout is sse_layout.c, its mutex sse_lock.c, crash repair
+ * sse_repair.c, retired ids sse_retired.c. */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,241 +8,6 @@
 #include <apr_strings.h>
 
 #include "sse_registry_int.h"
-
-static apr_uint32_t buckets_for(apr_uint32_t n)
-{
-    apr_uint32_t b = 64;
-    while (b < n && b < (1u << 30)) {
-        b <<= 1;
-    }
-    return b;
-}
-
-apr_size_t sse_registry_size(const sse_registry_sizes_t *sz)
-{
-    apr_size_t nb = buckets_for(sz->max_listeners);
-    return ALIGN8(sizeof(sse_reg_header_t))
-           + ALIGN8(4 * nb * sizeof(apr_uint32_t))
-           + ALIGN8(sz->max_listeners * sizeof(sse_retired_t))
-           + ALIGN8(sz->max_children * sizeof(sse_child_t))
-           + (apr_size_t)sz->max_listeners * sizeof(sse_slot_t)
-           + (apr_size_t)sz->history * sizeof(sse_event_t);
-}
-
-/* FNV-1a, 64 bits, over the values that decide where things are. */
-static apr_uint64_t fnv(apr_uint64_t h, apr_uint64_t v)
-{
-    int i;
-
-    for (i = 0; i < 8; i++) {
-        h ^= (v >> (8 * i)) & 0xff;
-        h *= APR_UINT64_C(0x100000001b3);
-    }
-    return h;
-}
-
-apr_uint64_t sse_registry_fingerprint(const sse_registry_sizes_t *sz)
-{
-    const apr_uint64_t v[] = {
-        SSE_REG_MAGIC, SSE_REG_FORMAT,
-        SSE_MAX_KEYS, SSE_ID_MAX, SSE_TOKEN_MAX, SSE_DATA_MAX,
-        SSE_SECRET_LEN,
-        sizeof(sse_registry_stamp_t), sizeof(sse_reg_header_t),
-        offsetof(sse_reg_header_t, sz), offsetof(sse_reg_header_t, dirty),
-        offsetof(sse_reg_header_t, next_seq),
-        offsetof(sse_reg_header_t, serial),
-        offsetof(sse_reg_header_t, secret), offsetof(sse_reg_header_t, stats),
-        sizeof(sse_stats_t),
-        sizeof(sse_keynode_t), offsetof(sse_keynode_t, next),
-        offsetof(sse_keynode_t, since), offsetof(sse_keynode_t, last),
-        sizeof(sse_slot_t), offsetof(sse_slot_t, gen),
-        offsetof(sse_slot_t, holder_gen), offsetof(sse_slot_t, next_free),
-        offsetof(sse_slot_t, created_seq), offsetof(sse_slot_t, missed_to),
-        offsetof(sse_slot_t, name_last), offsetof(sse_slot_t, serial),
-        offsetof(sse_slot_t, id), offsetof(sse_slot_t, keys),
-        sizeof(sse_child_t), offsetof(sse_child_t, streams),
-        sizeof(sse_retired_t), offsetof(sse_retired_t, until_ms),
-        sizeof(sse_event_t), offsetof(sse_event_t, prev),
-        offsetof(sse_event_t, kind),
-        offsetof(sse_event_t, len), offsetof(sse_event_t, key),
-        offsetof(sse_event_t, data),
-        /* the chains are built with it: another one strands every entry */
-        hash_of("sse-mgr layout", 14),
-        sz->max_listeners, sz->history, sz->max_children,
-        buckets_for(sz->max_listeners), sse_registry_size(sz),
-    };
-    apr_uint64_t h = APR_UINT64_C(0xcbf29ce484222325);
-    apr_size_t i;
-
-    for (i = 0; i < sizeof(v) / sizeof(*v); i++) {
-        h = fnv(h, v[i]);
-    }
-    return h;
-}
-
-apr_status_t sse_registry_validate(const void *mem, apr_size_t avail,
-                                   const sse_registry_sizes_t *sz,
-                                   sse_registry_stamp_t *stamp)
-{
-    memset(stamp, 0, sizeof(*stamp));
-    if (avail < sizeof(*stamp)) {
-        return APR_EMISMATCH;
-    }
-    memcpy(stamp, mem, sizeof(*stamp));
-    if (stamp->magic != SSE_REG_MAGIC) {
-        return APR_EINVAL;
-    }
-    if (stamp->fingerprint != sse_registry_fingerprint(sz)
-        || stamp->bytes != sse_registry_size(sz) || stamp->bytes > avail) {
-        return APR_EMISMATCH;
-    }
-    return APR_SUCCESS;
-}
-
-static void layout(sse_registry_t *reg, void *mem,
-                   const sse_registry_sizes_t *sz)
-{
-    char *p = mem;
-    apr_size_t nb = buckets_for(sz->max_listeners);
-
-    reg->h = (sse_reg_header_t *)p;
-    p += ALIGN8(sizeof(sse_reg_header_t));
-    reg->id_bucket = (apr_uint32_t *)p;
-    reg->name_bucket = reg->id_bucket + nb;
-    reg->key_bucket = reg->name_bucket + nb;
-    reg->retired_bucket = reg->key_bucket + nb;
-    p += ALIGN8(4 * nb * sizeof(apr_uint32_t));
-    reg->retired = (sse_retired_t *)p;
-    p += ALIGN8(sz->max_listeners * sizeof(sse_retired_t));
-    reg->child = (sse_child_t *)p;
-    p += ALIGN8(sz->max_children * sizeof(sse_child_t));
-    reg->slot = (sse_slot_t *)p;
-    p += (apr_size_t)sz->max_listeners * sizeof(sse_slot_t);
-    reg->ring = (sse_event_t *)p;
-}
-
-apr_status_t sse_registry_create(apr_pool_t *p, void *mem,
-                                 const sse_registry_sizes_t *sz,
-                                 const unsigned char *secret,
-                                 apr_uint64_t first_seq,
-                                 apr_global_mutex_t *lock,
-                                 sse_registry_t **out)
-{
-    sse_registry_t *reg = apr_pcalloc(p, sizeof(*reg));
-    apr_uint32_t i;
-
-    if (sz->max_listeners == 0 || sz->history == 0 || sz->max_children == 0) {
-        return APR_EINVAL;
-    }
-    memset(mem, 0, sse_registry_size(sz));
-    layout(reg, mem, sz);
-    reg->lock = lock;
-    reg->h->sz = *sz;
-    reg->h->nbuckets = buckets_for(sz->max_listeners);
-    reg->h->first_seq = first_seq ? first_seq : 1;
-    reg->h->next_seq = reg->h->first_seq;
-    memcpy(reg->h->secret, secret, SSE_SECRET_LEN);
-    for (i = 0; i < sz->max_listeners; i++) {
-        reg->slot[i].next_free = (i + 1 < sz->max_listeners) ? i + 2 : 0;
-    }
-    reg->h->free_head = 1;
-    reg->h->stamp.sz = *sz;
-    reg->h->stamp.bytes = sse_registry_size(sz);
-    reg->h->stamp.fingerprint = sse_registry_fingerprint(sz);
-    reg->h->stamp.magic = SSE_REG_MAGIC;
-    *out = reg;
-    return APR_SUCCESS;
-}
-
-apr_status_t sse_registry_attach(apr_pool_t *p, void *mem,
-                                 const sse_registry_sizes_t *sz,
-                                 apr_global_mutex_t *lock,
-                                 sse_registry_t **out)
-{
-    sse_registry_stamp_t stamp;
-    sse_registry_t *reg;
-
-    /* the stamp first: layout() trusts the sizes, and the header's fields
-     * past the stamp may sit elsewhere in the build that wrote them */
-    if (sse_registry_validate(mem, sse_registry_size(sz), sz, &stamp)
-        != APR_SUCCESS
-        || memcmp(&((const sse_reg_header_t *)mem)->sz, sz, sizeof(*sz))
-           != 0) {
-        return APR_EINVAL;
-    }
-    reg = apr_pcalloc(p, sizeof(*reg));
-    layout(reg, mem, sz);
-    reg->lock = lock;
-    *out = reg;
-    return APR_SUCCESS;
-}
-
-const sse_registry_sizes_t *sse_registry_sizes(const sse_registry_t *reg)
-{
-    return &reg->h->sz;
-}
-
-void sse_registry_set_nonblocking(sse_registry_t *reg)
-{
-    reg->nonblocking = 1;
-}
-
-/* How many registry locks this thread holds: nothing may do I/O or run
- * another module's code meanwhile (sse_registry_lock_held). */
-static __thread int locks_held;
-
-int sse_registry_lock_held(void)
-{
-    return locks_held > 0;
-}
-
-apr_status_t sse_reg_lock(sse_registry_t *reg)
-{
-    apr_status_t rv = reg->nonblocking ? apr_global_mutex_trylock(reg->lock)
-                                       : apr_global_mutex_lock(reg->lock);
-
-    if (reg->nonblocking && APR_STATUS_IS_EBUSY(rv)) {
-        return APR_EBUSY;           /* expected: the parent tries later */
-    }
-    if (rv != APR_SUCCESS) {
-        if (reg->lock_error) {
-            reg->lock_error(reg->lock_error_baton, rv, "lock");
-        }
-        return rv;
-    }
-    /* a robust mutex whose holder died is handed over as taken (APR makes
-     * it consistent on EOWNERDEAD): only the mark tells */
-    if (reg->h->dirty) {
-        sse_reg_repair(reg);        /* the last holder died holding it */
-    }
-    reg->h->dirty = 1;
-    locks_held++;
-    return APR_SUCCESS;
-}
-
-void sse_reg_unlock(sse_registry_t *reg, apr_status_t *rv)
-{
-    apr_status_t urv;
-
-    reg->h->dirty = 0;
-    locks_held--;
-    urv = apr_global_mutex_unlock(reg->lock);
-    if (urv != APR_SUCCESS) {
-        if (reg->lock_error) {
-            reg->lock_error(reg->lock_error_baton, urv, "unlock");
-        }
-        if (*rv == APR_SUCCESS) {
-            *rv = urv;
-        }
-    }
-}
-
-void sse_registry_set_lock_error(sse_registry_t *reg, sse_lock_error_fn *fn,
-                                 void *baton)
-{
-    reg->lock_error = fn;
-    reg->lock_error_baton = baton;
-}
 
 void sse_registry_set_secret(sse_registry_t *reg,
                              const unsigned char *secret)
@@ -357,8 +124,8 @@ static sse_slot_t *slot_alloc(sse_registry_t *reg, const char *id,
     return sl;
 }
 
-static sse_child_t *child_entry(sse_registry_t *reg, apr_uint32_t pid,
-                                int claim)
+sse_child_t *sse_reg_child_entry(sse_registry_t *reg, apr_uint32_t pid,
+                                 int claim)
 {
     sse_child_t *free_entry = NULL;
     apr_uint32_t i;
@@ -387,7 +154,7 @@ static void slot_unhold(sse_registry_t *reg, sse_slot_t *sl)
     if (sl->state != SLOT_CONNECTED) {
         return;
     }
-    c = child_entry(reg, sl->holder_pid, 0);
+    c = sse_reg_child_entry(reg, sl->holder_pid, 0);
     if (c && c->streams) {
         c->streams--;
     }
@@ -424,130 +191,6 @@ static void slot_free(sse_registry_t *reg, sse_slot_t *sl, int end_stream)
     reg->h->stats.listeners--;
 }
 
-/* ---- repair after a crash inside the lock --------------------------- */
-
-static void repair_slot(sse_registry_t *reg, apr_uint32_t i)
-{
-    sse_slot_t *sl = &reg->slot[i];
-    sse_child_t *c;
-    apr_size_t name_len;
-    apr_uint32_t k;
-
-    if (sl->state == SLOT_FREE
-        || sse_id_parse(sl->id, &name_len) != APR_SUCCESS
-        || sl->nkeys > SSE_MAX_KEYS) {
-        sl->state = SLOT_FREE;      /* a half-made slot goes back */
-        sl->nkeys = 0;
-        sl->next_free = reg->h->free_head;
-        reg->h->free_head = i + 1;
-        return;
-    }
-    /* the hashes may not have been written yet: derive them again */
-    sl->id_hash = hash_of(sl->id, strlen(sl->id));
-    sl->name_len = (apr_uint32_t)name_len;
-    sl->name_hash = hash_of(sl->id, name_len);
-    for (k = 0; k < sl->nkeys; k++) {
-        sl->keys[k].hash = hash_of(sl->keys[k].key, strlen(sl->keys[k].key));
-    }
-    sl->next_id = reg->id_bucket[bucket_of(reg, sl->id_hash)];
-    reg->id_bucket[bucket_of(reg, sl->id_hash)] = i + 1;
-    sl->next_name = reg->name_bucket[bucket_of(reg, sl->name_hash)];
-    reg->name_bucket[bucket_of(reg, sl->name_hash)] = i + 1;
-    for (k = 0; k < sl->nkeys; k++) {
-        sl->keys[k].next = reg->key_bucket[bucket_of(reg, sl->keys[k].hash)];
-        reg->key_bucket[bucket_of(reg, sl->keys[k].hash)] =
-            i * SSE_MAX_KEYS + k + 1;
-    }
-    reg->h->stats.listeners++;
-    c = sl->state == SLOT_CONNECTED ? child_entry(reg, sl->holder_pid, 0)
-                                    : NULL;     /* pid 0 matches none */
-    if (c) {
-        c->streams++;
-        reg->h->stats.connected++;
-    }
-    else {
-        sl->state = SLOT_REGISTERED;    /* its holder is not known */
-    }
-}
-
-void sse_reg_repair(sse_registry_t *reg)
-{
-    apr_uint32_t nb = reg->h->nbuckets, i, j;
-
-    memset(reg->id_bucket, 0, 4 * nb * sizeof(apr_uint32_t));
-    reg->h->free_head = 0;
-    reg->h->stats.listeners = reg->h->stats.connected = 0;
-    for (i = 0; i < reg->h->sz.max_children; i++) {
-        reg->child[i].streams = 0;
-    }
-    for (i = reg->h->sz.max_listeners; i-- > 0;) {
-        repair_slot(reg, i);
-    }
-    /* oldest retirement first, so that the newest of an id heads its
-     * chain again: is_retired() goes by the first it meets */
-    for (j = 0; j < reg->h->sz.max_listeners; j++) {
-        sse_retired_t *rt;
-        i = (reg->h->retired_next + j) % reg->h->sz.max_listeners;
-        rt = &reg->retired[i];
-        if (rt->id[0]) {
-            rt->next = reg->retired_bucket[bucket_of(reg, rt->hash)];
-            reg->retired_bucket[bucket_of(reg, rt->hash)] = i + 1;
-        }
-    }
-    sse_reg_repair_chains(reg);
-    reg->h->stats.repairs++;
-}
-
-/* ---- retired ids ----------------------------------------------------- */
-
-static void retired_unlink(sse_registry_t *reg, apr_uint32_t r1)
-{
-    sse_retired_t *rt = &reg->retired[r1 - 1];
-    apr_uint32_t *link = &reg->retired_bucket[bucket_of(reg, rt->hash)];
-
-    while (*link) {
-        if (*link == r1) {
-            *link = rt->next;
-            break;
-        }
-        link = &reg->retired[*link - 1].next;
-    }
-    rt->next = 0;
-    rt->id[0] = '\0';
-}
-
-static void retire(sse_registry_t *reg, const sse_slot_t *sl,
-                   apr_int64_t until_ms)
-{
-    apr_uint32_t r1 = reg->h->retired_next + 1;
-    sse_retired_t *rt = &reg->retired[r1 - 1];
-
-    reg->h->retired_next = (reg->h->retired_next + 1)
-                           % reg->h->sz.max_listeners;
-    if (rt->id[0]) {
-        retired_unlink(reg, r1);        /* the oldest retirement goes */
-    }
-    apr_cpystrn(rt->id, sl->id, sizeof(rt->id));
-    rt->hash = sl->id_hash;
-    rt->until_ms = until_ms;
-    rt->next = reg->retired_bucket[bucket_of(reg, rt->hash)];
-    reg->retired_bucket[bucket_of(reg, rt->hash)] = r1;
-}
-
-static int is_retired(sse_registry_t *reg, const char *id, apr_int64_t now)
-{
-    apr_uint32_t hash = hash_of(id, strlen(id));
-    apr_uint32_t r1 = reg->retired_bucket[bucket_of(reg, hash)];
-
-    for (; r1; r1 = reg->retired[r1 - 1].next) {
-        const sse_retired_t *rt = &reg->retired[r1 - 1];
-        if (rt->hash == hash && strcmp(rt->id, id) == 0) {
-            return rt->until_ms > now;
-        }
-    }
-    return 0;
-}
-
 /* ---- streams --------------------------------------------------------- */
 
 /* What a new stream is told it lost: events of this listener overwritten
@@ -578,7 +221,7 @@ static apr_status_t hold_slot(sse_registry_t *reg, sse_slot_t *sl,
                               apr_uint32_t pid, const apr_uint64_t *last_id,
                               sse_hold_t *hold)
 {
-    sse_child_t *c = child_entry(reg, pid, 1);
+    sse_child_t *c = sse_reg_child_entry(reg, pid, 1);
     apr_uint64_t head = reg->h->next_seq;
 
     if (c == NULL) {
@@ -625,7 +268,7 @@ apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
         rv2 = APR_EINVAL;
         goto leave;
     }
-    if (sl == NULL && is_retired(reg, id, now_ms)) {
+    if (sl == NULL && sse_reg_is_retired(reg, id, now_ms)) {
         rv2 = APR_EEXIST;
         goto leave;
     }
@@ -778,7 +421,7 @@ apr_status_t sse_registry_unregister(sse_registry_t *reg, const char *id,
     sl = sse_reg_find_id(reg, id);
     if (sl) {
         *ended_pid = sl->state == SLOT_CONNECTED ? sl->holder_pid : 0;
-        retire(reg, sl, retire_until_ms);
+        sse_reg_retire(reg, sl, retire_until_ms);
         slot_free(reg, sl, 1);
         rv2 = APR_SUCCESS;
     }
@@ -798,7 +441,7 @@ apr_status_t sse_registry_clear(sse_registry_t *reg,
     }
     for (i = 0; i < reg->h->sz.max_listeners; i++) {
         if (reg->slot[i].state != SLOT_FREE) {
-            retire(reg, &reg->slot[i], retire_until_ms);
+            sse_reg_retire(reg, &reg->slot[i], retire_until_ms);
             slot_free(reg, &reg->slot[i], 0);
             ++*removed;
         }
@@ -840,7 +483,7 @@ apr_status_t sse_registry_child_gone(sse_registry_t *reg, apr_uint32_t pid,
     if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
         return rv;
     }
-    c = child_entry(reg, pid, 0);
+    c = sse_reg_child_entry(reg, pid, 0);
     if (c == NULL) {
         goto leave;
     }

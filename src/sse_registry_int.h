@@ -147,6 +147,21 @@ apr_status_t sse_reg_lock(sse_registry_t *reg);
  * and stored in @a rv unless it already holds one. */
 void sse_reg_unlock(sse_registry_t *reg, apr_status_t *rv);
 
+/** The child table's entry of @a pid; with @a claim, a free one for it.
+ * Under the mutex. */
+sse_child_t *sse_reg_child_entry(sse_registry_t *reg, apr_uint32_t pid,
+                                 int claim);
+
+/** Retire @a sl's id until @a until_ms (sse_retired.c). Under the mutex. */
+void sse_reg_retire(sse_registry_t *reg, const sse_slot_t *sl,
+                    apr_int64_t until_ms);
+
+/** Is @a id retired at @a now? Under the mutex. */
+int sse_reg_is_retired(sse_registry_t *reg, const char *id, apr_int64_t now);
+
+/** Take retirement @a r1 (1-based) out of its chain. Under the mutex. */
+void sse_reg_retired_unlink(sse_registry_t *reg, apr_uint32_t r1);
+
 /** Rebuild free list, hash chains, counters and child counts from the
  * slots. Under the mutex. */
 void sse_reg_repair(sse_registry_t *reg);

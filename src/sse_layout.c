@@ -1,0 +1,188 @@
+/* The registry in shared memory: its size, its layout fingerprint, and
+ * making or attaching one (the drawing is in sse_registry.h). */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "sse_registry_int.h"
+
+static apr_uint32_t buckets_for(apr_uint32_t n)
+{
+    apr_uint32_t b = 64;
+    while (b < n && b < (1u << 30)) {
+        b <<= 1;
+    }
+    return b;
+}
+
+apr_size_t sse_registry_size(const sse_registry_sizes_t *sz)
+{
+    apr_size_t nb = buckets_for(sz->max_listeners);
+    return ALIGN8(sizeof(sse_reg_header_t))
+           + ALIGN8(4 * nb * sizeof(apr_uint32_t))
+           + ALIGN8(sz->max_listeners * sizeof(sse_retired_t))
+           + ALIGN8(sz->max_children * sizeof(sse_child_t))
+           + (apr_size_t)sz->max_listeners * sizeof(sse_slot_t)
+           + (apr_size_t)sz->history * sizeof(sse_event_t);
+}
+
+/* FNV-1a, 64 bits, over the values that decide where things are. */
+static apr_uint64_t fnv(apr_uint64_t h, apr_uint64_t v)
+{
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        h ^= (v >> (8 * i)) & 0xff;
+        h *= APR_UINT64_C(0x100000001b3);
+    }
+    return h;
+}
+
+apr_uint64_t sse_registry_fingerprint(const sse_registry_sizes_t *sz)
+{
+    const apr_uint64_t v[] = {
+        SSE_REG_MAGIC, SSE_REG_FORMAT,
+        SSE_MAX_KEYS, SSE_ID_MAX, SSE_TOKEN_MAX, SSE_DATA_MAX,
+        SSE_SECRET_LEN,
+        sizeof(sse_registry_stamp_t), sizeof(sse_reg_header_t),
+        offsetof(sse_reg_header_t, sz), offsetof(sse_reg_header_t, dirty),
+        offsetof(sse_reg_header_t, next_seq),
+        offsetof(sse_reg_header_t, serial),
+        offsetof(sse_reg_header_t, secret), offsetof(sse_reg_header_t, stats),
+        sizeof(sse_stats_t),
+        sizeof(sse_keynode_t), offsetof(sse_keynode_t, next),
+        offsetof(sse_keynode_t, since), offsetof(sse_keynode_t, last),
+        sizeof(sse_slot_t), offsetof(sse_slot_t, gen),
+        offsetof(sse_slot_t, holder_gen), offsetof(sse_slot_t, next_free),
+        offsetof(sse_slot_t, created_seq), offsetof(sse_slot_t, missed_to),
+        offsetof(sse_slot_t, name_last), offsetof(sse_slot_t, serial),
+        offsetof(sse_slot_t, id), offsetof(sse_slot_t, keys),
+        sizeof(sse_child_t), offsetof(sse_child_t, streams),
+        sizeof(sse_retired_t), offsetof(sse_retired_t, until_ms),
+        sizeof(sse_event_t), offsetof(sse_event_t, prev),
+        offsetof(sse_event_t, kind),
+        offsetof(sse_event_t, len), offsetof(sse_event_t, key),
+        offsetof(sse_event_t, data),
+        /* the chains are built with it: another one strands every entry */
+        hash_of("sse-mgr layout", 14),
+        sz->max_listeners, sz->history, sz->max_children,
+        buckets_for(sz->max_listeners), sse_registry_size(sz),
+    };
+    apr_uint64_t h = APR_UINT64_C(0xcbf29ce484222325);
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(v) / sizeof(*v); i++) {
+        h = fnv(h, v[i]);
+    }
+    return h;
+}
+
+apr_status_t sse_registry_validate(const void *mem, apr_size_t avail,
+                                   const sse_registry_sizes_t *sz,
+                                   sse_registry_stamp_t *stamp)
+{
+    memset(stamp, 0, sizeof(*stamp));
+    if (avail < sizeof(*stamp)) {
+        return APR_EMISMATCH;
+    }
+    memcpy(stamp, mem, sizeof(*stamp));
+    if (stamp->magic != SSE_REG_MAGIC) {
+        return APR_EINVAL;
+    }
+    if (stamp->fingerprint != sse_registry_fingerprint(sz)
+        || stamp->bytes != sse_registry_size(sz) || stamp->bytes > avail) {
+        return APR_EMISMATCH;
+    }
+    return APR_SUCCESS;
+}
+
+static void layout(sse_registry_t *reg, void *mem,
+                   const sse_registry_sizes_t *sz)
+{
+    char *p = mem;
+    apr_size_t nb = buckets_for(sz->max_listeners);
+
+    reg->h = (sse_reg_header_t *)p;
+    p += ALIGN8(sizeof(sse_reg_header_t));
+    reg->id_bucket = (apr_uint32_t *)p;
+    reg->name_bucket = reg->id_bucket + nb;
+    reg->key_bucket = reg->name_bucket + nb;
+    reg->retired_bucket = reg->key_bucket + nb;
+    p += ALIGN8(4 * nb * sizeof(apr_uint32_t));
+    reg->retired = (sse_retired_t *)p;
+    p += ALIGN8(sz->max_listeners * sizeof(sse_retired_t));
+    reg->child = (sse_child_t *)p;
+    p += ALIGN8(sz->max_children * sizeof(sse_child_t));
+    reg->slot = (sse_slot_t *)p;
+    p += (apr_size_t)sz->max_listeners * sizeof(sse_slot_t);
+    reg->ring = (sse_event_t *)p;
+}
+
+apr_status_t sse_registry_create(apr_pool_t *p, void *mem,
+                                 const sse_registry_sizes_t *sz,
+                                 const unsigned char *secret,
+                                 apr_uint64_t first_seq,
+                                 apr_global_mutex_t *lock,
+                                 sse_registry_t **out)
+{
+    sse_registry_t *reg = apr_pcalloc(p, sizeof(*reg));
+    apr_uint32_t i;
+
+    if (sz->max_listeners == 0 || sz->history == 0 || sz->max_children == 0) {
+        return APR_EINVAL;
+    }
+    memset(mem, 0, sse_registry_size(sz));
+    layout(reg, mem, sz);
+    reg->lock = lock;
+    reg->h->sz = *sz;
+    reg->h->nbuckets = buckets_for(sz->max_listeners);
+    reg->h->first_seq = first_seq ? first_seq : 1;
+    reg->h->next_seq = reg->h->first_seq;
+    memcpy(reg->h->secret, secret, SSE_SECRET_LEN);
+    for (i = 0; i < sz->max_listeners; i++) {
+        reg->slot[i].next_free = (i + 1 < sz->max_listeners) ? i + 2 : 0;
+    }
+    reg->h->free_head = 1;
+    reg->h->stamp.sz = *sz;
+    reg->h->stamp.bytes = sse_registry_size(sz);
+    reg->h->stamp.fingerprint = sse_registry_fingerprint(sz);
+    reg->h->stamp.magic = SSE_REG_MAGIC;
+    *out = reg;
+    return APR_SUCCESS;
+}
+
+apr_status_t sse_registry_attach(apr_pool_t *p, void *mem,
+                                 const sse_registry_sizes_t *sz,
+                                 apr_global_mutex_t *lock,
+                                 sse_registry_t **out)
+{
+    sse_registry_stamp_t stamp;
+    sse_registry_t *reg;
+
+    /* the stamp first: layout() trusts the sizes, and the header's fields
+     * past the stamp may sit elsewhere in the build that wrote them */
+    if (sse_registry_validate(mem, sse_registry_size(sz), sz, &stamp)
+        != APR_SUCCESS
+        || memcmp(&((const sse_reg_header_t *)mem)->sz, sz, sizeof(*sz))
+           != 0) {
+        return APR_EINVAL;
+    }
+    reg = apr_pcalloc(p, sizeof(*reg));
+    layout(reg, mem, sz);
+    reg->lock = lock;
+    *out = reg;
+    return APR_SUCCESS;
+}
+
+const sse_registry_sizes_t *sse_registry_sizes(const sse_registry_t *reg)
+{
+    return &reg->h->sz;
+}
+
+void sse_registry_set_nonblocking(sse_registry_t *reg)
+{
+    reg->nonblocking = 1;
+}
+
