@@ -11,43 +11,86 @@ WARN      ?= -Wall -Wextra -Werror -Wdeclaration-after-statement
 APR_CFLAGS = $(shell pkg-config --cflags apr-1 apr-util-1)
 APR_LIBS   = $(shell pkg-config --libs apr-1 apr-util-1)
 
-.PHONY: all install test unit demo clean deps fuzz sanitize bench soak
+.PHONY: all install uninstall test unit demo clean deps deps-build fuzz \
+        sanitize bench soak
+
+# apxs echoes every libtool command (~400 characters each) on stderr:
+# they go to build.log, shown when a build fails; V=1 shows them all.
+V ?= 0
+ifeq ($(V),1)
+APXS_C = $(APXS) -c
+Q =
+SAY = @:
+else
+APXS_C = sh $(CURDIR)/build-quiet.sh $(APXS) -c
+Q = @
+SAY = @echo
+endif
+MODULES_DIR = $(shell $(APXS) -q LIBEXECDIR)
+MODS_AVAILABLE = /etc/apache2/mods-available
 
 all: .libs/mod_sse_mgr.so
 
 # a module that uses only the public optional functions, for the tests
 t/modules/.libs/mod_sse_apitest.so: t/modules/mod_sse_apitest.c include/mod_sse_mgr.h
-	cd t/modules && $(APXS) -c -Wc,"$(WARN) -std=gnu99" -I../.. mod_sse_apitest.c >/dev/null
+	$(SAY) "  APXS  $@"
+	$(Q)cd t/modules && $(APXS_C) -Wc,"$(WARN) -std=gnu99" -I../.. mod_sse_apitest.c
 
 .libs/mod_sse_mgr.so: $(GLUE_SRC) $(CORE_SRC) src/*.h include/*.h mod_sse_*.h
-	$(APXS) -c -o mod_sse_mgr.la -Wc,"$(WARN) -std=gnu99" -I. $(GLUE_SRC) $(CORE_SRC) -ljansson >/dev/null
+	$(SAY) "  APXS  $@"
+	$(Q)$(APXS_C) -o mod_sse_mgr.la -Wc,"$(WARN) -std=gnu99" -I. $(GLUE_SRC) $(CORE_SRC) -ljansson
 
-# the module, and on Debian the a2enmod files (an edited .conf is kept)
+# The module into httpd's modules directory (the .so only: no libtool
+# archive), and on Debian the a2enmod files (an edited .conf is kept).
+# Enables nothing: a2enmod sse_mgr does.
 install: all
-	$(APXS) -i -n sse_mgr mod_sse_mgr.la
-	if [ -d /etc/apache2/mods-available ]; then \
-	    install -m 644 conf/sse_mgr.load /etc/apache2/mods-available/; \
-	    [ -e /etc/apache2/mods-available/sse_mgr.conf ] || \
-	    install -m 644 conf/sse_mgr.conf /etc/apache2/mods-available/; \
+	install -d $(DESTDIR)$(MODULES_DIR)
+	install -m 644 .libs/mod_sse_mgr.so $(DESTDIR)$(MODULES_DIR)/mod_sse_mgr.so
+	@if [ -d $(DESTDIR)$(MODS_AVAILABLE) ]; then \
+	    install -m 644 conf/sse_mgr.load $(DESTDIR)$(MODS_AVAILABLE)/; \
+	    [ -e $(DESTDIR)$(MODS_AVAILABLE)/sse_mgr.conf ] || \
+	    install -m 644 conf/sse_mgr.conf $(DESTDIR)$(MODS_AVAILABLE)/; \
+	    echo "installed; enable it with: a2enmod sse_mgr && apachectl -k graceful"; \
 	fi
 
+# What install put there; disables the module first where it is enabled
+# (then reload httpd). An edited sse_mgr.conf is kept as sse_mgr.conf.old.
+uninstall:
+	@if [ -e /etc/apache2/mods-enabled/sse_mgr.load ] && command -v a2dismod >/dev/null; then \
+	    a2dismod -q sse_mgr; echo "disabled; reload httpd: apachectl -k graceful"; \
+	fi
+	rm -f $(DESTDIR)$(MODULES_DIR)/mod_sse_mgr.so $(DESTDIR)$(MODS_AVAILABLE)/sse_mgr.load
+	@if [ -e $(DESTDIR)$(MODS_AVAILABLE)/sse_mgr.conf ]; then \
+	    if cmp -s conf/sse_mgr.conf $(DESTDIR)$(MODS_AVAILABLE)/sse_mgr.conf; then \
+	        rm -f $(DESTDIR)$(MODS_AVAILABLE)/sse_mgr.conf; \
+	    else \
+	        mv $(DESTDIR)$(MODS_AVAILABLE)/sse_mgr.conf $(DESTDIR)$(MODS_AVAILABLE)/sse_mgr.conf.old; \
+	    fi; \
+	fi
+
+# what building, installing and the demo need; deps adds the tests' tools
+deps-build:
+	@sh t/install-deps.sh build
+
 deps:
-	@sh t/install-deps.sh
+	@sh t/install-deps.sh test
 
 t/unit/run_tests: t/unit/*.c $(CORE_SRC) src/*.h
-	$(CC) -std=gnu99 $(WARN) -g -I. $(APR_CFLAGS) -o $@ t/unit/*.c $(CORE_SRC) $(APR_LIBS) -ljansson -lpthread
+	$(SAY) "  CC    $@"
+	$(Q)$(CC) -std=gnu99 $(WARN) -g -I. $(APR_CFLAGS) -o $@ t/unit/*.c $(CORE_SRC) $(APR_LIBS) -ljansson -lpthread
 
 unit: t/unit/run_tests
 	t/unit/run_tests
 
 # the demo server's module (docs/demo.md): the optional functions only
 examples/.libs/mod_sse_demo.so: examples/mod_sse_demo.c include/mod_sse_mgr.h
-	cd examples && $(APXS) -c -Wc,"$(WARN) -std=gnu99" -I.. mod_sse_demo.c >/dev/null
+	$(SAY) "  APXS  $@"
+	$(Q)cd examples && $(APXS_C) -Wc,"$(WARN) -std=gnu99" -I.. mod_sse_demo.c
 
 test: deps all examples/.libs/mod_sse_demo.so t/modules/.libs/mod_sse_apitest.so t/unit/run_tests
 	@sh t/run-tests.sh
 
-demo: deps all examples/.libs/mod_sse_demo.so
+demo: deps-build all examples/.libs/mod_sse_demo.so
 	@sh examples/run-demo.sh
 
 # libFuzzer harnesses for src/, each for a bounded time (FUZZ_SECONDS)
@@ -70,4 +113,5 @@ soak: deps all
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o src/*.lo src/*.slo src/*.o src/.libs t/unit/run_tests \
 	       t/modules/.libs t/modules/*.la t/modules/*.lo t/modules/*.slo t/modules/*.o \
-	       examples/.libs examples/*.la examples/*.lo examples/*.slo examples/*.o
+	       examples/.libs examples/*.la examples/*.lo examples/*.slo examples/*.o \
+	       build.log t/modules/build.log examples/build.log

@@ -1,10 +1,18 @@
 #!/bin/sh
-# Install what building and testing mod_sse_mgr needs on Debian 12, when it
-# is missing. Safe to run again: it does nothing when all is there.
+# Install what mod_sse_mgr needs on Debian 12, when it is missing. Safe to
+# run again: it does nothing when all is there.
+#   sh t/install-deps.sh build   building it, make install, make demo
+#   sh t/install-deps.sh test    that, and the tests' tools (make test)
 set -e
-# chromium: the demo page's real-browser test (t/test_browser.py), driven
-# by playwright-core from npm, which cannot download a browser of its own.
-PKGS="apache2 apache2-dev libjansson-dev pkg-config make gcc python3 python3-pytest curl chromium"
+what=${1:-test}
+# building: apxs and its headers, jansson, a C compiler
+PKGS="apache2 apache2-dev libjansson-dev pkg-config make gcc"
+if [ "$what" = test ]; then
+    # the suite (pytest), curl for HTTP/2, chromium for the demo page's
+    # real-browser test (t/test_browser.py), driven by playwright-core
+    # from npm, which cannot download a browser of its own
+    PKGS="$PKGS python3 python3-pytest curl chromium"
+fi
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
@@ -12,8 +20,10 @@ for p in $PKGS; do
 done
 # Node may come from elsewhere than Debian (NodeSource's nodejs bundles
 # npm and conflicts with Debian's npm): ask for the commands, not packages.
-command -v node >/dev/null 2>&1 || missing="$missing nodejs"
-command -v npm >/dev/null 2>&1 || missing="$missing npm"
+if [ "$what" = test ]; then
+    command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+    command -v npm >/dev/null 2>&1 || missing="$missing npm"
+fi
 if [ -n "$missing" ]; then
     echo "installing:$missing"
     SUDO=""
@@ -21,6 +31,7 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
+[ "$what" = test ] || exit 0
 # The original browser client, for the compatibility test, and
 # playwright-core for the browser test (t/node/package.json).
 top=$(dirname "$0")/..
