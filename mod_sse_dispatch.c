@@ -2,10 +2,9 @@
  * One dispatcher per child (docs/design.md); the streams it feeds are
  * mod_sse_stream.c.
  *
- * Every child binds a Unix datagram socket named after its pid (Linux
- * abstract namespace: nothing on disk, gone with the process). A publisher
- * in any process appends to the ring, releases the lock, and sends one
- * byte to each child that holds streams. The woken dispatcher routes the
+ * Every child binds a wake-up socket (mod_sse_wake.c). A publisher in any
+ * process appends to the ring, releases the lock, and sends one byte to
+ * each child that holds streams. The woken dispatcher routes the
  * new ring entries once, under the lock, to this child's streams through
  * a local index (slot -> streams): it queues their sequence numbers and
  * wakes each target once the lock is released: a stream on its request's
@@ -18,7 +17,6 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <httpd.h>
@@ -41,10 +39,10 @@
 
 #include "mod_sse_mgr_private.h"
 #include "mod_sse_dispatch.h"
+#include "mod_sse_wake.h"
 #include "mod_sse_park.h"
 
 #define SSE_TICK_MS     1000    /* safety net against a lost wake-up */
-#define SSE_WAKE_MAX    256     /* children read per pass when waking */
 
 struct sse_local_t {
     sse_registry_t *reg;
@@ -94,93 +92,21 @@ static struct {
     ino_t pidfile_ino;
     apr_time_t next_check;      /* draining: next look at the server */
 } disp;
-static int send_fd = -1;        /* any process: sends wake-ups */
-
-/* A random word in every wake-up name, made once per httpd run (kept
- * across restarts in retained data, inherited by every child): a local
- * user cannot bind a child's name before the child does, since the
- * abstract namespace has no permissions, but cannot guess it either. */
-static apr_uint64_t *wake_token;
-
-static socklen_t wake_addr(apr_uint32_t pid, struct sockaddr_un *sa)
-{
-    int n;
-
-    memset(sa, 0, sizeof(*sa));
-    sa->sun_family = AF_UNIX;
-    /* sun_path[0] == 0: Linux abstract namespace */
-    n = apr_snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1,
-                     "mod_sse_mgr.%u.%016" APR_UINT64_T_HEX_FMT, pid,
-                     *wake_token);
-    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
-}
-
-static apr_status_t make_wake_token(void)
-{
-    const char *key = "mod_sse_mgr.wake_token";
-    void *data = ap_retained_data_get(key);
-
-    if (data == NULL) {
-        apr_status_t rv;
-        data = ap_retained_data_create(key, sizeof(*wake_token));
-        rv = apr_generate_random_bytes(data, sizeof(*wake_token));
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
-    }
-    wake_token = data;
-    return APR_SUCCESS;
-}
-
-static void wake_pid(apr_uint32_t pid)
-{
-    struct sockaddr_un sa;
-    socklen_t len = wake_addr(pid, &sa);
-
-    SSE_ASSERT(!sse_registry_lock_held());   /* no I/O under the lock */
-    /* non-blocking: a full socket already has a wake-up pending */
-    (void)sendto(send_fd, "w", 1, MSG_DONTWAIT, (struct sockaddr *)&sa, len);
-}
-
-static void wake_holders(sse_registry_t *reg, int any)
-{
-    apr_uint32_t pids[SSE_WAKE_MAX], from = 0;
-    int i, n;
-
-    while ((n = sse_registry_holders(reg, any, &from, pids,
-                                     SSE_WAKE_MAX)) > 0) {
-        for (i = 0; i < n; i++) {
-            wake_pid(pids[i]);
-        }
-    }
-}
-
 void sse_dispatch_wake(sse_registry_t *reg)
 {
-    wake_holders(reg, 0);
+    sse_wake_holders(reg, 0);
 }
 
 void sse_dispatch_wake_all(sse_registry_t *reg)
 {
-    wake_holders(reg, 1);
+    sse_wake_holders(reg, 1);
 }
 
 void sse_dispatch_wake_pid(apr_uint32_t pid)
 {
     if (pid) {
-        wake_pid(pid);
+        sse_wake_pid(pid);
     }
-}
-
-static apr_status_t close_fd(void *data)
-{
-    int *fd = data;
-
-    if (*fd >= 0) {
-        close(*fd);
-        *fd = -1;
-    }
-    return APR_SUCCESS;
 }
 
 /* ---- the dispatcher -------------------------------------------------- */
@@ -547,7 +473,7 @@ void sse_dispatch_child_stopping(apr_pool_t *pchild, int graceful)
         if (!graceful) {
             disp.end_now = 1;
         }
-        wake_pid(disp.pid);
+        sse_wake_pid(disp.pid);
     }
 }
 
@@ -571,7 +497,7 @@ static apr_status_t dispatcher_cleanup(void *data)
         return APR_SUCCESS;
     }
     disp.exit = 1;
-    wake_pid(disp.pid);
+    sse_wake_pid(disp.pid);
     ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded);
     if (threaded == AP_MPMQ_NOT_SUPPORTED) {
         for (waited = 0; !disp.done && waited < 200; waited++) {
@@ -583,21 +509,6 @@ static apr_status_t dispatcher_cleanup(void *data)
     }
     disp.thread = NULL;
     return APR_SUCCESS;
-}
-
-static apr_status_t bind_wake_socket(apr_pool_t *pchild)
-{
-    struct sockaddr_un sa;
-    socklen_t len = wake_addr(disp.pid, &sa);
-
-    disp.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (disp.fd < 0) {
-        return errno;
-    }
-    apr_pool_cleanup_register(pchild, &disp.fd, close_fd,
-                              apr_pool_cleanup_null);
-    return bind(disp.fd, (struct sockaddr *)&sa, len) == 0 ? APR_SUCCESS
-                                                          : errno;
 }
 
 /* One epoll set for the wake-up socket and every parked stream: only the
@@ -625,24 +536,9 @@ static apr_status_t make_pollset(apr_pool_t *pchild)
     return rv == APR_SUCCESS ? sse_park_init(pchild, disp.ps) : rv;
 }
 
-static apr_status_t make_send_socket(apr_pool_t *p)
+apr_status_t sse_dispatch_post_config(apr_pool_t *pconf, server_rec *s)
 {
-    if (send_fd >= 0) {
-        return APR_SUCCESS;
-    }
-    send_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (send_fd < 0) {
-        return errno;
-    }
-    apr_pool_cleanup_register(p, &send_fd, close_fd, apr_pool_cleanup_null);
-    return APR_SUCCESS;
-}
-
-apr_status_t sse_dispatch_post_config(apr_pool_t *pconf)
-{
-    apr_status_t rv = make_wake_token();
-
-    return rv == APR_SUCCESS ? make_send_socket(pconf) : rv;
+    return sse_wake_post_config(pconf, s);
 }
 
 static void make_locals(apr_pool_t *pchild, server_rec *s)
@@ -736,7 +632,7 @@ apr_status_t sse_dispatch_child_init(apr_pool_t *pchild, server_rec *s)
     make_locals(pchild, s);
     rv = apr_thread_mutex_create(&disp.mu, APR_THREAD_MUTEX_DEFAULT, pchild);
     if (rv == APR_SUCCESS) {
-        rv = bind_wake_socket(pchild);
+        rv = sse_wake_bind(pchild, disp.pid, &disp.fd);
     }
     if (rv == APR_SUCCESS) {
         rv = make_pollset(pchild);
@@ -814,7 +710,7 @@ void sse_dispatch_adopt(sse_stream_t *st)
     st->adopt_next = disp.adopt;
     disp.adopt = st;
     apr_thread_mutex_unlock(disp.mu);
-    wake_pid(disp.pid);
+    sse_wake_pid(disp.pid);
 }
 
 apr_uint32_t sse_dispatch_pid(void)

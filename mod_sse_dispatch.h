@@ -9,7 +9,7 @@
 
 #include "mod_sse_stream.h"
 
-apr_status_t sse_dispatch_post_config(apr_pool_t *pconf);
+apr_status_t sse_dispatch_post_config(apr_pool_t *pconf, server_rec *s);
 apr_status_t sse_dispatch_child_init(apr_pool_t *pchild, server_rec *s);
 void sse_dispatch_child_stopping(apr_pool_t *pchild, int graceful);
 /** Parent, at start-up: log when httpd may stop children with streams. */

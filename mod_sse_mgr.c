@@ -278,7 +278,7 @@ static int sse_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return OK;
     }
     if (sse_state_post_config(pconf, s) != APR_SUCCESS
-        || sse_dispatch_post_config(pconf) != APR_SUCCESS) {
+        || sse_dispatch_post_config(pconf, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_RUN_MPM) {

@@ -5,9 +5,18 @@ clean status (never a 5xx from the module, never a dropped connection
 without an answer), nothing changes, and the normal flow still works
 afterwards with no crash in the error log."""
 
+import errno
+import os
+import pwd
 import random
+import stat
+import subprocess
+import sys
+
+import pytest
 
 from sse_client import fresh_name, raw_request, raw_status
+from sse_harness import wait_until
 
 # clear-registrants is left out: with no segment it would (rightly) clear
 ROUTES = ["make-id", "register-listener", "disconnect-registrant",
@@ -80,34 +89,75 @@ def test_hostile_requests_get_clean_answers_and_change_nothing(make_httpd):
     assert "Segmentation fault" not in log and "exit signal" not in log
 
 
-def wake_names(pids):
-    """Abstract unix socket names of mod_sse_mgr's wake-ups, per pid."""
-    names = {}
+NOBODY_TRIES = r"""
+import socket, sys
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+for what, call in (("send", lambda: s.sendto(b"w", path)),
+                   ("bind", lambda: s.bind(path + "-squat"))):
+    try:
+        call()
+        print(what, "ok")
+    except OSError as e:
+        print(what, e.errno)
+"""
+
+
+def abstract_wake_names(pids):
+    """Wake-up names of these processes in the abstract namespace."""
+    names = []
     with open("/proc/net/unix") as f:
         for row in f.readlines()[1:]:
             cols = row.split()
             if len(cols) >= 8 and cols[7].startswith("@mod_sse_mgr."):
-                parts = cols[7][1:].split(".")
-                if len(parts) == 3 and int(parts[1]) in pids:
-                    names[int(parts[1])] = parts[2]
+                if int(cols[7].split(".")[1]) in pids:
+                    names.append(cols[7])
     return names
 
 
-def test_wake_up_socket_names_cannot_be_guessed_and_survive_restarts(
-        make_httpd):
-    """A local user could bind a child's wake-up name before the child
-    does (the abstract namespace has no permissions): the name carries a
-    random word per httpd run, shared by every generation of children so
-    that old and new ones still wake each other after a graceful."""
+def test_no_other_local_user_can_reach_or_take_a_childs_wake_up_socket(
+        make_httpd, mpm):
+    """Each child's wake-up socket is in a directory only the httpd user
+    may enter: another local user can neither send to it (a flood of
+    wake-ups) nor bind a future child's name first (that child could not
+    start its dispatcher). Old and new children still wake each other
+    across a graceful restart."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a probe as another user")
     env = make_httpd()
-    before = wake_names(set(env.children()))
-    assert before, "no wake-up socket found in /proc/net/unix"
-    tokens = set(before.values())
-    assert len(tokens) == 1 and all(
-        len(t) == 16 and int(t, 16) != 0 for t in tokens), before
+    wake_dir = os.path.join(env.root, "run", "mod_sse_mgr")
+    st = os.stat(wake_dir)
+    assert stat.S_IMODE(st.st_mode) == 0o700, oct(st.st_mode)
+    assert pwd.getpwuid(st.st_uid).pw_name == "www-data", st.st_uid
+    def sockets_of_children():
+        return all(os.path.exists(os.path.join(wake_dir, str(pid)))
+                   for pid in env.children())
+    # children bind theirs as they start, after httpd first answers
+    wait_until(sockets_of_children, 10, "every child's wake-up socket")
+    for pid in env.children():
+        assert stat.S_ISSOCK(os.stat(os.path.join(wake_dir, str(pid)))
+                             .st_mode), "child %d: not a socket" % pid
+    names = abstract_wake_names(set(env.children()))
+    assert not names, ("wake-up names in the abstract namespace are "
+                       "reachable by any local user: %r" % names)
+    child = env.children()[0]
+    probe = subprocess.run(
+        ["runuser", "-u", "nobody", "--", sys.executable, "-c",
+         NOBODY_TRIES, os.path.join(wake_dir, str(child))],
+        capture_output=True, text=True, timeout=30)
+    assert probe.stdout.split() == ["send", str(errno.EACCES), "bind",
+                                    str(errno.EACCES)], (
+        "user nobody reached a child's wake-up socket: %r %r"
+        % (probe.stdout, probe.stderr))
+    # publish across children, before and after a graceful restart
+    api = env.api
+    id, s = api.listener(fresh_name("wake"), keys=["wk"])
     env.graceful()
-    after = wake_names(set(env.children()))
-    assert after and set(after.values()) == tokens, (before, after)
-    other = make_httpd()
-    assert set(wake_names(set(other.children())).values()) != tokens, (
-        "two httpd runs drew the same wake-up word")
+    assert api.notify_listeners("wk") in (0, 1)
+    id2, s2 = api.listener(fresh_name("wake"), keys=["wk2"])
+    for _ in range(5):
+        assert api.notify_listeners("wk2") == 1
+    got = [s2.next_event(5).payload() for _ in range(5)]
+    assert got == ["notify^wk2"] * 5, got
+    wait_until(sockets_of_children, 10,
+               "every new child's wake-up socket after the restart")

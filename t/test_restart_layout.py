@@ -11,7 +11,7 @@ import pytest
 
 from sse_harness import REPO
 
-SOURCES = ("Makefile", "src", "include")
+SOURCES = ("Makefile", "build-quiet.sh", "src", "include")
 
 
 @pytest.fixture(scope="module")
