@@ -4,7 +4,9 @@
 set -e
 # chromium: the demo page's real-browser test (t/test_browser.py), driven
 # by playwright-core from npm, which cannot download a browser of its own.
-PKGS="apache2 apache2-dev libjansson-dev pkg-config make gcc python3 python3-pytest curl chromium"
+# python3-h2: t/test_http2.py's own HTTP/2 client, for the frames curl
+# does not let a test choose (a shut stream window, RST_STREAM, GOAWAY).
+PKGS="apache2 apache2-dev libjansson-dev pkg-config make gcc python3 python3-pytest python3-h2 curl chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
