@@ -568,3 +568,69 @@ def test_resetting_an_h2_stream_stuck_in_a_write_spares_its_connection(
     finally:
         c.close()
 
+
+def test_goaway_at_graceful_ends_every_h2_stream_and_each_resumes(h2tls):
+    pytest.importorskip("h2", reason="python3-h2 drives the h2 frames")
+    env, plain = h2tls, h2tls.api
+    api = TLSApi(env)
+    ids = [api.make_id(fresh_name("h2gw")) for _ in range(4)]
+    keys = ["gw%d" % i for i in range(5)]
+    c = H2Client(env)
+    c2 = None
+    try:
+        streams = [c.stream(api, id) for id in ids]
+        wait_connected(api, ids, 4)
+        for id in ids:
+            for k in keys:
+                plain.listen(id, k)
+        assert plain.notify_listeners("gw0") == 4
+        wait_until(lambda: all(notifies(s, "gw0") for s in streams), 5,
+                   "each stream has its first event")
+        old = set(env.children())
+        failed = []
+
+        def restart():
+            try:
+                env.graceful()
+            except BaseException as e:
+                failed.append(e)
+        t = threading.Thread(target=restart)
+        started = time.monotonic()
+        t.start()
+        wait_until(lambda: all(s.ended for s in streams), 5,
+                   "every h2 stream ends at a graceful restart: %r"
+                   % [s.ended for s in streams])
+        # published while the restart goes on
+        assert plain.notify_listeners("gw1") == 4
+        assert plain.notify_listeners("gw2") == 4
+        wait_until(lambda: c.goaway is not None, 5,
+                   "the server sent GOAWAY on the connection")
+        assert c.goaway.error_code == 0, (
+            "a graceful GOAWAY (NO_ERROR): %r" % c.goaway)
+        assert c.goaway.last_stream_id >= max(s.sid for s in streams), (
+            "the open streams were let finish, not refused: %r" % c.goaway)
+        t.join(30)
+        assert not t.is_alive() and not failed, failed
+        assert not old & set(env.children()), "no old child remains"
+        assert [s.ended for s in streams] == ["end"] * 4, (
+            "each stream ended cleanly (END_STREAM, not RST_STREAM)")
+        assert time.monotonic() - started < 25
+        assert plain.notify_listeners("gw3") == 4
+        assert plain.notify_listeners("gw4") == 4
+        c2 = H2Client(env)
+        again = [c2.stream(api, id, last_event_id=s.last_seq())
+                 for id, s in zip(ids, streams)]
+        want = ['"notify^%s"' % k for k in keys[1:]]
+
+        def resumed():
+            return all([d for d in a.payloads() if d.startswith('"notify^')]
+                       == want for a in again)
+        wait_until(resumed, 5, "each listener resumed with all it missed: "
+                   "%r" % [a.payloads() for a in again])
+        for s in streams:
+            assert [d for d in s.payloads() if d.startswith('"notify^')] == [
+                '"notify^gw0"'], "the first connection saw gw0 only"
+    finally:
+        c.close()
+        if c2:
+            c2.close()
