@@ -8,10 +8,12 @@ what=${1:-test}
 # building: apxs and its headers, jansson, a C compiler
 PKGS="apache2 apache2-dev libjansson-dev pkg-config make gcc"
 if [ "$what" = test ]; then
-    # the suite (pytest), curl for HTTP/2, chromium for the demo page's
-    # real-browser test (t/test_browser.py), driven by playwright-core
-    # from npm, which cannot download a browser of its own
-    PKGS="$PKGS python3 python3-pytest curl chromium"
+    # the suite (pytest), curl for HTTP/2, python3-h2 for the HTTP/2
+    # frames t/test_http2.py must choose itself (a stuck window, a reset,
+    # GOAWAY), chromium for the demo page's real-browser test
+    # (t/test_browser.py), driven by playwright-core from npm, which
+    # cannot download a browser of its own
+    PKGS="$PKGS python3 python3-pytest python3-h2 curl chromium"
 fi
 missing=""
 for p in $PKGS; do

@@ -5,16 +5,24 @@ stream ends only its SSE stream, and a fresh connection serves six streams
 at once (mod_http2's starting limit) and queues the rest until one ends,
 and each stream holds one of its child's H2MaxWorkers for its life.
 An HTTP/2 GET gives the module no client descriptor to poll: a closed
-stream shows at its next write (a heartbeat at the latest)."""
+stream shows at its next write (a heartbeat at the latest).
+
+Where curl cannot say which frames go out, H2Client (python3-h2) does: a
+stream whose window stays shut while the server writes a burst to it, then
+RST_STREAM on it; and a graceful restart's GOAWAY with streams open."""
 
 import os
+import queue
+import re
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
 
 from sse_client import TLS_HOST as HOST
-from sse_client import TLSApi, fresh_name
+from sse_client import TLSApi, client_context, fresh_name
 from sse_harness import (H2_MODULE, MODULES_DIR, need_h2, tls_server,
                          wait_until)
 
@@ -103,6 +111,214 @@ def curl_h2(tmp_path):
     yield _start
     for c in started:
         c.stop()
+
+
+class H2Stream:
+    """One register-listener stream of an H2Client: its SSE events (id,
+    data) and heartbeat comments, parsed as they arrive."""
+
+    def __init__(self, sid, id, ack):
+        self.sid, self.id, self.ack = sid, id, ack
+        self.status = None
+        self.received = 0           # body bytes
+        self.events = []            # (seq or None, data)
+        self.comments = []          # monotonic times of comment lines
+        self.ended = None           # "end", "reset" or "closed"
+        self.buf = b""
+
+    def feed(self, data):
+        self.received += len(data)
+        self.buf += data
+        while b"\n\n" in self.buf:
+            block, self.buf = self.buf.split(b"\n\n", 1)
+            seq, lines = None, []
+            for line in block.decode("utf-8", "replace").split("\n"):
+                if line.startswith(":"):
+                    self.comments.append(time.monotonic())
+                elif line.startswith("id:"):
+                    seq = int(line[3:].strip())
+                elif line.startswith("data:"):
+                    lines.append(line[5:].lstrip(" "))
+            if lines:
+                self.events.append((seq, "\n".join(lines)))
+
+    def payloads(self):
+        return [d for _, d in self.events]
+
+    def last_seq(self):
+        return max(s for s, _ in self.events if s is not None)
+
+
+class H2Client:
+    """One HTTP/2 connection over TLS (h2 by ALPN), driven with the `h2`
+    package so that the test controls its frames: a small
+    SETTINGS_INITIAL_WINDOW_SIZE, a stream whose data it never
+    acknowledges (its window stays shut, so the server's write to it
+    blocks), RST_STREAM on one stream. One thread does all the socket
+    I/O (an ssl socket is not for two threads); the test's calls run
+    there through a queue."""
+
+    def __init__(self, env, window=65535):
+        import h2.config
+        import h2.connection
+        ctx = client_context(env.cafile)
+        ctx.set_alpn_protocols(["h2"])
+        raw = socket.create_connection(("127.0.0.1", env.tls_port), 5)
+        self.sock = ctx.wrap_socket(raw, server_hostname=HOST)
+        assert self.sock.selected_alpn_protocol() == "h2", (
+            "the server chose HTTP/2 by ALPN")
+        self.sock.settimeout(0.05)
+        self.authority = "%s:%d" % (HOST, env.tls_port)
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        self.conn.update_settings({
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+        # the connection's own window wide open: only a stream's window
+        # holds its data back
+        self.conn.increment_flow_control_window(2 ** 30)
+        self.streams = {}
+        self.goaway = None          # h2's ConnectionTerminated event
+        self.inbuf = b""
+        self.closed = False
+        self.error = None
+        self.calls = queue.Queue()
+        self.lock = threading.Lock()
+        self._send()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _send(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def _run(self):
+        try:
+            while not self.closed:
+                while not self.calls.empty():
+                    fn, box, done = self.calls.get()
+                    try:
+                        box.append(fn())
+                    except BaseException as e:
+                        box.append(e)
+                    done.set()
+                    self._send()
+                try:
+                    data = self.sock.recv(65536)
+                except socket.timeout:
+                    continue
+                if not data:
+                    break
+                self.inbuf += data
+                while len(self.inbuf) >= 9:
+                    end = 9 + int.from_bytes(self.inbuf[:3], "big")
+                    if len(self.inbuf) < end:
+                        break
+                    frame, self.inbuf = self.inbuf[:end], self.inbuf[end:]
+                    with self.lock:
+                        if self.goaway is None:
+                            self._receive(frame)
+                        else:
+                            self._after_goaway(frame)
+                self._send()
+        except (OSError, ValueError) as e:
+            self.error = e
+        finally:
+            self.closed = True
+            with self.lock:
+                for s in self.streams.values():
+                    s.ended = s.ended or "closed"
+
+    def _receive(self, frame):
+        import h2.events as ev
+        for e in self.conn.receive_data(frame):
+            s = self.streams.get(getattr(e, "stream_id", None))
+            if isinstance(e, ev.ResponseReceived):
+                s.status = dict(e.headers)[b":status"]
+            elif isinstance(e, ev.DataReceived):
+                s.feed(e.data)
+                self._reopen(s, e.flow_controlled_length)
+            elif isinstance(e, ev.StreamEnded):
+                s.ended = s.ended or "end"
+            elif isinstance(e, ev.StreamReset):
+                s.ended = s.ended or "reset"
+            elif isinstance(e, ev.ConnectionTerminated):
+                self.goaway = e
+
+    def _after_goaway(self, frame):
+        """h2 takes a GOAWAY for the connection's end and refuses what
+        follows; but the streams it let through (up to its last stream id)
+        go on to their end (RFC 9113, 6.8): their DATA and RST_STREAM are
+        read here."""
+        from hyperframe.frame import DataFrame, Frame, RstStreamFrame
+        f, _ = Frame.parse_frame_header(memoryview(frame[:9]))
+        f.parse_body(memoryview(frame[9:]))
+        s = self.streams.get(f.stream_id)
+        if s is None:
+            return
+        if isinstance(f, DataFrame):
+            s.feed(f.data)
+            if "END_STREAM" in f.flags:
+                s.ended = s.ended or "end"
+        elif isinstance(f, RstStreamFrame):
+            s.ended = s.ended or "reset"
+
+    def _reopen(self, s, n):
+        """Give back the window n bytes of s took: the connection's always,
+        the stream's unless the test holds it shut. At once and in full,
+        so that a small window slows a read stream by a round trip at
+        most."""
+        import h2.exceptions
+        if n <= 0:
+            return
+        self.conn.increment_flow_control_window(n)
+        if s.ack:
+            try:
+                self.conn.increment_flow_control_window(n, s.sid)
+            except h2.exceptions.StreamClosedError:
+                pass
+
+    def call(self, fn, timeout=5):
+        box, done = [], threading.Event()
+        self.calls.put((fn, box, done))
+        assert done.wait(timeout), "the h2 client thread did not answer"
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
+
+    def stream(self, api, id, last_event_id=None, ack=True):
+        """Open register-listener/{id} on this connection; ack=False: never
+        acknowledge its data, its window stays where the server left it."""
+        def open_():
+            sid = self.conn.get_next_available_stream_id()
+            headers = [(":method", "GET"), (":scheme", "https"),
+                       (":authority", self.authority),
+                       (":path", api.path("register-listener", id)),
+                       ("accept", "text/event-stream")]
+            if last_event_id is not None:
+                headers.append(("last-event-id", str(last_event_id)))
+            with self.lock:
+                s = self.streams[sid] = H2Stream(sid, id, ack)
+                self.conn.send_headers(sid, headers, end_stream=True)
+            return s
+        return self.call(open_)
+
+    def reset(self, s):
+        """RST_STREAM (CANCEL) on s, as a browser closing an EventSource."""
+        import h2.errors
+
+        def rst():
+            with self.lock:
+                self.conn.reset_stream(s.sid, h2.errors.ErrorCodes.CANCEL)
+                s.ended = s.ended or "reset by us"
+        self.call(rst)
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.thread.join(5)
+        self.sock.close()
 
 
 def test_streams_over_h2c_receive_their_events(h2env):
@@ -263,3 +479,158 @@ def test_graceful_ends_tls_and_h2_streams_and_keeps_their_listeners(
         with api.register(id) as s:
             assert s.next_event(5).payload() == "notify^after", (
                 "the listener and its keys were kept")
+
+
+# What the stuck stream is sent: more than mod_http2 buffers for a stream
+# (H2StreamMaxMemSize, 64 KiB) plus its window, so that the handler's
+# write blocks mid-way; each event is about 90 bytes.
+BURST = 1500
+STUCK_WINDOW = 4096
+
+
+@pytest.fixture
+def h2big(make_httpd, mpm):
+    """h2 over TLS with a history that holds a whole burst."""
+    need_h2(mpm)
+    pytest.importorskip("h2", reason="python3-h2 drives the h2 frames")
+    return tls_server(make_httpd, extra_conf=H2_MODULE,
+                      vhost_conf="    Protocols h2 http/1.1\n",
+                      directives={"SSEHistory": "4096"})
+
+
+def notifies(s, key):
+    return [seq for seq, d in s.events if d == '"notify^%s"' % key]
+
+
+def test_resetting_an_h2_stream_stuck_in_a_write_spares_its_connection(
+        h2big):
+    env, plain = h2big, h2big.api
+    api = TLSApi(env)
+    key = "b" * 64
+    ids = [api.make_id(fresh_name("h2stuck")) for _ in range(3)]
+    victim, others = ids[0], ids[1:]
+    c = H2Client(env, window=STUCK_WINDOW)
+    try:
+        side = [c.stream(api, id) for id in others]
+        stuck = c.stream(api, victim, ack=False)
+        wait_connected(api, ids, 3)
+        plain.listen(victim, key)
+        for id in others:
+            plain.listen(id, "side")
+        for _ in range(BURST):
+            assert plain.notify_listeners(key) == 1
+        wait_until(lambda: stuck.received >= STUCK_WINDOW // 2, 5,
+                   "the stuck stream got its window's worth")
+        assert stuck.received <= STUCK_WINDOW and not stuck.ended, (
+            "the server keeps to the stream's window: %d bytes, %r"
+            % (stuck.received, stuck.ended))
+        assert len(notifies(stuck, key)) < BURST // 10, (
+            "most of the burst waits on the server side")
+        # the stuck stream holds up nothing else of the connection
+        assert plain.notify_listeners("side") == 2
+        wait_until(lambda: all(len(notifies(s, "side")) == 1
+                               for s in side), 5,
+                   "streams beside a stuck one get their events")
+        got = len(notifies(stuck, key))
+        c.reset(stuck)
+        reset_at = time.monotonic()
+        api.wait_disconnected(victim, timeout=5)
+        regs = api.registrants()
+        assert all(regs[id]["connected"] for id in others), (
+            "only the reset stream ended: %r" % regs)
+        assert plain.notify_listeners("side") == 2
+        wait_until(lambda: all(len(notifies(s, "side")) == 2
+                               for s in side), 5,
+                   "streams beside the reset one keep getting events")
+        wait_until(lambda: all(sum(1 for t in s.comments if t > reset_at)
+                               >= 2 for s in side), 5,
+                   "and heartbeats")
+        assert not any(s.ended for s in side), [s.ended for s in side]
+        # the listener resumes where its client's last whole event was,
+        # on a new stream of the same connection
+        again = c.stream(api, victim, last_event_id=stuck.last_seq())
+        wait_until(lambda: len(notifies(again, key)) >= BURST - got, 10,
+                   "the rest of the burst after Last-Event-ID")
+        first, rest = notifies(stuck, key), notifies(again, key)
+        assert len(first) + len(rest) == BURST, (
+            "every event once: %d before the reset, %d after"
+            % (len(first), len(rest)))
+        seqs = first + rest
+        assert seqs == sorted(set(seqs)), "in order, none twice"
+        # the server side was mid-burst when the reset came: its stream
+        # ended (sse_mgr:debug) short of the burst's last event
+        ended = re.search(r"SSE00045: stream ended for %s after seq (\d+)"
+                          % re.escape(victim), env.read_log())
+        assert ended and int(ended.group(1)) < seqs[-1], (
+            "the reset met a write in flight: %r, last %d"
+            % (ended and ended.group(0), seqs[-1]))
+        assert c.error is None and not c.goaway, (c.error, c.goaway)
+    finally:
+        c.close()
+
+
+def test_goaway_at_graceful_ends_every_h2_stream_and_each_resumes(h2tls):
+    pytest.importorskip("h2", reason="python3-h2 drives the h2 frames")
+    env, plain = h2tls, h2tls.api
+    api = TLSApi(env)
+    ids = [api.make_id(fresh_name("h2gw")) for _ in range(4)]
+    keys = ["gw%d" % i for i in range(5)]
+    c = H2Client(env)
+    c2 = None
+    try:
+        streams = [c.stream(api, id) for id in ids]
+        wait_connected(api, ids, 4)
+        for id in ids:
+            for k in keys:
+                plain.listen(id, k)
+        assert plain.notify_listeners("gw0") == 4
+        wait_until(lambda: all(notifies(s, "gw0") for s in streams), 5,
+                   "each stream has its first event")
+        old = set(env.children())
+        failed = []
+
+        def restart():
+            try:
+                env.graceful()
+            except BaseException as e:
+                failed.append(e)
+        t = threading.Thread(target=restart)
+        started = time.monotonic()
+        t.start()
+        wait_until(lambda: all(s.ended for s in streams), 5,
+                   "every h2 stream ends at a graceful restart: %r"
+                   % [s.ended for s in streams])
+        # published while the restart goes on
+        assert plain.notify_listeners("gw1") == 4
+        assert plain.notify_listeners("gw2") == 4
+        wait_until(lambda: c.goaway is not None, 5,
+                   "the server sent GOAWAY on the connection")
+        assert c.goaway.error_code == 0, (
+            "a graceful GOAWAY (NO_ERROR): %r" % c.goaway)
+        assert c.goaway.last_stream_id >= max(s.sid for s in streams), (
+            "the open streams were let finish, not refused: %r" % c.goaway)
+        t.join(30)
+        assert not t.is_alive() and not failed, failed
+        assert not old & set(env.children()), "no old child remains"
+        assert [s.ended for s in streams] == ["end"] * 4, (
+            "each stream ended cleanly (END_STREAM, not RST_STREAM)")
+        assert time.monotonic() - started < 25
+        assert plain.notify_listeners("gw3") == 4
+        assert plain.notify_listeners("gw4") == 4
+        c2 = H2Client(env)
+        again = [c2.stream(api, id, last_event_id=s.last_seq())
+                 for id, s in zip(ids, streams)]
+        want = ['"notify^%s"' % k for k in keys[1:]]
+
+        def resumed():
+            return all([d for d in a.payloads() if d.startswith('"notify^')]
+                       == want for a in again)
+        wait_until(resumed, 5, "each listener resumed with all it missed: "
+                   "%r" % [a.payloads() for a in again])
+        for s in streams:
+            assert [d for d in s.payloads() if d.startswith('"notify^')] == [
+                '"notify^gw0"'], "the first connection saw gw0 only"
+    finally:
+        c.close()
+        if c2:
+            c2.close()
