@@ -19,7 +19,7 @@ sh "$here/install-peers.sh"
 
 CFLAGS="-O2 -Wall -Wextra -Werror -std=gnu99"
 gcc $CFLAGS -o "$out/ssebench" "$here/sb_main.c" "$here/sb_worker.c" \
-    "$here/sb_pub.c" "$here/sb_conn.c" "$here/sb_proc.c"
+    "$here/sb_pub.c" "$here/sb_conn.c" "$here/sb_proc.c" "$here/sb_punct.c"
 
 # apxs builds next to its source: build a copy, so bench/ stays clean
 cp "$here/mod_sse_bench.c" "$out/mod/"

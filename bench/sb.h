@@ -82,7 +82,9 @@ struct sb_conn {
     sb_conn_t *next_dead;
 };
 
+extern int sb_conn_rcvbuf;       /* SO_RCVBUF of new sockets; 0: none */
 void sb_conn_init(int epfd, const sb_hooks_t *hooks);
+void sb_conn_mute(sb_conn_t *c);        /* read no more from it */
 sb_conn_t *sb_conn_open(int role, int idx, const char *src, int port,
                         size_t out_cap);
 sb_conn_t *sb_conn_adopt(int fd, int role, int idx, size_t out_cap);
@@ -98,6 +100,7 @@ int64_t sb_now(void);
 
 typedef struct sb_usage {
     double cpu_ms;              /* CPU time of every thread */
+    double tick_ms;             /* utime + stime of the root's children */
     long long rss_kb, pss_kb;
     int procs, threads, fds;
 } sb_usage_t;
@@ -139,6 +142,9 @@ typedef struct sb_opts {
     char tag[16];               /* listener names: <tag><6 digits> */
     int levels[SB_MAX_LEVELS];
     int nlevels;
+    int blocked;                /* punct: listeners that never read */
+    int hb_s;                   /* punct: the server's SSEHeartbeat */
+    int burst;                  /* punct: notifies that fill them */
 } sb_opts_t;
 
 typedef struct sb_lst {
@@ -160,6 +166,12 @@ typedef struct sb_shared {
     int64_t *fan;               /* n x SB_MAX_MSGS receipt times */
     int64_t *tgt_lat;           /* 2 x n: completion latency, ns */
     int64_t *tgt_at;            /* 2 x n: completion receipt time */
+    /* punct: heartbeat lateness, ns, while `measuring` */
+    volatile int measuring;
+    long late_cap;              /* samples per worker */
+    long late_n[256];           /* samples taken, per worker */
+    int64_t *late;              /* workers x late_cap */
+    int *late_cnt;              /* n: samples per listener */
 } sb_shared_t;
 
 extern sb_shared_t *sb;
@@ -168,6 +180,10 @@ extern sb_shared_t *sb;
 #define SB_GET(field) __atomic_load_n(&(field), __ATOMIC_ACQUIRE)
 
 void sb_name(int i, char *buf, size_t len);
+int sb_is_blocked(int i);                      /* punct: never reads */
+void sb_punct(void);
+void idle_for(double secs, int lfd);            /* polling meanwhile */
+double wait_settled(int want, int lfd);
 void sb_worker_run(int w);                     /* never returns */
 void sb_pub_init(int epfd);
 void sb_fanout(int via, int msg0);

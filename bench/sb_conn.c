@@ -31,6 +31,7 @@
 enum { H_HEAD, H_LEN, H_CHUNK_SIZE, H_CHUNK_DATA, H_CHUNK_CRLF,
        H_TRAILER, H_CLOSE, H_DONE };
 
+int sb_conn_rcvbuf;
 static int epfd = -1;
 static sb_hooks_t hooks;
 static sb_conn_t *dead;         /* closed in this round, freed after it */
@@ -61,6 +62,14 @@ static void set_events(sb_conn_t *c, int out)
     ev.data.ptr = c;
     epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
     c->want_out = out;
+}
+
+/* Out of the epoll set: what the server sends stays in the socket. */
+void sb_conn_mute(sb_conn_t *c)
+{
+    if (c->fd >= 0) {
+        epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    }
 }
 
 static sb_conn_t *conn_new(int fd, int role, int idx, size_t out_cap)
@@ -112,6 +121,10 @@ sb_conn_t *sb_conn_open(int role, int idx, const char *src, int port,
         return NULL;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (sb_conn_rcvbuf > 0) {   /* before connect: the window it offers */
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sb_conn_rcvbuf,
+                   sizeof(sb_conn_rcvbuf));
+    }
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     if (src && *src) {

@@ -5,13 +5,18 @@
  *   ssebench hold    -p PORT -f sse|nchan -L 100,1000,... -P SERVER_PID
  *   ssebench session -p PORT -f sse|nchan -n N -k KEY -a ftFT -P SERVER_PID
  *   ssebench floor   -n N -m MSGS
+ *   ssebench punct   -p PORT -n N -B BLOCKED -e HEARTBEAT_S -i WINDOW_S
+ *                    -u BURST -P SERVER_PID
  *
  * hold: open listeners up to each level, then measure the server's memory
  *   and its CPU over an idle window (heartbeats on), and count streams the
  *   server ends; session: N listeners on one key, then the phases asked
  *   for (f fan-out over HTTP, F through the C API, t targeted over HTTP,
  *   T through the C API); floor: this process is the server, writing the
- *   same bytes to N sockets.
+ *   same bytes to N sockets; punct: N listeners of which BLOCKED never
+ *   read once a burst of BURST notifies filled their sockets, then the
+ *   lateness of every heartbeat the others receive over WINDOW_S
+ *   (sb_punct.c).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -43,7 +48,8 @@ void sb_name(int i, char *buf, size_t len)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: ssebench hold|session|floor [-p port] [-f sse|nchan]\n"
+            "usage: ssebench hold|session|floor|punct [-p port]\n"
+            "  [-f sse|nchan] [-B blocked] [-e heartbeat_s] [-u burst]\n"
             "  [-n listeners] [-L level,level,...] [-m msgs] [-k key]\n"
             "  [-x prefix] [-t tag] [-P server_pid] [-w workers]\n"
             "  [-b source_base] [-c pub_conns] [-d pub_depth]\n"
@@ -82,7 +88,9 @@ static void parse(int argc, char **argv, sb_opts_t *o)
     strcpy(o->phases, "ft");
     strcpy(o->prefix, "/sse/");
     strcpy(o->tag, "b");
-    while ((ch = getopt(argc, argv, "p:f:n:L:m:k:x:t:P:w:b:c:d:i:H:s:C:M:a:"))
+    o->burst = 400;
+    while ((ch = getopt(argc, argv,
+                        "p:f:n:L:m:k:x:t:P:w:b:c:d:i:H:s:C:M:a:B:e:u:"))
            != -1) {
         switch (ch) {
         case 'p': o->port = atoi(optarg); break;
@@ -105,6 +113,9 @@ static void parse(int argc, char **argv, sb_opts_t *o)
         case 's': o->stall_s = atoi(optarg); break;
         case 'C': o->cap_s = atoi(optarg); break;
         case 'M': o->msg_timeout_s = atoi(optarg); break;
+        case 'B': o->blocked = atoi(optarg); break;
+        case 'e': o->hb_s = atoi(optarg); break;
+        case 'u': o->burst = atoi(optarg); break;
         case 'a': snprintf(o->phases, sizeof(o->phases), "%s", optarg);
                   break;
         default: usage();
@@ -121,7 +132,9 @@ static void check(sb_opts_t *o)
     if (o->n < 1 || o->n > 1000000 || o->msgs < 1
         || o->msgs > SB_MAX_MSGS / 2 || o->pub_conns < 1
         || o->pub_conns > 64 || o->pub_depth < 1
-        || o->pub_depth > SB_FIFO || strlen(o->tag) > 8) {
+        || o->pub_depth > SB_FIFO || strlen(o->tag) > 8
+        || o->blocked < 0 || o->blocked > o->n || o->hb_s < 0
+        || o->burst < 1) {
         usage();
     }
     if (o->workers <= 0) {
@@ -145,7 +158,13 @@ static void share(const sb_opts_t *o)
     size_t lst = ALIGN64(n * sizeof(sb_lst_t));
     size_t fan = ALIGN64(n * SB_MAX_MSGS * sizeof(int64_t));
     size_t tgt = ALIGN64(4 * n * sizeof(int64_t));
-    char *p = mmap(NULL, head + lst + fan + tgt, PROT_READ | PROT_WRITE,
+    long cap = o->hb_s ? (long)(n / (size_t)o->workers + 1)
+                         * (o->idle_s / o->hb_s + 3) : 0;
+    size_t late = ALIGN64((size_t)cap * (size_t)o->workers
+                          * sizeof(int64_t));
+    size_t lcnt = ALIGN64(o->hb_s ? n * sizeof(int) : 0);
+    char *p = mmap(NULL, head + lst + fan + tgt + late + lcnt,
+                   PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
     if (p == MAP_FAILED) {
@@ -158,6 +177,9 @@ static void share(const sb_opts_t *o)
     sb->fan = (int64_t *)(p + head + lst);
     sb->tgt_lat = (int64_t *)(p + head + lst + fan);
     sb->tgt_at = sb->tgt_lat + 2 * n;
+    sb->late_cap = cap;
+    sb->late = (int64_t *)(p + head + lst + fan + tgt);
+    sb->late_cnt = (int *)(p + head + lst + fan + tgt + late);
 }
 
 static void spawn(void)
@@ -203,7 +225,16 @@ static void on_signal(int sig)
     _exit(3);
 }
 
-static void idle_for(double secs, int lfd)
+/* punct: every (n / blocked)-th listener, from 0: spread over the
+ * workers and so over the server's children. */
+int sb_is_blocked(int i)
+{
+    int stride = sb->o.blocked ? sb->o.n / sb->o.blocked : 0;
+
+    return stride > 0 && i % stride == 0 && i / stride < sb->o.blocked;
+}
+
+void idle_for(double secs, int lfd)
 {
     int64_t until = sb_now() + (int64_t)(secs * 1e9);
 
@@ -231,7 +262,7 @@ static void stall_line(int want)
 }
 
 /* Until `want` listeners are settled, or none settles for stall_s. */
-static double wait_settled(int want, int lfd)
+double wait_settled(int want, int lfd)
 {
     int64_t t0 = sb_now(), last_change = t0;
     int seen = -1;
@@ -412,8 +443,19 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "floor")) {
         o.flavor = SB_FL_FLOOR;
     }
+    if (!strcmp(mode, "punct") && !o.key[0]) {
+        strcpy(o.key, "blocked-by-a-burst-of-notifies"); /* longer
+                                                   events, fewer needed */
+    }
     if (strcmp(mode, "hold") && !o.key[0]) {
         strcpy(o.key, "fan");
+    }
+    if (strcmp(mode, "punct")) {
+        o.blocked = 0;
+        o.hb_s = 0;
+    }
+    else if (o.hb_s < 1) {
+        usage();
     }
     check(&o);
     if (!strcmp(mode, "floor") && o.n > SB_FD_CAP) {
@@ -433,10 +475,14 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "floor")) {
         run_floor();
     }
-    else if (!strcmp(mode, "hold") || !strcmp(mode, "session")) {
+    else if (!strcmp(mode, "hold") || !strcmp(mode, "session")
+             || !strcmp(mode, "punct")) {
         spawn();
         if (!strcmp(mode, "hold")) {
             run_hold();
+        }
+        else if (!strcmp(mode, "punct")) {
+            sb_punct();
         }
         else {
             run_session();

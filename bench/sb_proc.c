@@ -179,6 +179,9 @@ int sb_usage_read(int root, sb_usage_t *u)
         ns = task_cpu_ns(pp[i].pid);
         u->cpu_ms += ns >= 0 ? ns / 1e6 : (double)(f[14] + f[15]) * 1e3
                                           / (double)hz;
+        if (pp[i].pid != root) {
+            u->tick_ms += (double)(f[14] + f[15]) * 1e3 / (double)hz;
+        }
         u->threads += (int)f[20];
         u->fds += count_fds(pp[i].pid);
         u->procs++;

@@ -28,6 +28,7 @@ static sb_conn_t **streams;             /* by i / W */
 static sb_conn_t *ctrl[SB_CTRL_CONNS];
 static int *backlog, bl_head, bl_count, bl_cap;
 static int inflight, ctrl_failures;
+static int64_t *last_at;                /* by i / W: last bytes, ns */
 
 #define LST(i) (&sb->lst[i])
 
@@ -37,6 +38,9 @@ static void settle(int i, int state)
     inflight--;
     if (state == SB_L_READY) {
         SB_ADD(sb->ready, 1);
+        if (sb_is_blocked(i) && streams[i / W]) {
+            sb_conn_mute(streams[i / W]);   /* reads nothing from now */
+        }
     }
     else {
         SB_ADD(sb->failed, 1);
@@ -69,7 +73,9 @@ static void open_stream(int i)
                     " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                     "Accept: text/event-stream\r\n"
                     "Cache-Control: no-cache\r\n\r\n");
+    sb_conn_rcvbuf = sb_is_blocked(i) ? 2048 : 0;   /* a small window */
     c = sb_conn_open(SB_STREAM, i, src, o->port, (size_t)len);
+    sb_conn_rcvbuf = 0;
     if (c == NULL || sb_conn_send(c, req, (size_t)len) < 0) {
         if (c) {
             sb_conn_close(c, 0);
@@ -218,7 +224,8 @@ static void on_registered(sb_conn_t *c)
     if (LST(i)->state != SB_L_STREAM) {
         SB_ADD(sb->dup, 1);
     }
-    else if (sb->o.flavor == SB_FL_SSE && sb->o.key[0]) {
+    else if (sb->o.flavor == SB_FL_SSE && sb->o.key[0]
+             && (sb->o.blocked == 0 || sb_is_blocked(i))) {
         LST(i)->state = SB_L_LISTEN;
         control(REQ_LISTEN, i);
     }
@@ -273,10 +280,31 @@ static void on_completed(sb_conn_t *c, const char *data)
     SB_ADD(sb->tgt_count[ph], 1);
 }
 
+/* punct: a heartbeat of a stream that reads is due a period after the
+ * last bytes it was sent; how late it came, if the parent measures. */
+static void lateness(sb_conn_t *c, int kind)
+{
+    int64_t *last = &last_at[c->idx / W];
+    long k;
+
+    if (kind == SB_EV_COMMENT && *last && SB_GET(sb->measuring)
+        && LST(c->idx)->state == SB_L_READY && !sb_is_blocked(c->idx)
+        && (k = sb->late_n[me]) < sb->late_cap) {
+        sb->late[(size_t)me * (size_t)sb->late_cap + (size_t)k] =
+            c->t_read - *last - (int64_t)sb->o.hb_s * 1000000000LL;
+        sb->late_cnt[c->idx]++;
+        __atomic_store_n(&sb->late_n[me], k + 1, __ATOMIC_RELEASE);
+    }
+    *last = c->t_read;
+}
+
 static void on_event(sb_conn_t *c, int kind, const char *data, size_t len)
 {
     char buf[SB_DATA_MAX + 1];
 
+    if (sb->o.hb_s) {
+        lateness(c, kind);
+    }
     if (kind == SB_EV_PING || kind == SB_EV_COMMENT) {
         if (LST(c->idx)->state == SB_L_READY) {
             SB_ADD(sb->heartbeats, 1);
@@ -379,10 +407,11 @@ void sb_worker_run(int w)
     snprintf(src, sizeof(src), "127.0.%d.%d",
              (sb->o.src_base + me) / 250, (sb->o.src_base + me) % 250 + 1);
     streams = calloc((size_t)local_n, sizeof(*streams));
+    last_at = calloc((size_t)local_n, sizeof(*last_at));
     bl_cap = local_n + SB_CTRL_CONNS * SB_FIFO + 16;
     backlog = calloc((size_t)bl_cap, sizeof(*backlog));
     epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (streams == NULL || backlog == NULL || epfd < 0) {
+    if (streams == NULL || last_at == NULL || backlog == NULL || epfd < 0) {
         _exit(2);
     }
     sb_conn_init(epfd, &hooks);
