@@ -131,12 +131,21 @@ def http(port, method, path, headers=None, body=None,
          timeout=DEFAULT_TIMEOUT, host=HOST):
     """One request on its own connection (Connection: close, so successive
     requests may well land on different child processes)."""
-    conn = httplib.HTTPConnection(host, port, timeout=timeout)
+    return exchange(httplib.HTTPConnection(host, port, timeout=timeout),
+                    method, path, headers, body)
+
+
+def exchange(conn, method, path, headers=None, body=None, connected=None):
+    """One request with Connection: close on @conn (closed after);
+    connected(conn), if given, is called once it is connected."""
     try:
         hdrs = {"Connection": "close"}
         hdrs.update(headers or {})
         if isinstance(body, str):
             body = body.encode("utf-8")
+        if connected:
+            conn.connect()
+            connected(conn)
         conn.request(method, path, body=body, headers=hdrs)
         resp = conn.getresponse()
         data = resp.read()
@@ -810,18 +819,10 @@ class TLSApi(SSEApi):
         conn = httplib.HTTPSConnection(TLS_HOST, self.port,
                                        timeout=DEFAULT_TIMEOUT,
                                        context=self.ctx)
-        try:
-            hdrs = {"Connection": "close"}
-            hdrs.update(self.headers)
-            hdrs.update(headers or {})
-            conn.connect()
-            self.tls_versions.append(conn.sock.version())
-            conn.request(method, path, body=body, headers=hdrs)
-            resp = conn.getresponse()
-            data = resp.read()
-            return Response(resp.status, Headers(resp.getheaders()), data)
-        finally:
-            conn.close()
+        hdrs = dict(self.headers)
+        hdrs.update(headers or {})
+        return exchange(conn, method, path, hdrs, body, connected=lambda c:
+                        self.tls_versions.append(c.sock.version()))
 
     def _wrap(self, sock):
         return self.ctx.wrap_socket(sock, server_hostname=TLS_HOST)
