@@ -589,15 +589,19 @@ void sse_dispatch_check_mpm(server_rec *s)
         return;
     }
     ap_mpm_query(AP_MPMQ_MAX_REQUESTS_DAEMON, &conns);
-    if (spare < threads * daemons || conns > 0) {
+    if (spare < threads * daemons) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, SSE_LOGNO(00142)
-                     "httpd may stop children that hold streams "
-                     "(MaxSpareThreads %d < %d threads in %d children, or "
-                     "MaxConnectionsPerChild %d): such a child keeps its "
-                     "streams until their clients leave, so it may stay "
-                     "after its threads are gone. MaxSpareThreads %d keeps "
-                     "every child", spare, threads * daemons, daemons, conns,
-                     threads * daemons);
+                     "httpd may stop idle children that hold streams "
+                     "(MaxSpareThreads %d < %d threads in %d children): such "
+                     "a child keeps its streams until their clients leave, "
+                     "so it may stay after its threads are gone. "
+                     "MaxSpareThreads %d keeps every child", spare,
+                     threads * daemons, daemons, threads * daemons);
+    }
+    if (conns > 0) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, SSE_LOGNO(00147)
+                     "MaxConnectionsPerChild %d: a child that reaches it "
+                     "keeps its streams until their clients leave", conns);
     }
 }
 

@@ -70,9 +70,37 @@ static apr_status_t make_wake_token(void)
     return APR_SUCCESS;
 }
 
+/* May the children (the httpd user, when we are root) pass through
+ * every directory above @a dir? A checkout under a 0700 home or mktemp -d
+ * directory, the demo's runtime directory, may not be. */
+static int children_reach(apr_pool_t *p, const char *dir)
+{
+    char *path = apr_pstrdup(p, dir), *slash;
+    struct stat sb;
+    uid_t uid = ap_unixd_config.user_id;
+    gid_t gid = ap_unixd_config.group_id;
+
+    if (geteuid() != 0) {
+        return 1;               /* the children are this user */
+    }
+    while ((slash = strrchr(path, '/')) != NULL && slash != path) {
+        *slash = '\0';
+        if (stat(path, &sb) != 0) {
+            return 0;
+        }
+        if (!(sb.st_uid == uid ? (sb.st_mode & S_IXUSR)
+              : sb.st_gid == gid ? (sb.st_mode & S_IXGRP)
+              : (sb.st_mode & S_IXOTH))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* The directory of the sockets: the httpd user's alone. Made (or made
  * private again) by the parent before it starts children; its path must
- * fit a socket address with a pid after it. */
+ * fit a socket address with a pid after it, and the children must be
+ * able to reach it. */
 static void make_wake_dir(apr_pool_t *pconf, server_rec *s)
 {
     struct sockaddr_un sa;
@@ -86,6 +114,14 @@ static void make_wake_dir(apr_pool_t *pconf, server_rec *s)
                      "DefaultRuntimeDir is too long a path for the "
                      "wake-up sockets: they go to the abstract namespace, "
                      "where any local user can reach them");
+        return;
+    }
+    if (!children_reach(pconf, dir)) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, SSE_LOGNO(00146)
+                     "the httpd user cannot reach %s (a directory above it "
+                     "is closed to it): the wake-up sockets go to the "
+                     "abstract namespace, where any local user can reach "
+                     "them", dir);
         return;
     }
     rv = apr_dir_make(dir, APR_FPROT_UREAD | APR_FPROT_UWRITE
