@@ -306,14 +306,17 @@ class Soak:
         env = self.env
         old = set(env.children())
         t0 = now()
+        # marked before the restart begins: its old children end their
+        # streams while env.graceful() still waits for them to exit
+        with self.lock:
+            self.disruptions.append((t0, "graceful",
+                                     SETTLE_RESTART_PREFORK
+                                     if self.mpm == "prefork"
+                                     else SETTLE_RESTART))
         env.graceful()
         self.restarts += 1
         with self.lock:
             self.generation += 1
-            self.disruptions.append((now(), "graceful",
-                                     SETTLE_RESTART_PREFORK
-                                     if self.mpm == "prefork"
-                                     else SETTLE_RESTART))
         print("  %6.1fs graceful restart %d (%d old children)"
               % (t0 - self.start_t, self.restarts, len(old)), flush=True)
         w = threading.Thread(target=self.watch_old, args=(old, t0),
