@@ -6,6 +6,7 @@ CORE_SRC   = src/sse_id.c src/sse_frame.c src/sse_route.c src/sse_registry.c \
              src/sse_ring.c src/sse_report.c src/sse_timer.c
 GLUE_SRC   = mod_sse_mgr.c mod_sse_state.c mod_sse_ops.c mod_sse_handler.c \
 	         mod_sse_dispatch.c mod_sse_wake.c mod_sse_stream.c mod_sse_park.c \
+	         mod_sse_admit.c \
 	         mod_sse_status.c
 WARN      ?= -Wall -Wextra -Werror -Wdeclaration-after-statement
 APR_CFLAGS = $(shell pkg-config --cflags apr-1 apr-util-1)

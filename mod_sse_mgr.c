@@ -33,6 +33,7 @@
 #include "mod_sse_dispatch.h"
 #include "mod_sse_park.h"
 #include "mod_sse_status.h"
+#include "mod_sse_admit.h"
 
 sse_global_conf_t sse_gconf;
 
@@ -77,6 +78,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     conf->origins = add->origins ? add->origins : base->origins;
     conf->changed_key = add->changed_key ? add->changed_key
                                          : base->changed_key;
+    conf->h2_mode = add->h2_mode ? add->h2_mode : base->h2_mode;
     conf->reg_index = -1;
     return conf;
 }
@@ -133,6 +135,24 @@ static const char *set_changed_key(cmd_parms *cmd, void *dc, const char *arg)
                             "digit)", cmd->cmd->name, arg, SSE_TOKEN_MAX);
     }
     sse_srv_conf(cmd->server)->changed_key = arg;
+    return NULL;
+}
+
+static const char *set_h2(cmd_parms *cmd, void *dc, const char *arg)
+{
+    sse_srv_conf_t *conf = sse_srv_conf(cmd->server);
+
+    (void)dc;
+    if (ap_cstr_casecmp(arg, "downgrade") == 0) {
+        conf->h2_mode = SSE_H2_DOWNGRADE;
+    }
+    else if (ap_cstr_casecmp(arg, "serve") == 0) {
+        conf->h2_mode = SSE_H2_SERVE;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not 'downgrade' or "
+                            "'serve'", cmd->cmd->name, arg);
+    }
     return NULL;
 }
 
@@ -224,6 +244,15 @@ static const command_rec sse_cmds[] = {
     AP_INIT_TAKE1("SSENotifyListenersChanged", set_changed_key, NULL,
                   RSRC_CONF, "Key notified when the set of listeners "
                   "changes (default: none)"),
+    AP_INIT_TAKE1("SSEMaxStreamsPerChild", set_count,
+                  GOFF(max_thread_streams), RSRC_CONF,
+                  "Streams that may hold worker threads at once, per child "
+                  "(worker, event) or in all children (prefork); default: "
+                  "3/4 of the threads"),
+    AP_INIT_TAKE1("SSEHTTP2", set_h2, NULL, RSRC_CONF,
+                  "'downgrade' (default): a stream asked over HTTP/2 is "
+                  "retried by its client over HTTP/1.1, where it parks; "
+                  "'serve': held on an HTTP/2 worker"),
     AP_INIT_TAKE1("SSESecret", set_secret, NULL, RSRC_CONF,
                   "Secret for unforgeable ids (default: random per start)"),
     {NULL}
@@ -238,6 +267,7 @@ static int sse_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     (void)ptemp;
     sse_gconf.max_listeners = -1;
     sse_gconf.history = -1;
+    sse_gconf.max_thread_streams = -1;
     sse_gconf.dormant = sse_gconf.cleanup = sse_gconf.heartbeat = -1;
     sse_gconf.secret = NULL;
     /* pthread unless the admin says otherwise (a `Mutex ... default` line
@@ -287,6 +317,7 @@ static int sse_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                    : SSE_DEF_MAX_LISTENERS);
         sse_dispatch_check_mpm(s);
     }
+    sse_admit_post_config(s);
     last_cleanup = apr_time_now();
     return OK;
 }

@@ -46,6 +46,13 @@ APLOG_USE_MODULE(sse_mgr);
 #define SSE_DEF_HISTORY         1024
 #define SSE_DEF_ORIGIN          "*"
 
+/** SSEHTTP2: what a stream request over HTTP/2 gets. */
+enum { SSE_H2_DOWNGRADE = 1, SSE_H2_SERVE };
+
+/** Effective SSEHTTP2 of a server (SSE_H2_DOWNGRADE unless set). */
+#define SSE_H2_MODE(conf) ((conf)->h2_mode ? (conf)->h2_mode \
+                                           : SSE_H2_DOWNGRADE)
+
 /** Server-wide settings (main server context only). */
 typedef struct {
     int max_listeners;          /* -1: unset */
@@ -54,6 +61,7 @@ typedef struct {
     apr_interval_time_t cleanup;
     apr_interval_time_t heartbeat;
     const char *secret;         /* NULL: random per start */
+    int max_thread_streams;     /* SSEMaxStreamsPerChild; -1: a share */
 } sse_global_conf_t;
 
 typedef struct sse_local_t sse_local_t;
@@ -65,6 +73,7 @@ typedef struct {
     int owner;                  /* this server owns its registry */
     apr_array_header_t *origins; /* SSEAllowOrigin; NULL: "*" */
     const char *changed_key;    /* SSENotifyListenersChanged, or NULL */
+    int h2_mode;                /* SSEHTTP2: SSE_H2_*, 0 unset */
     int reg_index;              /* which registry, set in post_config */
     sse_registry_t *reg;        /* this process's handle to it */
     sse_local_t *local;         /* this child's streams of it */

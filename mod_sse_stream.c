@@ -28,6 +28,7 @@
 #include "mod_sse_park.h"
 #include "mod_sse_ops.h"
 #include "mod_sse_handler.h"
+#include "mod_sse_admit.h"
 
 #define SSE_BATCH       16      /* events copied per lock hold */
 
@@ -459,8 +460,11 @@ int sse_stream_run(request_rec *r, const char *id)
     sse_stream_t *st;
     apr_uint64_t last_id = 0;
     apr_status_t rv;
-    int has_last = parse_last_id(r, &last_id), created = 0;
+    int has_last = parse_last_id(r, &last_id), created = 0, status;
 
+    if ((status = sse_admit_h2(r)) != OK) {
+        return status;
+    }
     if (has_last < 0) {
         return sse_respond_text(r, HTTP_BAD_REQUEST,
                                 "Last-Event-ID must be a number");
@@ -478,6 +482,10 @@ int sse_stream_run(request_rec *r, const char *id)
         st = apr_pcalloc(r->connection->pool, sizeof(*st));
         st->id = apr_pstrdup(r->connection->pool, id);
         st->mode = SSE_MODE_HANDOFF;
+    }
+    else if ((status = sse_admit_thread(r)) != OK) {
+        return sse_respond_text(r, status, "too many streams hold worker "
+                                "threads here, retry later");
     }
     else {
         st = apr_pcalloc(r->pool, sizeof(*st));

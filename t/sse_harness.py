@@ -622,23 +622,26 @@ distinguished_name = dn
 x509_extensions = ext
 prompt = no
 [dn]
-CN = localhost
+CN = {name}
 [ext]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost, IP:127.0.0.1
+subjectAltName = DNS:{name}{ip}
 """
 
 
-def make_cert(conf_dir):
-    """A self-signed server certificate for localhost: (cert, key) paths.
-    Not a CA certificate, so mod_ssl has nothing to warn about."""
-    cnf = os.path.join(conf_dir, "openssl-test.cnf")
-    cert = os.path.join(conf_dir, "test-cert.pem")
-    key = os.path.join(conf_dir, "test-key.pem")
+def make_cert(conf_dir, name="localhost"):
+    """A self-signed server certificate for @a name (localhost: and
+    127.0.0.1): (cert, key) paths. Not a CA certificate, so mod_ssl has
+    nothing to warn about."""
+    tag = "" if name == "localhost" else "-" + name
+    cnf = os.path.join(conf_dir, "openssl-test%s.cnf" % tag)
+    cert = os.path.join(conf_dir, "test-cert%s.pem" % tag)
+    key = os.path.join(conf_dir, "test-key%s.pem" % tag)
     with open(cnf, "w") as f:
-        f.write(OPENSSL_CNF)
+        f.write(OPENSSL_CNF.format(
+            name=name, ip=", IP:127.0.0.1" if name == "localhost" else ""))
     proc = subprocess.run(
         ["openssl", "req", "-x509", "-config", cnf, "-newkey", "ec",
          "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
