@@ -15,8 +15,10 @@ mkdir -p "$src" "$out"
 
 # the sources, without build products
 if git -C "$top" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    # less tracked files deleted in the work tree
     (cd "$top" && git ls-files -z --cached --others --exclude-standard \
-        | xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh \
+        | xargs -0 sh -c \
+            'for f; do if [ -e "$f" ]; then printf "%s\0" "$f"; fi; done' sh \
         | tar --null -T - -cf -) | tar -xf - -C "$src"
 else
     (cd "$top" && tar --exclude-vcs --exclude-vcs-ignores --exclude=./build \
