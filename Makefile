@@ -13,7 +13,7 @@ APR_CFLAGS = $(shell pkg-config --cflags apr-1 apr-util-1)
 APR_LIBS   = $(shell pkg-config --libs apr-1 apr-util-1)
 
 .PHONY: all install uninstall test unit demo clean deps deps-build fuzz \
-        sanitize bench soak
+        sanitize bench soak deb
 
 # apxs echoes every libtool command (~400 characters each) on stderr:
 # they go to build.log, shown when a build fails; V=1 shows them all.
@@ -68,6 +68,13 @@ uninstall:
 	        mv $(DESTDIR)$(MODS_AVAILABLE)/sse_mgr.conf $(DESTDIR)$(MODS_AVAILABLE)/sse_mgr.conf.old; \
 	    fi; \
 	fi
+
+# The Debian package libapache2-mod-sse-mgr in build/deb/, built by
+# dpkg-buildpackage (debian/) in a copy of the tree: nothing else lands
+# here. It installs disabled: a2enmod sse_mgr (docs/operations.md).
+deb:
+	@sh t/install-deps.sh deb
+	@V=$(V) sh debian/make-deb.sh
 
 # what building, installing and the demo need; deps adds the tests' tools
 deps-build:

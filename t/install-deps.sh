@@ -2,11 +2,18 @@
 # Install what mod_sse_mgr needs on Debian 12, when it is missing. Safe to
 # run again: it does nothing when all is there.
 #   sh t/install-deps.sh build   building it, make install, make demo
-#   sh t/install-deps.sh test    that, and the tests' tools (make test)
+#   sh t/install-deps.sh deb     that, and Debian's packaging tools (make deb)
+#   sh t/install-deps.sh test    all that, and the tests' tools (make test)
 set -e
 what=${1:-test}
 # building: apxs and its headers, jansson, a C compiler
 PKGS="apache2 apache2-dev libjansson-dev pkg-config make gcc"
+if [ "$what" = deb ] || [ "$what" = test ]; then
+    # dpkg-buildpackage and dh; dh_apache2 (the virtual dh-apache2) comes
+    # with apache2-dev. debian/control says Rules-Requires-Root: no, so no
+    # fakeroot. t/test_deb.py builds the package too.
+    PKGS="$PKGS dpkg-dev debhelper"
+fi
 if [ "$what" = test ]; then
     # the suite (pytest), curl for HTTP/2, python3-h2 for the HTTP/2
     # frames t/test_http2.py must choose itself (a stuck window, a reset,
