@@ -105,3 +105,93 @@ char *sse_frame_retry(apr_pool_t *p, unsigned int ms, apr_size_t *out_len)
     *out_len = strlen(s);
     return s;
 }
+
+/* ---- payloads --------------------------------------------------------- */
+
+apr_status_t sse_frame_payload(apr_pool_t *p, const char *body,
+                               apr_size_t len, int is_json, apr_size_t max,
+                               const char **out, apr_size_t *out_len,
+                               const char **reason)
+{
+    json_error_t err;
+    json_t *j;
+    char *s;
+    apr_size_t n;
+
+    if (is_json) {
+        j = json_loadb(body, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+                       &err);
+        if (j == NULL) {
+            *reason = apr_psprintf(p, "the body is not valid JSON: %s "
+                                   "(line %d, column %d)", err.text,
+                                   err.line, err.column);
+            return APR_EINVAL;
+        }
+    }
+    else if ((j = json_stringn(body, len)) == NULL) {
+        *reason = "the body is not UTF-8 text (send JSON as "
+                  "application/json)";
+        return APR_EINVAL;
+    }
+    s = json_dumps(j, FRAME_JSON_FLAGS);
+    json_decref(j);
+    if (s == NULL) {
+        *reason = "out of memory";
+        return APR_ENOMEM;
+    }
+    n = strlen(s);
+    if (n > max) {
+        *reason = apr_psprintf(p, "the payload is %" APR_SIZE_T_FMT " bytes "
+                               "as JSON (at most %" APR_SIZE_T_FMT ")", n,
+                               max);
+        free(s);
+        return APR_ENOSPC;
+    }
+    *out = apr_pstrmemdup(p, s, n);
+    *out_len = n;
+    free(s);
+    return APR_SUCCESS;
+}
+
+/* `id: <seq>\nevent: <name>\ndata: {<head's members>,"data":<payload>}`.
+ * Every value comes from jansson: @a head (stolen) dumped without its
+ * braces (JSON_EMBED), the payload as sse_frame_payload() made it; only
+ * the constant envelope is written here. */
+static char *named(apr_pool_t *p, apr_uint64_t seq, const char *name,
+                   json_t *head, const char *payload, apr_size_t plen,
+                   apr_size_t *out_len)
+{
+    char *members = head ? json_dumps(head, FRAME_JSON_FLAGS | JSON_EMBED)
+                         : NULL;
+    char *s;
+
+    json_decref(head);
+    if (members == NULL) {
+        return NULL;
+    }
+    s = apr_psprintf(p, "id: %" APR_UINT64_T_FMT "\nevent: %s\ndata: "
+                     "{%s,\"data\":%.*s}\n\n", seq, name, members,
+                     (int)plen, payload);
+    free(members);
+    *out_len = strlen(s);
+    return s;
+}
+
+char *sse_frame_notify_payload(apr_pool_t *p, apr_uint64_t seq,
+                               const char *key, const char *payload,
+                               apr_size_t plen, apr_size_t *out_len)
+{
+    return named(p, seq, "notify", json_pack("{s:s}", "key", key), payload,
+                 plen, out_len);
+}
+
+char *sse_frame_completed_payload(apr_pool_t *p, apr_uint64_t seq,
+                                  apr_int64_t ms, const char *id,
+                                  const char *taskid, const char *payload,
+                                  apr_size_t plen, apr_size_t *out_len)
+{
+    return named(p, seq, "completed",
+                 json_pack("{s:I,s:s,s:s}", "timestamp", (json_int_t)ms,
+                           "id", id, "taskid", taskid),
+                 payload, plen, out_len);
+}

@@ -53,6 +53,41 @@ char *sse_frame_event(apr_pool_t *p, apr_uint64_t seq, const char *data,
 char *sse_frame_missed(apr_pool_t *p, apr_uint64_t from, apr_uint64_t to,
                        apr_size_t *out_len);
 
+/**
+ * A message body as the JSON text a payload event carries: with
+ * @a is_json (sent as application/json) the body parsed and dumped
+ * compact, else the body as a JSON string. One line, always.
+ * @param max    largest payload, in bytes of JSON
+ * @param out    out: the JSON text, allocated from @a p; @a out_len its
+ *               length
+ * @param reason out, on failure: a one-line reason for the client
+ * @return APR_SUCCESS; APR_EINVAL not JSON, or not UTF-8 text;
+ *         APR_ENOSPC longer than @a max as JSON; APR_ENOMEM
+ */
+apr_status_t sse_frame_payload(apr_pool_t *p, const char *body,
+                               apr_size_t len, int is_json, apr_size_t max,
+                               const char **out, apr_size_t *out_len,
+                               const char **reason);
+
+/**
+ * A notify with a payload, a named event the original client ignores:
+ * `id: <seq>\nevent: notify\ndata: {"key":<key>,"data":<payload>}\n\n`.
+ * @return the bytes, allocated from @a p; NULL if a value is not UTF-8
+ */
+char *sse_frame_notify_payload(apr_pool_t *p, apr_uint64_t seq,
+                               const char *key, const char *payload,
+                               apr_size_t plen, apr_size_t *out_len);
+
+/**
+ * A completion with a payload: `id: <seq>\nevent: completed\ndata:
+ * {"timestamp":<ms>,"id":<id>,"taskid":<taskid>,"data":<payload>}\n\n`.
+ * @return as sse_frame_notify_payload()
+ */
+char *sse_frame_completed_payload(apr_pool_t *p, apr_uint64_t seq,
+                                  apr_int64_t ms, const char *id,
+                                  const char *taskid, const char *payload,
+                                  apr_size_t plen, apr_size_t *out_len);
+
 /** The stream's opening `retry: <ms>\n\n`. */
 char *sse_frame_retry(apr_pool_t *p, unsigned int ms, apr_size_t *out_len);
 

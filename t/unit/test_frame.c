@@ -361,3 +361,75 @@ UNIT_TEST(test_frame_heartbeat_is_one_comment_line)
     CHECK(n >= 3 && strcmp(hb + n - 2, "\n\n") == 0, "ends with a blank line");
     CHECK(strchr(hb, '\n') == hb + n - 2, "one line only");
 }
+
+/* ---- payloads ---------------------------------------------------------- */
+
+static apr_status_t payload(const char *body, int is_json, apr_size_t max,
+                            const char **out, const char **reason)
+{
+    apr_size_t len;
+
+    *out = NULL;
+    *reason = NULL;
+    return sse_frame_payload(unit_pool(), body, strlen(body), is_json, max,
+                             out, &len, reason);
+}
+
+UNIT_TEST(test_frame_payload_json_is_checked_and_made_compact)
+{
+    const char *out, *why;
+
+    CHECK_RV(APR_SUCCESS, payload("{ \"a\" : [1, 2,\n 3] }", 1, 100, &out,
+                                  &why), "valid JSON");
+    CHECK_STR("{\"a\":[1,2,3]}", out, "compact, one line");
+    CHECK_RV(APR_SUCCESS, payload("42", 1, 100, &out, &why), "a scalar");
+    CHECK_STR("42", out, "a scalar is JSON too");
+    CHECK_RV(APR_EINVAL, payload("{\"a\":", 1, 100, &out, &why), "cut");
+    CHECK(why && strstr(why, "not valid JSON") && strstr(why, "line 1"),
+          "the parser's reason: %s", why ? why : "(none)");
+    CHECK_RV(APR_EINVAL, payload("{\"a\":1,\"a\":2}", 1, 100, &out, &why),
+             "a duplicate member is refused");
+}
+
+UNIT_TEST(test_frame_payload_text_becomes_one_json_string)
+{
+    const char *out, *why;
+
+    CHECK_RV(APR_SUCCESS, payload("line 1\nline \"2\"\r\n", 0, 100, &out,
+                                  &why), "text");
+    CHECK_STR("\"line 1\\nline \\\"2\\\"\\r\\n\"", out, "escaped, one line");
+    CHECK_RV(APR_EINVAL, payload("caf\xe9", 0, 100, &out, &why),
+             "Latin-1 is not UTF-8");
+    CHECK(why && strstr(why, "UTF-8"), "says why: %s", why ? why : "");
+}
+
+UNIT_TEST(test_frame_payload_bounds_the_json_not_the_body)
+{
+    const char *out, *why;
+
+    CHECK_RV(APR_SUCCESS, payload("12345678", 0, 10, &out, &why),
+             "10 bytes with its quotes");
+    CHECK_RV(APR_ENOSPC, payload("123456789", 0, 10, &out, &why),
+             "11 bytes");
+    CHECK(why && strstr(why, "11 bytes"), "says the size: %s",
+          why ? why : "");
+    CHECK_RV(APR_ENOSPC, payload("\x01\x01", 0, 10, &out, &why),
+             "escaping makes 2 bytes 14");
+}
+
+UNIT_TEST(test_frame_payload_events_are_named_and_exact)
+{
+    apr_size_t len;
+    const char *s;
+
+    s = sse_frame_notify_payload(unit_pool(), 7, "news", "{\"x\":1}", 7,
+                                 &len);
+    CHECK_STR("id: 7\nevent: notify\ndata: {\"key\":\"news\",\"data\":"
+              "{\"x\":1}}\n\n", s, "notify");
+    CHECK_INT(strlen(s), len, "its length");
+    s = sse_frame_completed_payload(unit_pool(), 8, 1700000000123, "al_x",
+                                    "t1", "\"done\"", 6, &len);
+    CHECK_STR("id: 8\nevent: completed\ndata: {\"timestamp\":1700000000123,"
+              "\"id\":\"al_x\",\"taskid\":\"t1\",\"data\":\"done\"}\n\n", s,
+              "completed, fields in the original's order");
+}
