@@ -199,7 +199,7 @@ UNIT_TEST(test_child_gone_makes_its_listeners_resumable)
 
     fx_notify(&fx, "news", 2);                  /* queued for a */
     head = sse_registry_head(fx.reg);
-    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_C, 3, NULL,
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_C, NULL, 3, NULL,
                                                  &h, &created),
                "a resumes in another child");
     CHECK_INT(0, created, "the same listener");
@@ -266,12 +266,12 @@ UNIT_TEST(test_connect_is_eagain_when_the_child_table_is_full)
         return;
     }
     c = fx_id(&fx, "c");
-    CHECK_RV(APR_EAGAIN, sse_registry_connect(fx.reg, c, PID_C, 2, NULL, &hc,
+    CHECK_RV(APR_EAGAIN, sse_registry_connect(fx.reg, c, PID_C, NULL, 2, NULL, &hc,
                                               &created),
              "a third process with two child entries");
     CHECK_INT(0, created, "nothing created");
     CHECK_RV(APR_ENOENT, sse_registry_lookup(fx.reg, c), "c not registered");
-    CHECK_RV(APR_EAGAIN, sse_registry_connect(fx.reg, a, PID_C, 2, NULL, &hc,
+    CHECK_RV(APR_EAGAIN, sse_registry_connect(fx.reg, a, PID_C, NULL, 2, NULL, &hc,
                                               &created),
              "taking a over from a third process");
     fx_read(&fx, &ha, ha.cursor, evs, &rv);
@@ -301,7 +301,7 @@ UNIT_TEST(test_connect_is_enospc_when_every_slot_is_taken)
         CHECK_RV(APR_SUCCESS, fx_connect(&fx, ids[i], PID_A, 1, &h), "%d", i);
     }
     extra = fx_id(&fx, "u");
-    CHECK_RV(APR_ENOSPC, sse_registry_connect(fx.reg, extra, PID_A, 2, NULL,
+    CHECK_RV(APR_ENOSPC, sse_registry_connect(fx.reg, extra, PID_A, NULL, 2, NULL,
                                               &h, &created), "the fifth");
     CHECK_INT(0, created, "nothing created");
     sse_registry_stats(fx.reg, &st);
@@ -367,7 +367,7 @@ UNIT_TEST(test_unregistered_id_is_refused_until_its_retirement_ends)
     a2 = fx_id(&fx, "alice");
     CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 5000, &ended),
              "disconnect-registrant, retired until 5000");
-    CHECK_RV(APR_EEXIST, sse_registry_connect(fx.reg, a, PID_A, 4999, NULL,
+    CHECK_RV(APR_EEXIST, sse_registry_connect(fx.reg, a, PID_A, NULL, 4999, NULL,
                                               &h, &created),
              "the seed client reconnects: refused");
     CHECK_INT(0, created, "nothing created");
@@ -378,7 +378,7 @@ UNIT_TEST(test_unregistered_id_is_refused_until_its_retirement_ends)
     CHECK_INT(0, st.rejected_full, "a retired id is not a full table");
     CHECK_RV(APR_SUCCESS, fx_connect(&fx, a2, PID_A, 4999, &h),
              "another id of the same name is not retired");
-    CHECK_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, 5000, NULL,
+    CHECK_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, NULL, 5000, NULL,
                                                &h, &created),
              "once the retirement ends it may register again");
     CHECK_INT(1, created, "as a new listener");
