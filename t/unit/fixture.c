@@ -82,7 +82,8 @@ apr_status_t fx_connect(fx_t *fx, const char *id, apr_uint32_t pid,
 {
     int created;
 
-    return sse_registry_connect(fx->reg, id, pid, NULL, now, NULL, hold, &created);
+    return sse_registry_connect(fx->reg, id, pid, NULL,
+                                now, NULL, hold, &created);
 }
 
 apr_status_t fx_ack(fx_t *fx, const sse_hold_t *hold, apr_uint64_t sent,

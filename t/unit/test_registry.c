@@ -240,8 +240,8 @@ UNIT_TEST(test_connect_of_a_malformed_id_creates_nothing)
     if (!fx_open(&fx, 4, 8, 2)) {
         return;
     }
-    CHECK_RV(APR_EINVAL, sse_registry_connect(fx.reg, "no-underscore", PID_A, NULL,
-                                              1, NULL, &hold, &created),
+    CHECK_RV(APR_EINVAL, sse_registry_connect(fx.reg, "no-underscore", PID_A,
+                                              NULL, 1, NULL, &hold, &created),
              "a malformed id is bad input, not a full table (ENOSPC would "
              "make the route answer 503 + Retry-After)");
     CHECK_INT(0, created, "nothing created");

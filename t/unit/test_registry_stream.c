@@ -185,8 +185,8 @@ UNIT_TEST(test_second_connect_takes_over_and_ends_the_first_stream)
         return;
     }
     from = sse_registry_head(fx.reg);
-    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_B, NULL, 2, NULL,
-                                                 &h2, &created),
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_B, NULL, 2,
+                                                 NULL, &h2, &created),
                "second, from another process");
     CHECK_INT(0, created, "the same listener");
     CHECK_INT(h1.slot, h2.slot, "the same slot");
@@ -313,8 +313,8 @@ UNIT_TEST(test_reconnect_with_last_event_id_replays_exactly_later_events)
     sse_registry_release(fx.reg, &h, s[5], 3);
 
     last = s[2];
-    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, NULL, 4, &last,
-                                                 &h, &created),
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, NULL, 4,
+                                                 &last, &h, &created),
                "Last-Event-ID: s3");
     CHECK_INT(s[2], h.cursor, "the client's resume point wins");
     n = fx_read(&fx, &h, h.cursor, evs, &rv);
@@ -327,15 +327,15 @@ UNIT_TEST(test_reconnect_with_last_event_id_replays_exactly_later_events)
     last = s[0] - 1;
     fx_connect(&fx, a, PID_A, 5, &h);
     sse_registry_release(fx.reg, &h, s[5], 5);
-    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, NULL, 6, &last,
-                                                 &h, &created),
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, NULL, 6,
+                                                 &last, &h, &created),
                "Last-Event-ID before every event");
     CHECK_INT(6, fx_read(&fx, &h, h.cursor, evs, &rv), "all six again");
 
     sse_registry_release(fx.reg, &h, s[5], 7);
     last = sse_registry_head(fx.reg) + 1000;
-    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, NULL, 7, &last,
-                                                 &h, &created),
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, NULL, 7,
+                                                 &last, &h, &created),
                "Last-Event-ID from the future");
     CHECK_INT(sse_registry_head(fx.reg) - 1, h.cursor, "clamped to the head");
     CHECK_INT(0, fx_read(&fx, &h, h.cursor, evs, &rv), "nothing to replay");
