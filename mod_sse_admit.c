@@ -31,10 +31,17 @@
 /* The note mod_http2 (2.4.x, h2_stream.c) answers with HTTP_1_1_REQUIRED */
 #define H2_DOWNGRADE_NOTE "ssl-renegotiate-forbidden"
 
+/* Who counts. Under event only a stream that cannot park holds a thread
+ * (HTTP/2 with SSEHTTP2 serve): each child counts its own. Under prefork
+ * and worker every stream holds one, and the registry counts them under
+ * its mutex at connect, all children together: a worker child whose
+ * threads are all held stops accepting and the others answer, so what
+ * must stay free is a share of all workers, not of each child's. */
 static struct {
-    int threaded;               /* worker, event: the bound is per child */
-    int bound;                  /* thread-holding streams allowed */
-    volatile apr_uint32_t held; /* threaded: this child's, now */
+    int per_child;              /* event: this child counts */
+    int bound;                  /* SSEMaxStreamsPerChild in force */
+    int total;                  /* prefork, worker: over all children */
+    volatile apr_uint32_t held; /* event: this child's, now */
 } admit;
 
 static int over_h2(const request_rec *r)
@@ -57,22 +64,6 @@ int sse_admit_h2(request_rec *r)
     return HTTP_FORBIDDEN;
 }
 
-/* Streams of every registry held now: under prefork, one per child. */
-static apr_uint32_t streams_server_wide(server_rec *s)
-{
-    apr_uint32_t n = 0;
-    sse_stats_t st;
-
-    for (; s; s = s->next) {
-        sse_srv_conf_t *conf = sse_srv_conf(s);
-        if (conf->owner && conf->reg) {
-            sse_registry_stats(conf->reg, &st);
-            n += st.connected;
-        }
-    }
-    return n;
-}
-
 /* The request's pool goes when its thread is free again, on every path */
 static apr_status_t thread_done(void *unused)
 {
@@ -83,36 +74,44 @@ static apr_status_t thread_done(void *unused)
 
 int sse_admit_thread(request_rec *r)
 {
-    if (admit.bound <= 0) {
+    if (!admit.per_child) {
         return OK;
     }
-    if (admit.threaded) {
-        if (apr_atomic_inc32(&admit.held) < (apr_uint32_t)admit.bound) {
-            apr_pool_cleanup_register(r->pool, NULL, thread_done,
-                                      apr_pool_cleanup_null);
-            return OK;
+    if (apr_atomic_inc32(&admit.held) < (apr_uint32_t)admit.bound) {
+        apr_pool_cleanup_register(r->pool, NULL, thread_done,
+                                  apr_pool_cleanup_null);
+        return OK;
+    }
+    apr_atomic_dec32(&admit.held);
+    return sse_admit_refused(r);
+}
+
+void sse_admit_child_init(server_rec *s)
+{
+    for (; s && admit.total > 0; s = s->next) {
+        sse_srv_conf_t *conf = sse_srv_conf(s);
+        if (conf->owner && conf->reg) {
+            sse_registry_set_stream_bound(conf->reg,
+                                          (apr_uint32_t)admit.total);
         }
-        apr_atomic_dec32(&admit.held);
     }
-    else if (streams_server_wide(ap_server_conf)
-             < (apr_uint32_t)admit.bound) {
-        return OK;
-    }
+}
+
+int sse_admit_refused(request_rec *r)
+{
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SSE_LOGNO(00165)
                   "%d streams already hold worker threads %s "
                   "(SSEMaxStreamsPerChild): refused, so that other "
-                  "requests still find a worker", admit.bound,
-                  admit.threaded ? "in this child" : "in all children");
+                  "requests still find a worker",
+                  admit.per_child ? admit.bound : admit.total,
+                  admit.per_child ? "in this child" : "in all children");
     apr_table_setn(r->err_headers_out, "Retry-After", "5");
     return HTTP_SERVICE_UNAVAILABLE;
 }
 
-/* A share of what the MPM has: 3/4 of a child's threads (worker,
- * event), or of all children when each is one thread (prefork). */
-static int default_bound(int threaded, int threads, int daemons)
+/* 3/4 of @a of, keeping at least one for other requests. */
+static int share(int of)
 {
-    int of = threaded ? threads : daemons;
-
     return of > 4 ? of * 3 / 4 : (of > 1 ? of - 1 : 1);
 }
 
@@ -134,19 +133,32 @@ static void log_h2_serve(server_rec *s)
     }
 }
 
+/* Prefork: a child is one thread, the bound counts children; worker:
+ * the bound per child, times the children httpd may run. */
+static void compute_bound(int threaded, int async, int threads, int daemons)
+{
+    int set = sse_gconf.max_thread_streams;
+
+    admit.per_child = async;
+    if (threaded == AP_MPMQ_NOT_SUPPORTED) {
+        admit.bound = admit.total = set > 0 ? set : share(daemons);
+        return;
+    }
+    admit.bound = set > 0 ? set : share(threads);
+    admit.total = async ? 0 : admit.bound * (daemons > 0 ? daemons : 1);
+}
+
 void sse_admit_post_config(server_rec *s)
 {
-    int threaded = 0, threads = 1, daemons = 1, async = 0;
-    char where[64];
+    int threaded = AP_MPMQ_NOT_SUPPORTED, threads = 1, daemons = 1;
+    int async = 0;
+    char where[96];
 
     ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded);
     ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
     ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons);
     ap_mpm_query(AP_MPMQ_IS_ASYNC, &async);
-    admit.threaded = threaded != AP_MPMQ_NOT_SUPPORTED;
-    admit.bound = sse_gconf.max_thread_streams > 0
-        ? sse_gconf.max_thread_streams
-        : default_bound(admit.threaded, threads, daemons);
+    compute_bound(threaded, async, threads, daemons);
     admit.held = 0;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_RUN_MPM) {
         return;                 /* said at start-up, not on every restart */
@@ -154,16 +166,22 @@ void sse_admit_post_config(server_rec *s)
     if (ap_find_linked_module("mod_http2.c")) {
         log_h2_serve(s);
     }
-    if (admit.threaded) {
-        apr_snprintf(where, sizeof(where), "per child of %d threads",
-                     threads);
+    if (admit.per_child) {
+        apr_snprintf(where, sizeof(where), "%d per child of %d threads",
+                     admit.bound, threads);
+    }
+    else if (threaded == AP_MPMQ_NOT_SUPPORTED) {
+        apr_snprintf(where, sizeof(where), "%d in all %d children",
+                     admit.total, daemons);
     }
     else {
-        apr_snprintf(where, sizeof(where), "in all %d children", daemons);
+        apr_snprintf(where, sizeof(where), "%d in all %d children (%d per "
+                     "child of %d threads)", admit.total, daemons,
+                     admit.bound, threads);
     }
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, SSE_LOGNO(00167)
-                 "streams that hold a worker thread%s: at most %d %s; "
-                 "more get 503 (SSEMaxStreamsPerChild)",
+                 "streams that hold a worker thread%s: at most %s; more "
+                 "get 503 (SSEMaxStreamsPerChild)",
                  async ? " (over HTTP/2 with SSEHTTP2 serve; HTTP/1.1 "
-                         "streams park)" : "", admit.bound, where);
+                         "streams park)" : "", where);
 }

@@ -51,6 +51,18 @@ apr_interval_time_t sse_conf_dormant(void)
                                   : apr_time_from_sec(SSE_DEF_DORMANT);
 }
 
+int sse_conf_listeners_per_client(void)
+{
+    return sse_gconf.listeners_per_client >= 0
+           ? sse_gconf.listeners_per_client : SSE_DEF_LISTENERS_PER_CLIENT;
+}
+
+int sse_conf_streams_per_client(void)
+{
+    return sse_gconf.streams_per_client >= 0
+           ? sse_gconf.streams_per_client : SSE_DEF_STREAMS_PER_CLIENT;
+}
+
 static apr_interval_time_t conf_cleanup(void)
 {
     return sse_gconf.cleanup >= 0 ? sse_gconf.cleanup
@@ -186,6 +198,16 @@ static const char *set_count(cmd_parms *cmd, void *dc, const char *arg)
     return parse_int(cmd, arg, 1, 1000000, field);
 }
 
+/* A per-client bound: a count, or 0 for none. */
+static const char *set_bound(cmd_parms *cmd, void *dc, const char *arg)
+{
+    int *field = (int *)((char *)&sse_gconf + (apr_size_t)cmd->info);
+
+    (void)dc;
+    errno = 0;
+    return parse_int(cmd, arg, 0, 1000000, field);
+}
+
 static const char *set_seconds(cmd_parms *cmd, void *dc, const char *arg)
 {
     apr_interval_time_t *field =
@@ -226,6 +248,17 @@ static const command_rec sse_cmds[] = {
     AP_INIT_TAKE1("SSEMaxListeners", set_count, GOFF(max_listeners),
                   RSRC_CONF, "Listener slots in shared memory (default "
                   APR_STRINGIFY(SSE_DEF_MAX_LISTENERS) ")"),
+    AP_INIT_TAKE1("SSEMaxListenersPerClient", set_bound,
+                  GOFF(listeners_per_client), RSRC_CONF,
+                  "Listeners one client address may have made; past it its "
+                  "oldest without a stream is reclaimed, or 429 (default "
+                  APR_STRINGIFY(SSE_DEF_LISTENERS_PER_CLIENT) "; 0: no "
+                  "bound)"),
+    AP_INIT_TAKE1("SSEMaxStreamsPerClient", set_bound,
+                  GOFF(streams_per_client), RSRC_CONF,
+                  "Streams one client address may hold open; 429 beyond "
+                  "(default " APR_STRINGIFY(SSE_DEF_STREAMS_PER_CLIENT)
+                  "; 0: no bound)"),
     AP_INIT_TAKE1("SSEHistory", set_count, GOFF(history), RSRC_CONF,
                   "Events kept for resume (default "
                   APR_STRINGIFY(SSE_DEF_HISTORY) ")"),
@@ -270,6 +303,7 @@ static int sse_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     sse_gconf.max_thread_streams = -1;
     sse_gconf.dormant = sse_gconf.cleanup = sse_gconf.heartbeat = -1;
     sse_gconf.secret = NULL;
+    sse_gconf.listeners_per_client = sse_gconf.streams_per_client = -1;
     /* pthread unless the admin says otherwise (a `Mutex ... default` line
      * included): check_config refuses any other mechanism */
     return ap_mutex_register(pconf, SSE_MUTEX_TYPE, NULL,
@@ -325,6 +359,7 @@ static int sse_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 static void sse_child_init(apr_pool_t *pchild, server_rec *s)
 {
     if (sse_state_child_init(pchild, s) == APR_SUCCESS) {
+        sse_admit_child_init(s);
         sse_dispatch_child_init(pchild, s);
     }
 }

@@ -45,6 +45,9 @@ APLOG_USE_MODULE(sse_mgr);
 #define SSE_DEF_HEARTBEAT       15
 #define SSE_DEF_HISTORY         1024
 #define SSE_DEF_ORIGIN          "*"
+#define SSE_DEF_LISTENERS_PER_CLIENT 64
+#define SSE_DEF_STREAMS_PER_CLIENT   32
+#define SSE_CLIENT_RETRY_AFTER  "5"     /**< on a 429: seconds */
 
 /** SSEHTTP2: what a stream request over HTTP/2 gets. */
 enum { SSE_H2_DOWNGRADE = 1, SSE_H2_SERVE };
@@ -62,6 +65,8 @@ typedef struct {
     apr_interval_time_t heartbeat;
     const char *secret;         /* NULL: random per start */
     int max_thread_streams;     /* SSEMaxStreamsPerChild; -1: a share */
+    int listeners_per_client;   /* -1: unset; 0: no bound */
+    int streams_per_client;     /* -1: unset; 0: no bound */
 } sse_global_conf_t;
 
 typedef struct sse_local_t sse_local_t;
@@ -87,6 +92,8 @@ extern sse_global_conf_t sse_gconf;
 /** Effective value of a server-wide setting. */
 apr_interval_time_t sse_conf_heartbeat(void);
 apr_interval_time_t sse_conf_dormant(void);
+int sse_conf_listeners_per_client(void);
+int sse_conf_streams_per_client(void);
 
 /** Now, in milliseconds since the epoch (the registry's clock). */
 static APR_INLINE apr_int64_t sse_now_ms(void)

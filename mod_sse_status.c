@@ -50,6 +50,10 @@ static int take_figures(sse_registry_t *reg, figure_t *f)
         st.missed);
     FIG("RejectedFull", "register-listener refused, table full (503)",
         st.rejected_full);
+    FIG("Reclaimed", "listeners without a stream removed to make room "
+        "(table full, or SSEMaxListenersPerClient)", st.reclaimed);
+    FIG("RejectedClient", "register-listener refused, per-client bound "
+        "(429)", st.rejected_client);
     FIG("EndedSlow", "streams ended: client did not read within Timeout",
         st.ended_slow);
     FIG("Repairs", "index rebuilds after a process died in the lock",

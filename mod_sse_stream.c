@@ -454,9 +454,88 @@ static int reconnect_elsewhere(request_rec *r)
     return OK;
 }
 
+/* The client as the per-client bounds count it: r->useragent_ip (what
+ * mod_remoteip gives), an IPv6 address by its /64. NULL when it is no
+ * address (a connection over a Unix socket): then not counted. */
+static const sse_client_t *client_of(request_rec *r, sse_client_t *client)
+{
+    if (sse_client_parse(r->useragent_ip, client->addr) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SSE_LOGNO(00172)
+                      "client address '%s' is not an IP address: no "
+                      "per-client bound applies", r->useragent_ip);
+        return NULL;
+    }
+    client->max_listeners = (apr_uint32_t)sse_conf_listeners_per_client();
+    client->max_streams = (apr_uint32_t)sse_conf_streams_per_client();
+    return client;
+}
+
+/* A per-client bound: 429, and a line that says whom and which. */
+static int too_many(request_rec *r, apr_status_t rv)
+{
+    const char *who = apr_pstrcat(r->pool, r->useragent_ip,
+                                  strchr(r->useragent_ip, ':') ? " (its /64)"
+                                                               : "", NULL);
+
+    if (rv == SSE_ECLIENT_STREAMS) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SSE_LOGNO(00170)
+                      "client %s holds %d streams open: "
+                      "SSEMaxStreamsPerClient reached, refused (429)", who,
+                      sse_conf_streams_per_client());
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SSE_LOGNO(00171)
+                      "client %s made %d listeners, each with a stream "
+                      "open: SSEMaxListenersPerClient reached, refused "
+                      "(429)", who, sse_conf_listeners_per_client());
+    }
+    apr_table_setn(r->err_headers_out, "Retry-After",
+                   SSE_CLIENT_RETRY_AFTER);
+    return sse_respond_text(r, HTTP_TOO_MANY_REQUESTS,
+                            "too many streams from this address, retry "
+                            "later");
+}
+
+/* SSEMaxStreamsPerChild reached (sse_admit_refused() said so). */
+static int thread_bound(request_rec *r, int status)
+{
+    return sse_respond_text(r, status, "too many streams hold worker "
+                            "threads here, retry later");
+}
+
+/* The answer to a connect the registry refused. */
+static int refused(request_rec *r, apr_status_t rv, const char *id)
+{
+    if (rv == APR_EEXIST) {
+        /* EventSource: 204 means "stop reconnecting" */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SSE_LOGNO(00046)
+                      "refused retired id %s", id);
+        r->status = HTTP_NO_CONTENT;
+        apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+        return OK;
+    }
+    if (rv == SSE_ECLIENT_STREAMS || rv == SSE_ECLIENT_LISTENERS) {
+        return too_many(r, rv);
+    }
+    if (rv == SSE_ESTREAMS) {
+        return thread_bound(r, sse_admit_refused(r));
+    }
+    if (rv == APR_ENOSPC || rv == APR_EAGAIN) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, SSE_LOGNO(00042)
+                      "listener table full: SSEMaxListeners reached");
+        apr_table_setn(r->err_headers_out, "Retry-After", "10");
+        return sse_respond_text(r, HTTP_SERVICE_UNAVAILABLE,
+                                "too many listeners, retry later");
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SSE_LOGNO(00043)
+                  "cannot register the listener");
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
 int sse_stream_run(request_rec *r, const char *id)
 {
     sse_srv_conf_t *conf = sse_srv_conf(r->server);
+    sse_client_t client;
     sse_stream_t *st;
     apr_uint64_t last_id = 0;
     apr_status_t rv;
@@ -484,8 +563,7 @@ int sse_stream_run(request_rec *r, const char *id)
         st->mode = SSE_MODE_HANDOFF;
     }
     else if ((status = sse_admit_thread(r)) != OK) {
-        return sse_respond_text(r, status, "too many streams hold worker "
-                                "threads here, retry later");
+        return thread_bound(r, status);
     }
     else {
         st = apr_pcalloc(r->pool, sizeof(*st));
@@ -505,28 +583,11 @@ int sse_stream_run(request_rec *r, const char *id)
         return OK;
     }
     rv = sse_registry_connect(conf->reg, id, sse_dispatch_pid(),
-                              sse_now_ms(),
+                              client_of(r, &client), sse_now_ms(),
                               has_last ? &last_id : NULL, &st->hold,
                               &created);
-    if (rv == APR_EEXIST) {
-        /* EventSource: 204 means "stop reconnecting" */
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SSE_LOGNO(00046)
-                      "refused retired id %s", id);
-        r->status = HTTP_NO_CONTENT;
-        apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-        return OK;
-    }
-    if (rv == APR_ENOSPC || rv == APR_EAGAIN) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, SSE_LOGNO(00042)
-                      "listener table full: SSEMaxListeners reached");
-        apr_table_setn(r->err_headers_out, "Retry-After", "10");
-        return sse_respond_text(r, HTTP_SERVICE_UNAVAILABLE,
-                                "too many listeners, retry later");
-    }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SSE_LOGNO(00043)
-                      "cannot register the listener");
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return refused(r, rv, id);
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SSE_LOGNO(00044)
                   "stream opened for %s (slot %u, %s, from seq %"
@@ -534,6 +595,8 @@ int sse_stream_run(request_rec *r, const char *id)
                   created ? "new" : "existing", st->hold.cursor);
     /* the stream taken over may be in another child: wake it now */
     sse_dispatch_wake_pid(st->hold.prev_pid);
+    /* a listener reclaimed to make room is only ever reclaimed for a new
+     * one: this one notification tells both changes */
     if (created) {
         sse_op_changed(r->server);
     }

@@ -21,9 +21,10 @@ apr_size_t sse_registry_size(const sse_registry_sizes_t *sz)
 {
     apr_size_t nb = buckets_for(sz->max_listeners);
     return ALIGN8(sizeof(sse_reg_header_t))
-           + ALIGN8(4 * nb * sizeof(apr_uint32_t))
+           + ALIGN8(5 * nb * sizeof(apr_uint32_t))
            + ALIGN8(sz->max_listeners * sizeof(sse_retired_t))
            + ALIGN8(sz->max_children * sizeof(sse_child_t))
+           + ALIGN8(SSE_CLIENTS(sz) * sizeof(sse_client_rec_t))
            + (apr_size_t)sz->max_listeners * sizeof(sse_slot_t)
            + (apr_size_t)sz->history * sizeof(sse_event_t);
 }
@@ -58,7 +59,20 @@ apr_uint64_t sse_registry_fingerprint(const sse_registry_sizes_t *sz)
         offsetof(sse_slot_t, holder_gen), offsetof(sse_slot_t, next_free),
         offsetof(sse_slot_t, created_seq), offsetof(sse_slot_t, missed_to),
         offsetof(sse_slot_t, name_last), offsetof(sse_slot_t, serial),
+        offsetof(sse_slot_t, delivered), offsetof(sse_slot_t, owner),
+        offsetof(sse_slot_t, streamer), offsetof(sse_slot_t, idle),
+        offsetof(sse_slot_t, idle_next), offsetof(sse_slot_t, owner_next),
         offsetof(sse_slot_t, id), offsetof(sse_slot_t, keys),
+        offsetof(sse_reg_header_t, idle_head),
+        offsetof(sse_reg_header_t, idle_tail),
+        offsetof(sse_reg_header_t, client_free),
+        sizeof(sse_client_rec_t), offsetof(sse_client_rec_t, hash),
+        offsetof(sse_client_rec_t, next),
+        offsetof(sse_client_rec_t, next_free),
+        offsetof(sse_client_rec_t, listeners),
+        offsetof(sse_client_rec_t, streams),
+        offsetof(sse_client_rec_t, idle_head), IDLE_LISTS,
+        offsetof(sse_stats_t, reclaimed),
         sizeof(sse_child_t), offsetof(sse_child_t, streams),
         sizeof(sse_retired_t), offsetof(sse_retired_t, until_ms),
         sizeof(sse_event_t), offsetof(sse_event_t, prev),
@@ -110,11 +124,14 @@ static void layout(sse_registry_t *reg, void *mem,
     reg->name_bucket = reg->id_bucket + nb;
     reg->key_bucket = reg->name_bucket + nb;
     reg->retired_bucket = reg->key_bucket + nb;
-    p += ALIGN8(4 * nb * sizeof(apr_uint32_t));
+    reg->client_bucket = reg->retired_bucket + nb;
+    p += ALIGN8(5 * nb * sizeof(apr_uint32_t));
     reg->retired = (sse_retired_t *)p;
     p += ALIGN8(sz->max_listeners * sizeof(sse_retired_t));
     reg->child = (sse_child_t *)p;
     p += ALIGN8(sz->max_children * sizeof(sse_child_t));
+    reg->client = (sse_client_rec_t *)p;
+    p += ALIGN8(SSE_CLIENTS(sz) * sizeof(sse_client_rec_t));
     reg->slot = (sse_slot_t *)p;
     p += (apr_size_t)sz->max_listeners * sizeof(sse_slot_t);
     reg->ring = (sse_event_t *)p;
@@ -145,6 +162,10 @@ apr_status_t sse_registry_create(apr_pool_t *p, void *mem,
         reg->slot[i].next_free = (i + 1 < sz->max_listeners) ? i + 2 : 0;
     }
     reg->h->free_head = 1;
+    for (i = 0; i < SSE_CLIENTS(sz); i++) {
+        reg->client[i].next_free = (i + 1 < SSE_CLIENTS(sz)) ? i + 2 : 0;
+    }
+    reg->h->client_free = 1;
     reg->h->stamp.sz = *sz;
     reg->h->stamp.bytes = sse_registry_size(sz);
     reg->h->stamp.fingerprint = sse_registry_fingerprint(sz);
@@ -184,5 +205,10 @@ const sse_registry_sizes_t *sse_registry_sizes(const sse_registry_t *reg)
 void sse_registry_set_nonblocking(sse_registry_t *reg)
 {
     reg->nonblocking = 1;
+}
+
+void sse_registry_set_stream_bound(sse_registry_t *reg, apr_uint32_t max)
+{
+    reg->max_streams = max;
 }
 

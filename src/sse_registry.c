@@ -90,8 +90,9 @@ apr_status_t sse_registry_lookup(sse_registry_t *reg, const char *id)
     return rv ? rv : (found ? APR_SUCCESS : APR_ENOENT);
 }
 
+/* A free slot for @a id, owned by client entry @a owner (or 0). */
 static sse_slot_t *slot_alloc(sse_registry_t *reg, const char *id,
-                              apr_int64_t now_ms)
+                              apr_uint32_t owner, apr_int64_t now_ms)
 {
     apr_uint32_t i1 = reg->h->free_head;
     apr_size_t name_len;
@@ -116,6 +117,13 @@ static sse_slot_t *slot_alloc(sse_registry_t *reg, const char *id,
     sl->missed = sl->missed_from = sl->missed_to = 0;
     sl->name_last = 0;          /* no completion for it yet */
     sl->serial = ++reg->h->serial;
+    sl->delivered = 0;
+    sl->streamer = 0;
+    sl->idle = 0;               /* a stream takes it at once */
+    sl->owner = owner;
+    if (owner) {
+        reg->client[owner - 1].listeners++;
+    }
     sl->next_id = reg->id_bucket[bucket_of(reg, sl->id_hash)];
     reg->id_bucket[bucket_of(reg, sl->id_hash)] = i1;
     sl->next_name = reg->name_bucket[bucket_of(reg, sl->name_hash)];
@@ -146,10 +154,12 @@ sse_child_t *sse_reg_child_entry(sse_registry_t *reg, apr_uint32_t pid,
     return NULL;
 }
 
-/* The slot's stream is gone (ended, taken over or its child died). */
+/* The slot's stream is gone (ended, taken over or its child died): its
+ * process and its client hold one stream less. */
 static void slot_unhold(sse_registry_t *reg, sse_slot_t *sl)
 {
     sse_child_t *c;
+    apr_uint32_t s1 = sl->streamer;
 
     if (sl->state != SLOT_CONNECTED) {
         return;
@@ -158,17 +168,26 @@ static void slot_unhold(sse_registry_t *reg, sse_slot_t *sl)
     if (c && c->streams) {
         c->streams--;
     }
+    if (s1 && reg->client[s1 - 1].streams) {
+        reg->client[s1 - 1].streams--;
+    }
+    sl->streamer = 0;
+    sse_reg_client_drop(reg, s1);
     sl->state = SLOT_REGISTERED;
     sl->holder_pid = 0;
     reg->h->stats.connected--;
 }
 
-/* Free a slot; @a end_stream: tell its stream to end (clear ends all
- * streams with one entry instead). */
-static void slot_free(sse_registry_t *reg, sse_slot_t *sl, int end_stream)
+void sse_reg_slot_rest(sse_registry_t *reg, sse_slot_t *sl)
+{
+    slot_unhold(reg, sl);
+    sse_reg_idle_join(reg, sl);
+}
+
+void sse_reg_slot_free(sse_registry_t *reg, sse_slot_t *sl, int end_stream)
 {
     apr_uint32_t i1 = slot_index(reg, sl) + 1;
-    apr_uint32_t k;
+    apr_uint32_t k, o1 = sl->owner;
 
     if (sl->state == SLOT_CONNECTED) {
         if (end_stream) {
@@ -176,6 +195,14 @@ static void slot_free(sse_registry_t *reg, sse_slot_t *sl, int end_stream)
         }
         slot_unhold(reg, sl);
     }
+    else {
+        sse_reg_idle_leave(reg, sl);
+    }
+    if (o1 && reg->client[o1 - 1].listeners) {
+        reg->client[o1 - 1].listeners--;
+    }
+    sl->owner = 0;
+    sse_reg_client_drop(reg, o1);
     chain_unlink(reg, &reg->id_bucket[bucket_of(reg, sl->id_hash)], i1,
                  offsetof(sse_slot_t, next_id));
     chain_unlink(reg, &reg->name_bucket[bucket_of(reg, sl->name_hash)], i1,
@@ -217,9 +244,30 @@ static void resume_gap(sse_registry_t *reg, sse_slot_t *sl,
     hold->missed_to = to;
 }
 
+/* A client that resumes from before the listener was made had an earlier
+ * listener of this id (reclaimed, or removed as dormant): what was
+ * published between its last event and this one's creation is lost to
+ * it, and said so. It resumes from the creation on. */
+static void recreated_gap(const sse_slot_t *sl, const apr_uint64_t *last_id,
+                          sse_hold_t *hold)
+{
+    if (last_id == NULL || *last_id >= sl->created_seq) {
+        return;
+    }
+    if (hold->missed_to == 0 || hold->missed_from > *last_id + 1) {
+        hold->missed_from = *last_id + 1;
+    }
+    if (hold->missed_to < sl->created_seq) {
+        hold->missed_to = sl->created_seq;
+    }
+    hold->cursor = sl->created_seq;
+}
+
+/* Make the caller's stream the slot's one stream; an earlier one is told
+ * to end. The child entry was checked free (child_room). */
 static apr_status_t hold_slot(sse_registry_t *reg, sse_slot_t *sl,
-                              apr_uint32_t pid, const apr_uint64_t *last_id,
-                              sse_hold_t *hold)
+                              apr_uint32_t pid, const sse_client_t *client,
+                              const apr_uint64_t *last_id, sse_hold_t *hold)
 {
     sse_child_t *c = sse_reg_child_entry(reg, pid, 1);
     apr_uint64_t head = reg->h->next_seq;
@@ -232,6 +280,12 @@ static apr_status_t hold_slot(sse_registry_t *reg, sse_slot_t *sl,
         hold->prev_pid = sl->holder_pid;
         sse_reg_append_end(reg, slot_index(reg, sl), sl->holder_gen);
         slot_unhold(reg, sl);
+    }
+    sse_reg_idle_leave(reg, sl);
+    /* after the unhold: the table then has room for any client */
+    sl->streamer = client ? sse_reg_client_claim(reg, client->addr) : 0;
+    if (sl->streamer) {
+        reg->client[sl->streamer - 1].streams++;
     }
     c->streams++;
     sl->state = SLOT_CONNECTED;
@@ -246,17 +300,139 @@ static apr_status_t hold_slot(sse_registry_t *reg, sse_slot_t *sl,
     if (hold->cursor >= head) {
         hold->cursor = head - 1;
     }
-    sl->taken_seq = hold->cursor;
     resume_gap(reg, sl, hold);
+    recreated_gap(sl, last_id, hold);
+    sl->taken_seq = hold->cursor;
     return APR_SUCCESS;
 }
 
+/* Would process @a pid find a child entry (its own or a free one)? */
+static int child_room(sse_registry_t *reg, apr_uint32_t pid)
+{
+    apr_uint32_t i;
+
+    for (i = 0; i < reg->h->sz.max_children; i++) {
+        if (reg->child[i].pid == pid || reg->child[i].streams == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* May @a client open a stream on @a sl (NULL: a new listener)? Taking
+ * over its own stream of this id is not one more. */
+static apr_status_t client_may_stream(sse_registry_t *reg,
+                                      const sse_client_t *client,
+                                      const sse_slot_t *sl)
+{
+    apr_uint32_t c1;
+
+    if (client == NULL || client->max_streams == 0) {
+        return APR_SUCCESS;
+    }
+    c1 = sse_reg_client_find(reg, client->addr);
+    if (c1 == 0 || (sl && sl->state == SLOT_CONNECTED && sl->streamer == c1)
+        || reg->client[c1 - 1].streams < client->max_streams) {
+        return APR_SUCCESS;
+    }
+    return SSE_ECLIENT_STREAMS;
+}
+
+static void reclaim(sse_registry_t *reg, sse_slot_t *victim)
+{
+    reg->h->stats.reclaimed++;
+    sse_reg_slot_free(reg, victim, 0);      /* it has no stream to end */
+}
+
+/* Room for one more listener of @a client: past its own bound, its
+ * oldest listener without a stream goes; with no slot free, the oldest
+ * that never delivered, else the one dormant longest. */
+static apr_status_t make_room(sse_registry_t *reg, const sse_client_t *client)
+{
+    apr_uint32_t c1 = 0;
+    sse_slot_t *victim;
+
+    if (client && client->max_listeners) {
+        c1 = sse_reg_client_find(reg, client->addr);
+    }
+    /* a loop only when the bound was lowered by a restart */
+    while (c1 && reg->client[c1 - 1].listeners >= client->max_listeners) {
+        victim = sse_reg_idle_victim(reg, c1);
+        if (victim == NULL) {
+            return SSE_ECLIENT_LISTENERS;
+        }
+        reclaim(reg, victim);       /* may give back c1's entry */
+        c1 = sse_reg_client_find(reg, client->addr);
+    }
+    if (reg->h->free_head == 0) {
+        victim = sse_reg_idle_victim(reg, 0);
+        if (victim == NULL) {
+            reg->h->stats.rejected_full++;
+            return APR_ENOSPC;
+        }
+        reclaim(reg, victim);
+    }
+    return APR_SUCCESS;
+}
+
+/* A listener for @a id, made by @a client, in a slot made room for. */
+static apr_status_t new_listener(sse_registry_t *reg, const char *id,
+                                 const sse_client_t *client,
+                                 apr_int64_t now_ms, sse_slot_t **out)
+{
+    apr_status_t rv = make_room(reg, client);
+    apr_uint32_t owner = 0;
+
+    if (rv == SSE_ECLIENT_LISTENERS) {
+        reg->h->stats.rejected_client++;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (client) {
+        owner = sse_reg_client_claim(reg, client->addr);
+    }
+    *out = slot_alloc(reg, id, owner, now_ms);
+    if (*out == NULL) {
+        sse_reg_client_drop(reg, owner);
+        return APR_ENOSPC;
+    }
+    return APR_SUCCESS;
+}
+
+/* Everything that may refuse a connect, before anything changes. */
+static apr_status_t connect_check(sse_registry_t *reg, const char *id,
+                                  apr_uint32_t pid, const sse_client_t *client,
+                                  apr_int64_t now_ms, const sse_slot_t *sl)
+{
+    apr_status_t rv;
+
+    if (sl == NULL && sse_id_parse(id, NULL) != APR_SUCCESS) {
+        return APR_EINVAL;
+    }
+    if (sl == NULL && sse_reg_is_retired(reg, id, now_ms)) {
+        return APR_EEXIST;
+    }
+    rv = client_may_stream(reg, client, sl);
+    if (rv != APR_SUCCESS) {
+        reg->h->stats.rejected_client++;
+        return rv;
+    }
+    if (reg->max_streams && reg->h->stats.connected >= reg->max_streams
+        && !(sl && sl->state == SLOT_CONNECTED)) {
+        return SSE_ESTREAMS;
+    }
+    return child_room(reg, pid) ? APR_SUCCESS : APR_EAGAIN;
+}
+
 apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
-                                  apr_uint32_t pid, apr_int64_t now_ms,
+                                  apr_uint32_t pid,
+                                  const sse_client_t *client,
+                                  apr_int64_t now_ms,
                                   const apr_uint64_t *last_event_id,
                                   sse_hold_t *hold, int *created)
 {
-    apr_status_t rv, rv2 = APR_SUCCESS;
+    apr_status_t rv, rv2;
     sse_slot_t *sl;
 
     *created = 0;
@@ -264,32 +440,21 @@ apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
         return rv;
     }
     sl = sse_reg_find_id(reg, id);
-    if (sl == NULL && sse_id_parse(id, NULL) != APR_SUCCESS) {
-        rv2 = APR_EINVAL;
-        goto leave;
+    rv2 = connect_check(reg, id, pid, client, now_ms, sl);
+    if (rv2 == APR_SUCCESS && sl == NULL) {
+        rv2 = new_listener(reg, id, client, now_ms, &sl);
+        *created = rv2 == APR_SUCCESS;
     }
-    if (sl == NULL && sse_reg_is_retired(reg, id, now_ms)) {
-        rv2 = APR_EEXIST;
-        goto leave;
+    if (rv2 == APR_SUCCESS) {
+        rv2 = hold_slot(reg, sl, pid, client, last_event_id, hold);
     }
-    if (sl == NULL) {
-        sl = slot_alloc(reg, id, now_ms);
-        *created = sl != NULL;
-    }
-    if (sl == NULL) {
-        reg->h->stats.rejected_full++;
-        rv2 = APR_ENOSPC;
-        goto leave;
-    }
-    rv2 = hold_slot(reg, sl, pid, last_event_id, hold);
     if (rv2 == APR_SUCCESS) {
         sl->activity_ms = now_ms;
     }
     else if (*created) {
-        slot_free(reg, sl, 0);
+        sse_reg_slot_free(reg, sl, 0);
         *created = 0;
     }
-leave:
     sse_reg_unlock(reg, &rv);
     return rv ? rv : rv2;
 }
@@ -326,7 +491,7 @@ apr_status_t sse_registry_release(sse_registry_t *reg,
     sl = sse_reg_held(reg, hold);
     if (sl) {
         advance(sl, sent, now_ms);
-        slot_unhold(reg, sl);
+        sse_reg_slot_rest(reg, sl);
     }
     sse_reg_unlock(reg, &rv);
     return rv;
@@ -347,6 +512,7 @@ apr_status_t sse_registry_ack(sse_registry_t *reg, const sse_hold_t *hold,
     sl = sse_reg_held(reg, hold);
     if (sl) {
         reg->h->stats.delivered += (apr_uint64_t)count;
+        sl->delivered += (apr_uint64_t)count;
         advance(sl, sent, now_ms);
         *missed_from = sl->missed_from;
         *missed_to = sl->missed_to;
@@ -400,120 +566,9 @@ apr_status_t sse_registry_listen(sse_registry_t *reg, const char *id,
     if (sl) {
         rv2 = add_key(reg, sl, key);
         sl->activity_ms = now_ms;
+        sse_reg_idle_leave(reg, sl);    /* to the tail: newest activity */
+        sse_reg_idle_join(reg, sl);
     }
     sse_reg_unlock(reg, &rv);
     return rv ? rv : rv2;
-}
-
-/* ---- removal --------------------------------------------------------- */
-
-apr_status_t sse_registry_unregister(sse_registry_t *reg, const char *id,
-                                     apr_int64_t retire_until_ms,
-                                     apr_uint32_t *ended_pid)
-{
-    apr_status_t rv, rv2 = APR_ENOENT;
-    sse_slot_t *sl;
-
-    *ended_pid = 0;
-    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
-        return rv;
-    }
-    sl = sse_reg_find_id(reg, id);
-    if (sl) {
-        *ended_pid = sl->state == SLOT_CONNECTED ? sl->holder_pid : 0;
-        sse_reg_retire(reg, sl, retire_until_ms);
-        slot_free(reg, sl, 1);
-        rv2 = APR_SUCCESS;
-    }
-    sse_reg_unlock(reg, &rv);
-    return rv ? rv : rv2;
-}
-
-apr_status_t sse_registry_clear(sse_registry_t *reg,
-                                apr_int64_t retire_until_ms, int *removed)
-{
-    apr_status_t rv;
-    apr_uint32_t i;
-
-    *removed = 0;
-    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
-        return rv;
-    }
-    for (i = 0; i < reg->h->sz.max_listeners; i++) {
-        if (reg->slot[i].state != SLOT_FREE) {
-            sse_reg_retire(reg, &reg->slot[i], retire_until_ms);
-            slot_free(reg, &reg->slot[i], 0);
-            ++*removed;
-        }
-    }
-    sse_reg_append_end(reg, SSE_SLOT_ALL, 0);
-    sse_reg_unlock(reg, &rv);
-    return rv;
-}
-
-apr_status_t sse_registry_cleanup(sse_registry_t *reg, apr_int64_t now_ms,
-                                  apr_int64_t dormant_ms, int *removed)
-{
-    apr_status_t rv;
-    apr_uint32_t i;
-
-    *removed = 0;
-    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
-        return rv;
-    }
-    for (i = 0; i < reg->h->sz.max_listeners; i++) {
-        sse_slot_t *sl = &reg->slot[i];
-        if (sl->state == SLOT_REGISTERED
-            && now_ms - sl->activity_ms >= dormant_ms) {
-            slot_free(reg, sl, 1);
-            ++*removed;
-        }
-    }
-    sse_reg_unlock(reg, &rv);
-    return rv;
-}
-
-apr_status_t sse_registry_child_gone(sse_registry_t *reg, apr_uint32_t pid,
-                                     apr_int64_t now_ms)
-{
-    apr_status_t rv;
-    apr_uint32_t i;
-    sse_child_t *c;
-
-    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
-        return rv;
-    }
-    c = sse_reg_child_entry(reg, pid, 0);
-    if (c == NULL) {
-        goto leave;
-    }
-    for (i = 0; c->streams && i < reg->h->sz.max_listeners; i++) {
-        sse_slot_t *sl = &reg->slot[i];
-        if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid) {
-            slot_unhold(reg, sl);
-            sl->activity_ms = now_ms;   /* its client is reconnecting */
-        }
-    }
-    c->pid = 0;
-    c->streams = 0;
-leave:
-    sse_reg_unlock(reg, &rv);
-    return rv;
-}
-
-int sse_registry_holders(sse_registry_t *reg, int any, apr_uint32_t *from,
-                         apr_uint32_t *pids, int max)
-{
-    apr_uint32_t i;
-    int n = 0;
-
-    for (i = *from; i < reg->h->sz.max_children && n < max; i++) {
-        const volatile sse_child_t *c = &reg->child[i];
-        apr_uint32_t pid = c->pid;
-        if (pid && (any || c->streams)) {
-            pids[n++] = pid;
-        }
-    }
-    *from = i;
-    return n;
 }

@@ -14,10 +14,24 @@
  *   uint32 key_bucket[nbuckets]    (key chains link key nodes:
  *                                   slot * SSE_MAX_KEYS + k, plus 1)
  *   uint32 retired_bucket[nbuckets]
+ *   uint32 client_bucket[nbuckets]  client address -> client entry
  *   sse_retired_t retired[max_listeners]  ids refused for a while (ring)
  *   sse_child_t child[max_children]  pid, streams held: who to wake
+ *   sse_client_rec_t client[2 * max_listeners]  per client address: the
+ *                      listeners it made, the streams it holds, its idle
+ *                      listeners (a slot references at most two entries:
+ *                      its owner and its stream's client, so the table
+ *                      never runs out)
  *   sse_slot_t slot[max_listeners]   one listener each
  *   sse_event_t ring[history]        entry of seq s at ring[s % history]
+ *
+ * Idle lists, so that a full table is made room in O(1): every listener
+ * with no stream (SLOT_REGISTERED) is on one of the header's two idle
+ * lists (never delivered an event / delivered some), and on its owner's
+ * idle list when it has an owner; doubly linked through the slots (slot
+ * index + 1), oldest activity at the head. A slot joins at the tail when
+ * its stream ends, moves to the tail on activity, leaves when a stream
+ * takes it or it is freed.
  *
  * The stamp (sse_registry_stamp_t) opens the header and never moves, so
  * that a build of the module whose records differ can still read it: the
@@ -62,6 +76,29 @@
 
 #define SSE_MAX_KEYS 32           /**< listen keys per listener */
 #define SSE_SLOT_ALL 0xffffffffu  /**< "every stream" in a routed end */
+
+/** sse_registry_connect: the client holds SSEMaxStreamsPerClient streams */
+#define SSE_ECLIENT_STREAMS     (APR_OS_START_USERERR + 170)
+/** sse_registry_connect: the client holds its bound of listeners, every
+ * one with a live stream */
+#define SSE_ECLIENT_LISTENERS   (APR_OS_START_USERERR + 171)
+
+/** sse_registry_connect: the registry's bound on open streams is reached
+ * (sse_registry_set_stream_bound) */
+#define SSE_ESTREAMS            (APR_OS_START_USERERR + 165)
+
+#define SSE_CLIENT_ADDR_LEN 16
+
+/**
+ * Who asks for a stream, and what one such client may hold. Clients are
+ * counted by address: an IPv4 address whole, an IPv6 address by its /64
+ * prefix (what one host or one home is given).
+ */
+typedef struct {
+    unsigned char addr[SSE_CLIENT_ADDR_LEN];  /**< sse_client_parse() */
+    apr_uint32_t max_listeners; /**< listeners it may have made; 0: any */
+    apr_uint32_t max_streams;   /**< streams it may hold open; 0: any */
+} sse_client_t;
 
 typedef struct sse_registry_t sse_registry_t;
 
@@ -130,6 +167,10 @@ typedef struct {
     apr_uint64_t rejected_full;
     apr_uint64_t repairs;       /**< rebuilds after a crash in the lock */
     apr_uint64_t ended_slow;    /**< streams ended: client not reading */
+    apr_uint64_t reclaimed;     /**< listeners without a stream removed to
+                                     make room for a new one */
+    apr_uint64_t rejected_client;  /**< connects refused: per-client
+                                        bound (429) */
     apr_uint64_t head_seq;      /**< filled by sse_registry_stats: the
                                      next sequence number */
     apr_uint64_t oldest_seq;    /**< ... and the oldest still in the ring */
@@ -219,19 +260,48 @@ apr_status_t sse_registry_check_id(sse_registry_t *reg, const char *id);
 apr_status_t sse_registry_lookup(sse_registry_t *reg, const char *id);
 
 /**
+ * The client key of a textual IP address (what mod_remoteip leaves in
+ * useragent_ip): IPv4 as an IPv4-mapped IPv6 address, IPv6 cut to its
+ * /64 prefix (an IPv4-mapped IPv6 address counts as its IPv4 address).
+ * @return APR_SUCCESS, APR_EINVAL if @a ip is not an address
+ */
+apr_status_t sse_client_parse(const char *ip,
+                              unsigned char addr[SSE_CLIENT_ADDR_LEN]);
+
+/**
  * Register @a id if needed and make the caller (process @a pid) its one
  * stream holder; an earlier stream is told to end.
+ *
+ * When the id has no listener and no slot is free, a listener with no
+ * stream is reclaimed (removed, not retired) for it: the oldest of those
+ * that never delivered an event, else the one dormant longest. The same
+ * when @a client already made max_listeners listeners: the oldest of its
+ * own without a stream goes. A listener with a stream is never taken.
+ * @param client who connects, and its bounds; NULL: not counted
  * @param last_event_id resume point given by the client, or NULL: then
- *        the events queued since the listener's last delivered one
+ *        the events queued since the listener's last delivered one. Older
+ *        than the listener's creation (it was reclaimed or cleaned up and
+ *        made again), what lay between is reported missed.
  * @param created out: 1 if the listener was new
- * @return APR_SUCCESS; APR_ENOSPC table full; APR_EAGAIN child table full;
- *         APR_EEXIST the id was retired (disconnected) and may not return
- *         yet
+ * @return APR_SUCCESS; APR_ENOSPC every slot holds a stream; APR_EAGAIN
+ *         child table full; APR_EEXIST the id was retired (disconnected)
+ *         and may not return yet; SSE_ECLIENT_STREAMS @a client holds
+ *         max_streams streams already (taking over a stream of its own
+ *         is not a new one); SSE_ECLIENT_LISTENERS every listener
+ *         @a client may make holds a stream. A refusal changes nothing.
  */
 apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
-                                  apr_uint32_t pid, apr_int64_t now_ms,
+                                  apr_uint32_t pid,
+                                  const sse_client_t *client,
+                                  apr_int64_t now_ms,
                                   const apr_uint64_t *last_event_id,
                                   sse_hold_t *hold, int *created);
+
+/** Listeners and open streams of a client address (for tests and status):
+ * APR_SUCCESS, or APR_ENOENT when it holds neither. */
+apr_status_t sse_registry_client_counts(
+    sse_registry_t *reg, const unsigned char addr[SSE_CLIENT_ADDR_LEN],
+    apr_uint32_t *listeners, apr_uint32_t *streams);
 
 /**
  * Does this thread hold a registry's mutex now? For assertions: under
@@ -379,6 +449,15 @@ int sse_registry_holders(sse_registry_t *reg, int any, apr_uint32_t *from,
  * which must never block on a child.
  */
 void sse_registry_set_nonblocking(sse_registry_t *reg);
+
+/**
+ * Make connects through this handle refuse a new stream (SSE_ESTREAMS)
+ * while @a max streams of the registry are open, counted under the mutex
+ * so that concurrent connects never pass it; taking over an open stream
+ * is not a new one. 0: no bound (the default). For where every stream
+ * holds a worker of its own (prefork).
+ */
+void sse_registry_set_stream_bound(sse_registry_t *reg, apr_uint32_t max);
 
 /**
  * The listeners as the JSON object of list-registrants, in slot order.

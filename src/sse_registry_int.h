@@ -20,6 +20,11 @@
 /* slot states */
 enum { SLOT_FREE = 0, SLOT_REGISTERED, SLOT_CONNECTED };
 
+/* The header's idle lists (a slot's `idle`: which one it is on, + 1). */
+enum { IDLE_FRESH = 0,          /* never delivered an event */
+       IDLE_USED,               /* delivered some */
+       IDLE_LISTS };
+
 #define ALIGN8(n) (((n) + 7) & ~(apr_size_t)7)
 
 typedef struct {
@@ -53,9 +58,35 @@ typedef struct {
     apr_uint64_t name_last;     /* the newest completion for its name
                                    published since it was made, or 0 */
     apr_uint64_t serial;        /* header's serial when it was made */
+    apr_uint64_t delivered;     /* events its streams delivered, total */
+    apr_uint32_t owner;         /* client entry that made it: index + 1,
+                                   or 0 */
+    apr_uint32_t streamer;      /* client entry of its stream (while
+                                   CONNECTED): index + 1, or 0 */
+    apr_uint32_t idle;          /* IDLE_* + 1 while on an idle list (only
+                                   SLOT_REGISTERED), else 0 */
+    apr_uint32_t idle_prev, idle_next;    /* that list: slot index + 1 */
+    apr_uint32_t owner_prev, owner_next;  /* its owner's idle list, while
+                                             on an idle list */
     char id[SSE_ID_MAX + 1];
     sse_keynode_t keys[SSE_MAX_KEYS];
 } sse_slot_t;
+
+/* One client address: what it made and holds (sse_client.c). Free when
+ * both counts are 0; `next_free` links the free ones, `next` a hash
+ * chain of the used ones. */
+typedef struct {
+    unsigned char addr[SSE_CLIENT_ADDR_LEN];
+    apr_uint32_t hash;
+    apr_uint32_t used;          /* 1 while on a hash chain */
+    apr_uint32_t next;          /* client chain: index + 1 */
+    apr_uint32_t next_free;     /* free list: index + 1 */
+    apr_uint32_t listeners;     /* slots it owns */
+    apr_uint32_t streams;       /* streams open from it */
+    apr_uint32_t idle_head, idle_tail;  /* its owned slots without a
+                                           stream, oldest activity first:
+                                           slot index + 1 */
+} sse_client_rec_t;
 
 typedef struct {
     apr_uint32_t pid;
@@ -85,11 +116,16 @@ typedef struct {
                                    stamps the slot with the next one */
     unsigned char secret[SSE_SECRET_LEN];
     sse_stats_t stats;
+    apr_uint32_t idle_head[IDLE_LISTS];   /* slot index + 1, oldest */
+    apr_uint32_t idle_tail[IDLE_LISTS];   /* ... newest */
+    apr_uint32_t client_free;   /* client entry index + 1 */
+    apr_uint32_t unused2;
 } sse_reg_header_t;
 
 struct sse_registry_t {
     apr_global_mutex_t *lock;
     int nonblocking;            /* only try the mutex (the parent) */
+    apr_uint32_t max_streams;   /* connect's bound on open streams; 0 */
     sse_lock_error_fn *lock_error;  /* or NULL */
     void *lock_error_baton;
     sse_reg_header_t *h;
@@ -97,8 +133,10 @@ struct sse_registry_t {
     apr_uint32_t *name_bucket;
     apr_uint32_t *key_bucket;
     apr_uint32_t *retired_bucket;
+    apr_uint32_t *client_bucket;
     sse_retired_t *retired;
     sse_child_t *child;
+    sse_client_rec_t *client;   /* 2 * max_listeners */
     sse_slot_t *slot;
     sse_event_t *ring;
     /* for the unit tests, local to this handle */
@@ -165,6 +203,48 @@ void sse_reg_retired_unlink(sse_registry_t *reg, apr_uint32_t r1);
 /** Rebuild free list, hash chains, counters and child counts from the
  * slots. Under the mutex. */
 void sse_reg_repair(sse_registry_t *reg);
+
+/* ---- clients and idle lists (sse_client.c; all under the mutex) ----- */
+
+/** Client entries: twice the slots (an owner and a streamer each). */
+#define SSE_CLIENTS(sz) (2 * (apr_size_t)(sz)->max_listeners)
+
+/** The entry (index + 1) of @a addr, or 0. */
+apr_uint32_t sse_reg_client_find(sse_registry_t *reg,
+                                 const unsigned char *addr);
+
+/** The entry (index + 1) of @a addr, claimed from the free list if it
+ * has none; 0 only if the table is out of entries (it cannot be). */
+apr_uint32_t sse_reg_client_claim(sse_registry_t *reg,
+                                  const unsigned char *addr);
+
+/** Give back entry @a c1 if it counts nothing any more. */
+void sse_reg_client_drop(sse_registry_t *reg, apr_uint32_t c1);
+
+/** Put @a sl (SLOT_REGISTERED, on no list) at the tail of its idle
+ * lists. */
+void sse_reg_idle_join(sse_registry_t *reg, sse_slot_t *sl);
+
+/** Take @a sl off its idle lists, if it is on them. */
+void sse_reg_idle_leave(sse_registry_t *reg, sse_slot_t *sl);
+
+/** The listener to reclaim for a new one, or NULL: @a c1 != 0, the
+ * oldest idle one client @a c1 owns; else the oldest that never
+ * delivered, else the one dormant longest. */
+sse_slot_t *sse_reg_idle_victim(sse_registry_t *reg, apr_uint32_t c1);
+
+/** After the slots are repaired: rebuild the client table's counts,
+ * chains and free list, and the idle lists, from the slots. */
+void sse_reg_repair_clients(sse_registry_t *reg);
+
+/** Free a slot (its client's and its process's counts follow); with
+ * @a end_stream, tell its stream to end (clear ends every stream with one
+ * entry instead). Under the mutex. */
+void sse_reg_slot_free(sse_registry_t *reg, sse_slot_t *sl, int end_stream);
+
+/** The slot's stream ended and no other takes it: it waits, idle. Under
+ * the mutex. */
+void sse_reg_slot_rest(sse_registry_t *reg, sse_slot_t *sl);
 
 /** The slot of @a id, or NULL. Under the mutex. */
 sse_slot_t *sse_reg_find_id(sse_registry_t *reg, const char *id);

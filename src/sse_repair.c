@@ -58,6 +58,7 @@ void sse_reg_repair(sse_registry_t *reg)
 {
     apr_uint32_t nb = reg->h->nbuckets, i, j;
 
+    /* id, name, key and retired chains; the clients' are rebuilt below */
     memset(reg->id_bucket, 0, 4 * nb * sizeof(apr_uint32_t));
     reg->h->free_head = 0;
     reg->h->stats.listeners = reg->h->stats.connected = 0;
@@ -78,6 +79,7 @@ void sse_reg_repair(sse_registry_t *reg)
             reg->retired_bucket[bucket_of(reg, rt->hash)] = i + 1;
         }
     }
+    sse_reg_repair_clients(reg);
     sse_reg_repair_chains(reg);
     reg->h->stats.repairs++;
 }

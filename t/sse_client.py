@@ -128,11 +128,14 @@ def forge_id(id, where="suffix"):
 
 
 def http(port, method, path, headers=None, body=None,
-         timeout=DEFAULT_TIMEOUT, host=HOST):
+         timeout=DEFAULT_TIMEOUT, host=HOST, source=None):
     """One request on its own connection (Connection: close, so successive
-    requests may well land on different child processes)."""
-    return exchange(httplib.HTTPConnection(host, port, timeout=timeout),
-                    method, path, headers, body)
+    requests may well land on different child processes); source: the
+    local address to send from (any of 127/8 reaches the server)."""
+    return exchange(httplib.HTTPConnection(
+        host, port, timeout=timeout,
+        source_address=(source, 0) if source else None),
+        method, path, headers, body)
 
 
 def exchange(conn, method, path, headers=None, body=None, connected=None):
@@ -211,7 +214,7 @@ class SSEStream:
 
     def __init__(self, port, path, headers=None, timeout=DEFAULT_TIMEOUT,
                  host=HOST, wait_headers=True, rcvbuf=None, paused=False,
-                 wrap=None, group=None):
+                 wrap=None, group=None, source=None):
         self.port, self.path = port, path
         self.status = None
         self.reason = None
@@ -253,8 +256,10 @@ class SSEStream:
             self.sock.settimeout(timeout)
             self.sock.connect((host, port))
         else:
-            self.sock = socket.create_connection((host, port),
-                                                 timeout=timeout)
+            # source: the local address (another client, to the server)
+            self.sock = socket.create_connection(
+                (host, port), timeout=timeout,
+                source_address=(source, 0) if source else None)
         if wrap:        # e.g. TLS: wrap(socket) -> the socket to use
             self.sock = wrap(self.sock)
         self.local_port = self.sock.getsockname()[1]
@@ -676,9 +681,10 @@ class SSEApi:
     failure paths.
     """
 
-    def __init__(self, port, prefix="/sse/", headers=None):
+    def __init__(self, port, prefix="/sse/", headers=None, source=None):
         self.port, self.prefix = port, prefix
         self.headers = dict(headers or {})  # sent with every request
+        self.source = source    # local address requests are sent from
 
     def path(self, route, *segments):
         return self.prefix + "/".join((route,) + segments)
@@ -690,7 +696,8 @@ class SSEApi:
             path += "?" + query
         hdrs = dict(self.headers)
         hdrs.update(headers or {})
-        return http(self.port, method, path, headers=hdrs, body=body)
+        return http(self.port, method, path, headers=hdrs, body=body,
+                    source=self.source)
 
     def _ok(self, resp, what):
         assert resp.status == 200, "%s failed:\n%s" % (what, resp.describe())
@@ -711,6 +718,7 @@ class SSEApi:
         path = self.path("register-listener", id)
         if query:
             path += "?" + query
+        kw.setdefault("source", self.source)
         return SSEStream(self.port, path, headers=hdrs, timeout=timeout,
                          wait_headers=wait_headers, **kw)
 

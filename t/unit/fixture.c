@@ -82,7 +82,8 @@ apr_status_t fx_connect(fx_t *fx, const char *id, apr_uint32_t pid,
 {
     int created;
 
-    return sse_registry_connect(fx->reg, id, pid, now, NULL, hold, &created);
+    return sse_registry_connect(fx->reg, id, pid, NULL,
+                                now, NULL, hold, &created);
 }
 
 apr_status_t fx_ack(fx_t *fx, const sse_hold_t *hold, apr_uint64_t sent,
@@ -305,6 +306,117 @@ int fx_check_completion(const char *file, int line, const sse_event_t *ev,
     return ok;
 }
 
+/* One idle list, walked from its head: well linked (each prev is the
+ * one before, the tail is the last), each member REGISTERED and marked
+ * @a idle (0: any list), owned by @a owner (0: any), with activity that
+ * never goes back. @return its length, -1 on a failure */
+static int check_idle_list(const char *file, int line, sse_registry_t *reg,
+                           apr_uint32_t head, apr_uint32_t tail,
+                           int owner_list, apr_uint32_t idle,
+                           apr_uint32_t owner)
+{
+    apr_uint32_t max = reg->h->sz.max_listeners, prev = 0, i1 = head;
+    apr_int64_t last = 0;
+    int n = 0;
+
+    while (i1 && n <= (int)max) {
+        const sse_slot_t *sl = &reg->slot[i1 - 1];
+        apr_uint32_t p = owner_list ? sl->owner_prev : sl->idle_prev;
+        if (!CHECK_AT(file, line, i1 <= max && sl->state == SLOT_REGISTERED
+                      && sl->idle && (!idle || sl->idle == idle)
+                      && (!owner || sl->owner == owner) && p == prev
+                      && (n == 0 || sl->activity_ms >= last),
+                      "idle list (owner list %d, idle %u, owner %u): slot "
+                      "%u state %u idle %u owner %u prev %u (want %u) "
+                      "activity %lld after %lld", owner_list, idle, owner,
+                      i1 - 1, sl->state, sl->idle, sl->owner, p, prev,
+                      (long long)sl->activity_ms, (long long)last)) {
+            return -1;
+        }
+        last = sl->activity_ms;
+        prev = i1;
+        i1 = owner_list ? sl->owner_next : sl->idle_next;
+        n++;
+    }
+    return CHECK_AT(file, line, prev == tail && i1 == 0, "idle list ends "
+                    "at %u, its tail is %u", prev, tail) ? n : -1;
+}
+
+/* Every listener without a stream on one header list (the one its
+ * delivery says) and on its owner's list; nothing else on them. */
+static int check_idle(const char *file, int line, sse_registry_t *reg)
+{
+    apr_uint32_t i, idle = 0, fresh = 0;
+    int ok = 1, a, b;
+
+    for (i = 0; i < reg->h->sz.max_listeners; i++) {
+        const sse_slot_t *sl = &reg->slot[i];
+        idle += sl->state == SLOT_REGISTERED;
+        fresh += sl->state == SLOT_REGISTERED && sl->delivered == 0;
+        ok &= CHECK_AT(file, line, sl->state == SLOT_REGISTERED
+                       ? sl->idle == (sl->delivered ? IDLE_USED : IDLE_FRESH)
+                                     + 1u
+                       : sl->idle == 0, "slot %u: state %u, delivered %llu, "
+                       "idle %u", i, sl->state,
+                       (unsigned long long)sl->delivered, sl->idle);
+    }
+    a = check_idle_list(file, line, reg, reg->h->idle_head[IDLE_FRESH],
+                        reg->h->idle_tail[IDLE_FRESH], 0, IDLE_FRESH + 1, 0);
+    b = check_idle_list(file, line, reg, reg->h->idle_head[IDLE_USED],
+                        reg->h->idle_tail[IDLE_USED], 0, IDLE_USED + 1, 0);
+    ok &= CHECK_AT(file, line, a == (int)fresh && b == (int)(idle - fresh),
+                   "idle lists hold %d and %d, the slots say %u and %u", a, b,
+                   fresh, idle - fresh);
+    return ok;
+}
+
+/* Each client entry in use counts the slots it owns and the streams it
+ * holds, lists its owned idle slots, and is found by its address; the
+ * others are on the free list; no slot points at a free one. */
+static int check_clients(const char *file, int line, sse_registry_t *reg)
+{
+    apr_uint32_t n = 2 * reg->h->sz.max_listeners, c, i, nfree = 0;
+    int ok = 1;
+
+    for (c = reg->h->client_free; c && nfree <= n;
+         c = reg->client[c - 1].next_free) {
+        nfree++;
+        ok &= CHECK_AT(file, line, !reg->client[c - 1].used, "client %u is "
+                       "used and free", c - 1);
+    }
+    for (c = 0; c < n; c++) {
+        const sse_client_rec_t *ce = &reg->client[c];
+        apr_uint32_t owned = 0, streams = 0, idle = 0;
+        for (i = 0; i < reg->h->sz.max_listeners; i++) {
+            const sse_slot_t *sl = &reg->slot[i];
+            owned += sl->state != SLOT_FREE && sl->owner == c + 1;
+            streams += sl->state == SLOT_CONNECTED && sl->streamer == c + 1;
+            idle += sl->state == SLOT_REGISTERED && sl->owner == c + 1;
+        }
+        ok &= CHECK_AT(file, line, ce->listeners == owned
+                       && ce->streams == streams
+                       && ce->used == (owned || streams), "client %u: "
+                       "counts %u listeners %u streams (used %u), the slots "
+                       "say %u and %u", c, ce->listeners, ce->streams,
+                       ce->used, owned, streams);
+        if (ce->used) {
+            ok &= CHECK_AT(file, line, sse_reg_client_find(reg, ce->addr)
+                           == c + 1, "client %u not found by its address",
+                           c);
+            ok &= CHECK_AT(file, line, check_idle_list(file, line, reg,
+                           ce->idle_head, ce->idle_tail, 1, 0, c + 1)
+                           == (int)idle, "client %u: its idle list is not "
+                           "its %u idle listeners", c, idle);
+        }
+    }
+    for (c = 0, i = 0; c < n; c++) {
+        i += reg->client[c].used;
+    }
+    ok &= CHECK_AT(file, line, i + nfree == n, "%u clients used, %u free, "
+                   "of %u", i, nfree, n);
+    return ok;
+}
+
 int fx_check_counters(const char *file, int line, sse_registry_t *reg)
 {
     apr_uint32_t i, c, listeners = 0, connected = 0, streams;
@@ -345,6 +457,8 @@ int fx_check_counters(const char *file, int line, sse_registry_t *reg)
                        "pid %u, which has %d child entries", i,
                        sl->holder_pid, held);
     }
+    ok &= check_idle(file, line, reg);
+    ok &= check_clients(file, line, reg);
     return ok;
 }
 

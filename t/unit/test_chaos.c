@@ -36,6 +36,7 @@ typedef struct {
     int has_stale;
     apr_uint32_t slot;      /* while live */
     apr_int64_t registered, activity;
+    int delivered;          /* an ack counted events for it */
     apr_uint64_t born;      /* the head when it was created: it reads no
                                entry published before */
     int nkeys;
@@ -73,6 +74,7 @@ typedef struct {
     int known[CH_PIDS];
     /* how often the interesting answers came, to check the loop's reach */
     int enospc_connect, eagain_connect, eexist_connect, enospc_listen;
+    int reclaims;
     int takeovers, removed, completions_read, keys_read;
     int cross_takeovers, ended_pids, gone_with_streams;
 } chaos_t;
@@ -89,6 +91,23 @@ static apr_uint32_t ch_rand(chaos_t *c, apr_uint32_t n)
 static apr_uint32_t ch_pid(int i)
 {
     return 2000 + (apr_uint32_t)i;
+}
+
+/* A client address of a few (or none), counted without bounds: the
+ * registry's per-client counts are checked after every step. */
+static const sse_client_t *ch_client(chaos_t *c)
+{
+    static const char *const ips[] = {"10.0.0.1", "10.0.0.2",
+                                      "2001:db8::1", "2001:db8::2"};
+    static sse_client_t cl;
+    apr_uint32_t i = ch_rand(c, 5);
+
+    if (i == 4) {
+        return NULL;
+    }
+    memset(&cl, 0, sizeof(cl));
+    sse_client_parse(ips[i], cl.addr);
+    return &cl;
 }
 
 /* ---- the model -------------------------------------------------------- */
@@ -207,6 +226,53 @@ static int r_holders(chaos_t *c, int any, int chunk, apr_uint32_t *pids)
                          CH_CHILDREN + 1);
 }
 
+/* Which listener a full table gives up for a new one: among those with
+ * no stream, one that never delivered if any, else any; of those, one
+ * of the oldest activity (the registry keeps them in that order). */
+static int m_victim_ok(const chaos_t *c, const ch_id_t *v)
+{
+    int i, fresh = 0;
+
+    for (i = 0; i < CH_IDS; i++) {
+        fresh |= c->ids[i].live && !c->ids[i].connected
+                 && !c->ids[i].delivered;
+    }
+    if (!v->live || v->connected || (fresh && v->delivered)) {
+        return 0;
+    }
+    for (i = 0; i < CH_IDS; i++) {
+        const ch_id_t *o = &c->ids[i];
+        if (o->live && !o->connected && o->delivered == v->delivered
+            && o->activity < v->activity) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* After a connect that made room: the one listener gone from the
+ * registry, checked against the model and removed from it (not
+ * retired: its id may come back). */
+static void m_reclaimed(chaos_t *c, const ch_id_t *m)
+{
+    int i, gone = 0;
+
+    for (i = 0; i < CH_IDS; i++) {
+        ch_id_t *o = &c->ids[i];
+        if (o == m || !o->live
+            || sse_registry_lookup(c->fx.reg, o->id) != APR_ENOENT) {
+            continue;
+        }
+        CHECK(m_victim_ok(c, o), "%s reclaimed: connected %d, delivered "
+              "%d, activity %lld", o->id, o->connected, o->delivered,
+              (long long)o->activity);
+        m_remove(o);
+        gone++;
+    }
+    CHECK_INT(1, gone, "a full table gives up one listener");
+    c->reclaims++;
+}
+
 /* ---- the operations --------------------------------------------------- */
 
 static void op_connect(chaos_t *c)
@@ -214,7 +280,7 @@ static void op_connect(chaos_t *c)
     ch_id_t *m = &c->ids[ch_rand(c, CH_IDS)];
     apr_uint32_t pid = ch_pid((int)ch_rand(c, CH_PIDS));
     apr_uint64_t head = sse_registry_head(c->fx.reg), last = 0;
-    apr_uint64_t *lastp = NULL, after;
+    apr_uint64_t *lastp = NULL, after, created_seq;
     apr_uint32_t prev_pid = m->connected ? m->pid : 0;
     apr_status_t want, rv;
     sse_hold_t hold;
@@ -228,18 +294,18 @@ static void op_connect(chaos_t *c)
     if (!m->live && m_retired(c, m)) {
         want = APR_EEXIST;
     }
-    else if (!m->live && m_live(c) == CH_MAX) {
-        want = APR_ENOSPC;
-    }
     else if (m_pid_streams(c, pid) == 0 && m_holder_pids(c) == CH_CHILDREN) {
         want = APR_EAGAIN;
+    }
+    else if (!m->live && m_connected(c) == CH_MAX) {
+        want = APR_ENOSPC;
     }
     else {
         want = APR_SUCCESS;
     }
     memset(&hold, 0xa5, sizeof(hold));     /* every field must be set */
-    rv = sse_registry_connect(c->fx.reg, m->id, pid, c->now, lastp, &hold,
-                              &created);
+    rv = sse_registry_connect(c->fx.reg, m->id, pid, ch_client(c), c->now,
+                              lastp, &hold, &created);
     after = sse_registry_head(c->fx.reg);
     CHECK_RV(want, rv, "connect %s from pid %u with %d listeners and %d "
              "holder pids", m->id, pid, m_live(c), m_holder_pids(c));
@@ -270,8 +336,23 @@ static void op_connect(chaos_t *c)
         CHECK_INT(head, hold.start, "start is the head at connect");
     }
     c->known[m_pid_index(pid)] = 1;
-    if (lastp && last < head) {
+    if (!m->live && m_live(c) == CH_MAX) {
+        m_reclaimed(c, m);
+    }
+    /* created when the head was m->born (now, if new) */
+    created_seq = (m->live ? m->born : head) - 1;
+    if (lastp && last < head && last >= created_seq) {
         CHECK_INT(last, hold.cursor, "Last-Event-ID is the resume point");
+    }
+    else if (lastp && last < created_seq) {
+        CHECK_INT(created_seq, hold.cursor, "resumes from its creation");
+        CHECK(hold.missed_from && hold.missed_from <= last + 1
+              && hold.missed_to >= created_seq, "missed %llu..%llu covers "
+              "%llu..%llu: Last-Event-ID from before the listener was made",
+              (unsigned long long)hold.missed_from,
+              (unsigned long long)hold.missed_to,
+              (unsigned long long)last + 1,
+              (unsigned long long)created_seq);
     }
     CHECK(hold.cursor < sse_registry_head(c->fx.reg), "cursor below head");
     m_drop_stream(m);
@@ -280,6 +361,7 @@ static void op_connect(chaos_t *c)
         m->nkeys = 0;
         m->registered = c->now;
         m->born = head;
+        m->delivered = 0;
         m->slot = hold.slot;
     }
     m->connected = 1;
@@ -356,6 +438,7 @@ static void op_ack(chaos_t *c)
                         c->now),
                  "ack of %s's current stream", m->id);
         m->activity = c->now;
+        m->delivered = 1;
     }
     if (s) {                    /* an ended stream never holds again */
         CHECK_RV(APR_EOF, fx_ack(&c->fx, &s->stale, 0, 1, c->now),
@@ -911,7 +994,9 @@ UNIT_TEST(test_chaos_random_operations_keep_the_registry_consistent)
         }
     }
     /* the loop must have reached the edges it is meant to test */
-    CHECK(c->enospc_connect > 0, "no connect met a full table");
+    CHECK(c->enospc_connect > 0, "no connect met a table full of "
+          "streams");
+    CHECK(c->reclaims > 0, "no connect reclaimed a listener");
     CHECK(c->eagain_connect > 0, "no connect met a full child table");
     CHECK(c->eexist_connect > 0, "no connect met a retired id");
     CHECK(c->enospc_listen > 0, "no listen met the key limit");

@@ -191,7 +191,7 @@ UNIT_TEST(test_connect_creates_a_listener_the_first_time_only)
     }
     id = fx_id(&fx, "alice");
     CHECK_RV(APR_ENOENT, sse_registry_lookup(fx.reg, id), "before connect");
-    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, id, PID_A, 1000,
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, id, PID_A, NULL, 1000,
                                                  NULL, &hold, &created),
                "first connect");
     CHECK_INT(1, created, "the first connect creates the listener");
@@ -203,7 +203,7 @@ UNIT_TEST(test_connect_creates_a_listener_the_first_time_only)
     CHECK_INT(1, st.listeners, "one listener");
     CHECK_INT(1, st.connected, "one stream");
     sse_registry_release(fx.reg, &hold, hold.cursor, 2000);
-    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, id, PID_A, 3000,
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, id, PID_A, NULL, 3000,
                                                  NULL, &hold, &created),
                "second connect");
     CHECK_INT(0, created, "the second connect finds it");
@@ -241,7 +241,7 @@ UNIT_TEST(test_connect_of_a_malformed_id_creates_nothing)
         return;
     }
     CHECK_RV(APR_EINVAL, sse_registry_connect(fx.reg, "no-underscore", PID_A,
-                                              1, NULL, &hold, &created),
+                                              NULL, 1, NULL, &hold, &created),
              "a malformed id is bad input, not a full table (ENOSPC would "
              "make the route answer 503 + Retry-After)");
     CHECK_INT(0, created, "nothing created");

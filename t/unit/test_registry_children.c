@@ -326,7 +326,7 @@ UNIT_TEST(test_nonblocking_handle_is_ebusy_while_another_holds_the_mutex)
     CHECK_RV(APR_EBUSY, sse_registry_listen(parent, a, "k", later),
              "listen");
     CHECK_RV(APR_EBUSY, sse_registry_connect(parent, fx_id(&fx, "c"), PID_C,
-                                             later, NULL, &h, &created),
+                                             NULL, later, NULL, &h, &created),
              "connect");
     CHECK_INT(0, created, "connect created nothing");
     CHECK_RV(APR_EBUSY, sse_registry_unregister(parent, a, later, &ended),

@@ -199,8 +199,8 @@ UNIT_TEST(test_child_gone_makes_its_listeners_resumable)
 
     fx_notify(&fx, "news", 2);                  /* queued for a */
     head = sse_registry_head(fx.reg);
-    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_C, 3, NULL,
-                                                 &h, &created),
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_C, NULL, 3,
+                                                 NULL, &h, &created),
                "a resumes in another child");
     CHECK_INT(0, created, "the same listener");
     CHECK_INT(head, sse_registry_head(fx.reg), "no stream to end");
@@ -266,13 +266,13 @@ UNIT_TEST(test_connect_is_eagain_when_the_child_table_is_full)
         return;
     }
     c = fx_id(&fx, "c");
-    CHECK_RV(APR_EAGAIN, sse_registry_connect(fx.reg, c, PID_C, 2, NULL, &hc,
-                                              &created),
+    CHECK_RV(APR_EAGAIN, sse_registry_connect(fx.reg, c, PID_C, NULL, 2, NULL,
+                                              &hc, &created),
              "a third process with two child entries");
     CHECK_INT(0, created, "nothing created");
     CHECK_RV(APR_ENOENT, sse_registry_lookup(fx.reg, c), "c not registered");
-    CHECK_RV(APR_EAGAIN, sse_registry_connect(fx.reg, a, PID_C, 2, NULL, &hc,
-                                              &created),
+    CHECK_RV(APR_EAGAIN, sse_registry_connect(fx.reg, a, PID_C, NULL, 2, NULL,
+                                              &hc, &created),
              "taking a over from a third process");
     fx_read(&fx, &ha, ha.cursor, evs, &rv);
     CHECK_RV(APR_SUCCESS, rv, "a's stream was left alone");
@@ -301,8 +301,9 @@ UNIT_TEST(test_connect_is_enospc_when_every_slot_is_taken)
         CHECK_RV(APR_SUCCESS, fx_connect(&fx, ids[i], PID_A, 1, &h), "%d", i);
     }
     extra = fx_id(&fx, "u");
-    CHECK_RV(APR_ENOSPC, sse_registry_connect(fx.reg, extra, PID_A, 2, NULL,
-                                              &h, &created), "the fifth");
+    CHECK_RV(APR_ENOSPC, sse_registry_connect(fx.reg, extra, PID_A, NULL, 2,
+                                              NULL, &h, &created),
+             "the fifth");
     CHECK_INT(0, created, "nothing created");
     sse_registry_stats(fx.reg, &st);
     CHECK_INT(1, st.rejected_full, "counted");
@@ -367,8 +368,8 @@ UNIT_TEST(test_unregistered_id_is_refused_until_its_retirement_ends)
     a2 = fx_id(&fx, "alice");
     CHECK_RV(APR_SUCCESS, sse_registry_unregister(fx.reg, a, 5000, &ended),
              "disconnect-registrant, retired until 5000");
-    CHECK_RV(APR_EEXIST, sse_registry_connect(fx.reg, a, PID_A, 4999, NULL,
-                                              &h, &created),
+    CHECK_RV(APR_EEXIST, sse_registry_connect(fx.reg, a, PID_A, NULL, 4999,
+                                              NULL, &h, &created),
              "the seed client reconnects: refused");
     CHECK_INT(0, created, "nothing created");
     CHECK_RV(APR_ENOENT, sse_registry_lookup(fx.reg, a), "the listener "
@@ -378,8 +379,8 @@ UNIT_TEST(test_unregistered_id_is_refused_until_its_retirement_ends)
     CHECK_INT(0, st.rejected_full, "a retired id is not a full table");
     CHECK_RV(APR_SUCCESS, fx_connect(&fx, a2, PID_A, 4999, &h),
              "another id of the same name is not retired");
-    CHECK_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, 5000, NULL,
-                                               &h, &created),
+    CHECK_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, NULL, 5000,
+                                               NULL, &h, &created),
              "once the retirement ends it may register again");
     CHECK_INT(1, created, "as a new listener");
 }

@@ -358,8 +358,8 @@ UNIT_TEST(test_resume_from_a_last_event_id_older_than_the_ring_says_missed)
     fx_notify_n(&fx, "other", 10, 4);   /* pushes a's three out */
     oldest = sse_registry_head(fx.reg) - 8;
     last = before;
-    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, 5, &last,
-                                                 &h, &created),
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, NULL, 5,
+                                                 &last, &h, &created),
                "Last-Event-ID older than the window");
     CHECK(h.missed_to != 0 && h.missed_from <= before + 1 && h.missed_to >= e3
               && h.missed_to < oldest,

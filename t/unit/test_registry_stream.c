@@ -185,8 +185,8 @@ UNIT_TEST(test_second_connect_takes_over_and_ends_the_first_stream)
         return;
     }
     from = sse_registry_head(fx.reg);
-    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_B, 2, NULL,
-                                                 &h2, &created),
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_B, NULL, 2,
+                                                 NULL, &h2, &created),
                "second, from another process");
     CHECK_INT(0, created, "the same listener");
     CHECK_INT(h1.slot, h2.slot, "the same slot");
@@ -313,8 +313,8 @@ UNIT_TEST(test_reconnect_with_last_event_id_replays_exactly_later_events)
     sse_registry_release(fx.reg, &h, s[5], 3);
 
     last = s[2];
-    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, 4, &last,
-                                                 &h, &created),
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, NULL, 4,
+                                                 &last, &h, &created),
                "Last-Event-ID: s3");
     CHECK_INT(s[2], h.cursor, "the client's resume point wins");
     n = fx_read(&fx, &h, h.cursor, evs, &rv);
@@ -327,15 +327,15 @@ UNIT_TEST(test_reconnect_with_last_event_id_replays_exactly_later_events)
     last = s[0] - 1;
     fx_connect(&fx, a, PID_A, 5, &h);
     sse_registry_release(fx.reg, &h, s[5], 5);
-    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, 6, &last,
-                                                 &h, &created),
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, NULL, 6,
+                                                 &last, &h, &created),
                "Last-Event-ID before every event");
     CHECK_INT(6, fx_read(&fx, &h, h.cursor, evs, &rv), "all six again");
 
     sse_registry_release(fx.reg, &h, s[5], 7);
     last = sse_registry_head(fx.reg) + 1000;
-    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, 7, &last,
-                                                 &h, &created),
+    REQUIRE_RV(APR_SUCCESS, sse_registry_connect(fx.reg, a, PID_A, NULL, 7,
+                                                 &last, &h, &created),
                "Last-Event-ID from the future");
     CHECK_INT(sse_registry_head(fx.reg) - 1, h.cursor, "clamped to the head");
     CHECK_INT(0, fx_read(&fx, &h, h.cursor, evs, &rv), "nothing to replay");
@@ -591,4 +591,34 @@ UNIT_TEST(test_hold_start_is_the_head_at_connect)
     if (CHECK_INT(1, r.n, "the second end-all")) {
         CHECK(r.call[0].seq >= h.start, "published after it: for it");
     }
+}
+
+UNIT_TEST(test_the_stream_bound_refuses_a_new_stream_not_a_takeover)
+{
+    fx_t fx;
+    sse_hold_t h1, h2, h3, again;
+    const char *a, *b, *c;
+
+    if (!fx_open(&fx, 8, 32, 4)) {
+        return;
+    }
+    sse_registry_set_stream_bound(fx.reg, 2);
+    a = fx_id(&fx, "a");
+    b = fx_id(&fx, "b");
+    c = fx_id(&fx, "c");
+    CHECK_RV(APR_SUCCESS, fx_connect(&fx, a, PID_A, 1, &h1), "first");
+    CHECK_RV(APR_SUCCESS, fx_connect(&fx, b, PID_B, 1, &h2), "second");
+    CHECK_RV(SSE_ESTREAMS, fx_connect(&fx, c, PID_A, 1, &h3),
+             "a third stream is over the bound");
+    CHECK_RV(APR_ENOENT, sse_registry_lookup(fx.reg, c),
+             "the refusal made no listener");
+    CHECK_RV(APR_SUCCESS, fx_connect(&fx, a, PID_B, 2, &again),
+             "taking over an open stream is not one more");
+    sse_registry_release(fx.reg, &h2, h2.cursor, 3);
+    CHECK_RV(APR_SUCCESS, fx_connect(&fx, c, PID_A, 3, &h3),
+             "a stream that ended made room");
+    sse_registry_set_stream_bound(fx.reg, 0);
+    CHECK_RV(APR_SUCCESS, fx_connect(&fx, b, PID_A, 4, &h2),
+             "0: no bound");
+    fx_check_counters(__FILE__, __LINE__, fx.reg);
 }
