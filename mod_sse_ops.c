@@ -75,15 +75,23 @@ static apr_status_t is_registered(server_rec *s, const char *id)
     return rv ? rv : sse_registry_lookup(reg_of(s), id);
 }
 
+/* A key new to a listener changes what list-registrants shows, so it is a
+ * change of the set; a key it held already is not. */
 apr_status_t sse_op_listen(server_rec *s, const char *id, const char *key)
 {
     apr_status_t rv = sse_op_check_id(s, id);
+    int added = 0;
 
     if (rv == APR_SUCCESS) {
-        rv = sse_registry_listen(reg_of(s), id, key, sse_now_ms());
+        rv = sse_registry_listen_ex(reg_of(s), id, key, sse_now_ms(),
+                                    &added);
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00021)
-                 "listen: key %s for %s", key, id);
+                 "listen: key %s for %s%s", key, id,
+                 rv == APR_SUCCESS && !added ? " (held already)" : "");
+    if (rv == APR_SUCCESS && added) {
+        sse_op_changed(s);
+    }
     return rv;
 }
 

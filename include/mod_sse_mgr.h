@@ -47,7 +47,8 @@ APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_is_registered,
                         (server_rec *s, const char *id));
 
 /**
- * Subscribe listener @a id to @a key (notify-listeners reaches it).
+ * Subscribe listener @a id to @a key (notify-listeners reaches it). A key
+ * new to the listener sends the SSENotifyListenersChanged key, if set.
  * @return APR_ENOSPC when the listener already holds its maximum of keys
  */
 APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_listen,

@@ -524,12 +524,14 @@ apr_status_t sse_registry_ack(sse_registry_t *reg, const sse_hold_t *hold,
 
 /* ---- listen keys and publishing -------------------------------------- */
 
+/* *added: 1 when @a key is new to the listener, 0 when it held it */
 static apr_status_t add_key(sse_registry_t *reg, sse_slot_t *sl,
-                            const char *key)
+                            const char *key, int *added)
 {
     apr_uint32_t hash = hash_of(key, strlen(key)), k, n1;
     sse_keynode_t *kn;
 
+    *added = 0;
     for (k = 0; k < sl->nkeys; k++) {
         if (sl->keys[k].hash == hash && strcmp(sl->keys[k].key, key) == 0) {
             return APR_SUCCESS;         /* already listening */
@@ -547,15 +549,20 @@ static apr_status_t add_key(sse_registry_t *reg, sse_slot_t *sl,
     kn->next = reg->key_bucket[bucket_of(reg, hash)];
     reg->key_bucket[bucket_of(reg, hash)] = n1;
     sl->nkeys++;
+    *added = 1;
     return APR_SUCCESS;
 }
 
-apr_status_t sse_registry_listen(sse_registry_t *reg, const char *id,
-                                 const char *key, apr_int64_t now_ms)
+apr_status_t sse_registry_listen_ex(sse_registry_t *reg, const char *id,
+                                    const char *key, apr_int64_t now_ms,
+                                    int *added)
 {
     apr_status_t rv, rv2 = APR_ENOENT;
     sse_slot_t *sl;
+    int dummy;
 
+    added = added ? added : &dummy;
+    *added = 0;
     if (!sse_token_valid(key, strlen(key))) {
         return APR_EINVAL;
     }
@@ -564,11 +571,17 @@ apr_status_t sse_registry_listen(sse_registry_t *reg, const char *id,
     }
     sl = sse_reg_find_id(reg, id);
     if (sl) {
-        rv2 = add_key(reg, sl, key);
+        rv2 = add_key(reg, sl, key, added);
         sl->activity_ms = now_ms;
         sse_reg_idle_leave(reg, sl);    /* to the tail: newest activity */
         sse_reg_idle_join(reg, sl);
     }
     sse_reg_unlock(reg, &rv);
     return rv ? rv : rv2;
+}
+
+apr_status_t sse_registry_listen(sse_registry_t *reg, const char *id,
+                                 const char *key, apr_int64_t now_ms)
+{
+    return sse_registry_listen_ex(reg, id, key, now_ms, NULL);
 }

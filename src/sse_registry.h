@@ -378,6 +378,15 @@ apr_uint64_t sse_registry_head(sse_registry_t *reg);
 apr_status_t sse_registry_listen(sse_registry_t *reg, const char *id,
                                  const char *key, apr_int64_t now_ms);
 
+/**
+ * sse_registry_listen(), and say whether it changed the listener.
+ * @param added set to 1 when this call added @a key to the listener, 0
+ *        when it held the key already or nothing was added; may be NULL
+ */
+apr_status_t sse_registry_listen_ex(sse_registry_t *reg, const char *id,
+                                    const char *key, apr_int64_t now_ms,
+                                    int *added);
+
 /** Publish `notify^key` to every holder of @a key. */
 apr_status_t sse_registry_notify_key(sse_registry_t *reg, const char *key,
                                      apr_int64_t now_ms, int *delivered);

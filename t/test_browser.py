@@ -66,7 +66,7 @@ def run_browser(url, shot):
     try:
         proc = subprocess.run(
             [node, "browser_demo_test.mjs", url, shot, profile],
-            cwd=NODE_DIR, capture_output=True, text=True, timeout=90)
+            cwd=NODE_DIR, capture_output=True, text=True, timeout=100)
     finally:
         kill_browser(profile)
         shutil.rmtree(profile, ignore_errors=True)
@@ -81,6 +81,9 @@ def run_browser(url, shot):
         "%d ms" % result["timeoutMs"])
     assert result["adhocMs"] < 1000, (
         "ad-hoc should complete at once, took %d ms" % result["adhocMs"])
+    assert len(result["live"]) == 5, (
+        "every live check of the registrants list should have run and "
+        "passed: %r" % result["live"])
     assert result["ticks"] >= 6, (
         "the clock should have ticked through the 5 s task: %r" % result)
     assert os.path.getsize(shot) > 10000, "screenshot %s" % shot

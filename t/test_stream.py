@@ -402,8 +402,12 @@ def test_listeners_changed_key_is_notified_when_the_set_changes(make_httpd):
     api = env.api
     watcher, sw = api.listener(keys=["who"])
     with sw:
-        # The watcher's own register came before it held the key; from now
-        # on every change of the set must reach it.
+        # The watcher's own register came before it held the key; taking
+        # the key is itself a change (a key new to a listener), the first
+        # it is told of. From now on every change of the set reaches it.
+        ev = sw.next_event(5)
+        assert ev.payload() == "notify^who", (
+            "listening to a new key should send notify^who: %r" % ev)
         other, so = api.listener()
         ev = sw.next_event(5)
         assert ev.payload() == "notify^who", (
@@ -413,7 +417,40 @@ def test_listeners_changed_key_is_notified_when_the_set_changes(make_httpd):
             ev = sw.next_event(5)
             assert ev.payload() == "notify^who", (
                 "an unregister should send notify^who: %r" % ev)
-        assert_next_is_sentinel(api, sw, watcher, "after two changes")
+        assert_next_is_sentinel(api, sw, watcher, "after three changes")
+
+
+def test_listeners_changed_key_is_notified_when_a_listener_gains_a_key(
+        make_httpd):
+    """list-registrants shows each listener's keys, so a page that shows
+    them must hear of a key added; a key held already changes nothing."""
+    env = make_httpd(directives={"SSENotifyListenersChanged": "who"})
+    api = env.api
+    watcher, sw = api.listener(keys=["who"])
+    other, so = api.listener()
+    with sw, so:
+        assert [ev.payload() for ev in sw.next_events(2, 5)] == [
+            "notify^who"] * 2, "its own key, then the new registrant"
+        api.listen(other, "news")
+        ev = sw.next_event(5)
+        assert ev.payload() == "notify^who", (
+            "another listener taking a new key should send notify^who: %r"
+            % ev)
+        assert api.registrants()[other]["listenKeys"] == ["news"]
+        api.listen(other, "news", method="POST")
+        api.listen(watcher, "who")
+        resp = api.request("PUT", "listen", other, "bad:key")
+        assert resp.status == 400, resp.describe()
+        assert_next_is_sentinel(api, sw, watcher,
+                                "a key held already, or refused, is no "
+                                "change")
+        api.listen(watcher, "sport")
+        ev = sw.next_event(5)
+        assert ev.payload() == "notify^who", (
+            "the watcher taking a new key itself should send notify^who: "
+            "%r" % ev)
+        assert_next_is_sentinel(api, so, other,
+                                "a listener without the key is not told")
 
 
 def test_each_virtual_host_prefix_has_its_own_registry(make_httpd):

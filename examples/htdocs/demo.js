@@ -9,6 +9,7 @@ const $ = (id) => document.getElementById(id);
 let source = null;                  // the EventSource of our id
 let myId = null;
 let ticks = 0;
+let asked = 0;                      // list-registrants requests sent
 
 // ---- small helpers ---------------------------------------------------
 
@@ -88,12 +89,35 @@ function onMessage(evt) {
 }
 
 function open(id) {
-  source = new EventSource(P + "register-listener/" + encodeURIComponent(id));
-  source.onopen = () => setState("open");
-  source.onerror = () => setState(["connecting", "open", "closed"][source.readyState]);
-  source.onmessage = onMessage;
+  const es = new EventSource(P + "register-listener/" + encodeURIComponent(id));
+  let opened = false;
+  source = es;
+  es.onopen = () => { opened = true; setState("open"); };
+  es.onerror = () => {
+    if (es !== source) return;
+    if (es.readyState === EventSource.CLOSED) return closedByServer(opened);
+    setState(["connecting", "open"][es.readyState]);
+  };
+  es.onmessage = onMessage;
   // sent when events were dropped from the history while we were away
-  source.addEventListener("missed", (e) => log("missed  " + e.data, "error"));
+  es.addEventListener("missed", (e) => log("missed  " + e.data, "error"));
+}
+
+// The browser gave up on the stream for good. After it was open, that is
+// the server's 204 to the reconnection of a retired id: someone cleared
+// the registrants or disconnected this id. Otherwise the server refused
+// the stream (a full table, too many streams from here).
+function closedByServer(wasOpen) {
+  source = null;
+  myId = null;
+  setState("closed");
+  setRegistered(false);
+  $("my-id").textContent = "–";
+  log(wasOpen ? "stream closed by the server: this id was cleared or "
+                + "disconnected; set a name to register again"
+              : "stream refused by the server; set a name to try again",
+      "warn");
+  refresh();
 }
 
 async function setName(evt) {
@@ -153,11 +177,20 @@ function completed(taskid, timestamp) {
 
 // ---- registrants ---------------------------------------------------------
 
+// Refreshes overlap (each listeners-changed asks for one): only the answer
+// to the newest request is shown, so an older answer arriving late cannot
+// bring back a stale list.
 async function refresh() {
+  const mine = ++asked;
   let all;
   try {
     all = JSON.parse(await call("GET", "list-registrants"));
   } catch (e) { return fail(e); }
+  if (mine === asked) show(all);
+}
+
+// One row per listener, as the server lists it.
+function show(all) {
   const body = $("registrants").tBodies[0];
   body.replaceChildren();
   for (const [id, r] of Object.entries(all)) {
@@ -181,7 +214,7 @@ $("submit-adhoc").onclick = () => submit("ad-hoc");
 $("listen").onclick = () => {
   const key = $("key").value;
   call("PUT", "listen/" + myId + "/" + encodeURIComponent(key))
-    .then(() => log("listening to " + key), fail);
+    .then(() => { log("listening to " + key); refresh(); }, fail);
 };
 $("notify-form").onsubmit = (evt) => {
   evt.preventDefault();

@@ -2,6 +2,15 @@
 // chromium driven by playwright-core. Sets a name, watches the clock tick,
 // finds itself (and then a second tab) in the live registrants list,
 // submits timeout_task and ad-hoc and sees both completions arrive.
+// Then the list must stay live (two tabs of one browser):
+//   own row    a key this tab listens to shows in its own row
+//   other row  the second tab's keys show in its row in the first tab,
+//              including one it listens to later
+//   cleared    after the second tab's "Clear registrants" the first tab's
+//              Events say why its stream closed, and its table shows what
+//              list-registrants says (no row left "connected")
+// A failed live check is reported and the flow goes on, so one run names
+// every stale case; any of them fails the test.
 //
 //   node browser_demo_test.mjs <page url> <screenshot.png> <user-data-dir>
 //
@@ -11,7 +20,12 @@ import { chromium } from "playwright-core";
 const [url, screenshot, userDataDir] = process.argv.slice(2);
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const STEP_MS = 10000;
+const LIVE_MS = 5000;              // a listeners-changed refresh
+const CLOSED_MS = 10000;           // retry: 3 s, then the 204 of a retired id
+const CLOSED_WHY = "stream closed by the server";
 const problems = [];               // console errors and page errors
+const stale = [];                  // live checks that failed
+const live = [];                   // live checks that passed
 
 function step(what, promise) {
   return promise.catch((e) => {
@@ -28,17 +42,77 @@ function watch(page, who) {
   page.on("pageerror", (e) => problems.push(who + " page error: " + e.message));
 }
 
-async function setName(page, name) {
+// Set a name: the new id (another one than @a before, when given).
+async function setName(page, name, before) {
   await page.fill("#name", name);
   await page.click("#set-name");
   await step("the id shows", page.waitForFunction(
-    (n) => new RegExp("^" + n + "_[A-Za-z0-9]+$")
-      .test(document.getElementById("my-id").textContent), name,
-    { timeout: STEP_MS }));
+    ([n, b]) => {
+      const id = document.getElementById("my-id").textContent;
+      return id !== b && new RegExp("^" + n + "_[A-Za-z0-9]+$").test(id);
+    }, [name, before], { timeout: STEP_MS }));
   await step("the stream opens", page.waitForFunction(
     () => document.getElementById("state").textContent === "open",
     null, { timeout: STEP_MS }));
   return page.textContent("#my-id");
+}
+
+// A live check: on failure say what the page shows, and go on.
+async function expect(what, check, shows) {
+  try {
+    await check();
+    live.push(what);
+  } catch (e) {
+    stale.push(what + ": " + e.message.split("\n")[0] + "; the page shows "
+               + JSON.stringify(await shows().catch((e2) => e2.message)));
+  }
+}
+
+// The registrants table as [id, listen keys, stream] rows.
+function table(page) {
+  return page.$$eval("#registrants tbody tr", (trs) => trs.map((tr) =>
+    [tr.dataset.id, tr.cells[1].textContent, tr.cells[3].textContent]));
+}
+
+function keysShown(page, id, keys) {
+  return page.waitForFunction(([i, ks]) => {
+    const tr = document.querySelector(`#registrants tr[data-id="${i}"]`);
+    const shown = tr ? tr.cells[1].textContent.split(", ") : [];
+    return ks.every((k) => shown.includes(k));
+  }, [id, keys], { timeout: LIVE_MS });
+}
+
+// "" when the table lists what list-registrants says, with the same
+// stream states; else the difference.
+function tableVsServer(page) {
+  return page.evaluate(async () => {
+    const all = await (await fetch("/sse/list-registrants")).json();
+    const want = Object.entries(all).map(([id, r]) =>
+      id + " " + (r.connected ? "connected" : "away")).sort();
+    const have = [...document.querySelectorAll("#registrants tbody tr")]
+      .map((tr) => tr.dataset.id + " " + tr.cells[3].textContent).sort();
+    return JSON.stringify(want) === JSON.stringify(have) ? ""
+      : "server " + JSON.stringify(want) + ", table " + JSON.stringify(have);
+  });
+}
+
+async function matchesServer(page, ms) {
+  const until = Date.now() + ms;
+  let diff = await tableVsServer(page);
+  while (diff && Date.now() < until) {
+    await page.waitForTimeout(100);
+    diff = await tableVsServer(page);
+  }
+  if (diff) throw new Error("table is not the server's list: " + diff);
+}
+
+async function listen(page, key) {
+  await page.fill("#key", key);
+  await page.click("#listen");
+}
+
+function logText(page) {
+  return page.textContent("#log");
 }
 
 function rowOf(page, id) {
@@ -78,12 +152,27 @@ async function main() {
       null, { timeout: STEP_MS }));
     await step("we are in the registrants list", rowOf(page, id));
 
+    await expect("own row: a key this tab listens to shows in its row",
+                 async () => {
+                   await listen(page, "news");
+                   await keysShown(page, id, ["news"]);
+                 }, () => table(page));
+
     const other = await context.newPage();
     watch(other, "tab 2");
     await step("a second tab loads", other.goto(url, { timeout: STEP_MS }));
-    const otherId = await setName(other, "second");
+    let otherId = await setName(other, "second");
     await step("the second tab shows up live in the first",
                rowOf(page, otherId));
+    await expect("other row: the second tab's keys show in the first tab",
+                 () => keysShown(page, otherId,
+                                 ["listeners-changed", "clock-tick"]),
+                 () => table(page));
+    await expect("other row: a key the second tab listens to shows in the "
+                 + "first", async () => {
+                   await listen(other, "sport");
+                   await keysShown(page, otherId, ["sport"]);
+                 }, () => table(page));
 
     // a background tab's timers are throttled to once a second
     await page.bringToFront();
@@ -94,6 +183,23 @@ async function main() {
     const protocol = await page.evaluate(() =>
       performance.getEntriesByType("navigation")[0].nextHopProtocol);
     await page.screenshot({ path: screenshot, fullPage: true });
+
+    // the server ends every stream; the first tab's EventSource retries
+    // after retry: and gets 204 for its retired id
+    await other.click("#clear");
+    await expect("cleared: the first tab's Events say why its stream closed",
+                 () => page.waitForFunction(
+                   (why) => document.getElementById("log").textContent
+                     .includes(why), CLOSED_WHY, { timeout: CLOSED_MS }),
+                 () => logText(page));
+    await expect("cleared: the first tab's table shows the server's list",
+                 () => matchesServer(page, LIVE_MS), () => table(page));
+
+    // set a name again: both tabs come back, and the first sees the second
+    const id2 = await setName(page, "browser", id);
+    otherId = await setName(other, "second", otherId);
+    await step("the second tab, back, shows up in the first",
+               rowOf(page, otherId));
     await other.close({ runBeforeUnload: true });
     // its pagehide sends disconnect-registrant (keepalive): the first tab's
     // list drops the row once the server says the listeners changed. Wait
@@ -101,24 +207,31 @@ async function main() {
     await step("the closed tab leaves the first tab's list",
                page.waitForSelector(`#registrants tr[data-id="${otherId}"]`,
                                     { state: "detached", timeout: STEP_MS }));
+    if (stale.length) {
+      problems.push("the registrants list is not live: "
+                    + stale.splice(0).join("; "));
+    }
     if (problems.length) throw new Error(problems.join("; "));
-    console.log(JSON.stringify({ ok: true, id, otherId, timeoutMs, adhocMs,
-                                 ticks, protocol }));
+    console.log(JSON.stringify({ ok: true, id: id2, otherId, timeoutMs,
+                                 adhocMs, ticks, protocol, live }));
   } finally {
     await context.close();
   }
 }
 
-// Never hang: whatever happens, end within a minute.
+// Never hang: whatever happens, end within 80 s (a page whose list is
+// stale waits out every live check).
 const guard = setTimeout(() => {
-  console.error("browser test: no result within 60 s");
+  console.error("browser test: no result within 80 s"
+                + (stale.length ? "; stale: " + stale.join("; ") : ""));
   process.exit(1);
-}, 60000);
+}, 80000);
 
 main().then(() => {
   clearTimeout(guard);
   process.exit(0);
 }, (e) => {
-  console.error("browser test failed: " + e.message);
+  console.error("browser test failed: " + e.message
+                + (stale.length ? "; stale: " + stale.join("; ") : ""));
   process.exit(1);
 });

@@ -272,6 +272,34 @@ UNIT_TEST(test_listen_twice_to_a_key_holds_it_once)
     json_decref(all);
 }
 
+UNIT_TEST(test_listen_says_whether_the_key_is_new_to_the_listener)
+{
+    fx_t fx;
+    sse_hold_t hold;
+    const char *id;
+    int added = -1;
+
+    if (!fx_open(&fx, 4, 8, 2)
+        || !(id = fx_tab(&fx, "alice", PID_A, 1, NULL, &hold))) {
+        return;
+    }
+    CHECK_RV(APR_SUCCESS,
+             sse_registry_listen_ex(fx.reg, id, "news", 2, &added), "1st");
+    CHECK_INT(1, added, "a new key changes the listener (listeners-changed)");
+    CHECK_RV(APR_SUCCESS,
+             sse_registry_listen_ex(fx.reg, id, "news", 3, &added), "2nd");
+    CHECK_INT(0, added, "a key held already changes nothing");
+    added = -1;
+    CHECK_RV(APR_EINVAL,
+             sse_registry_listen_ex(fx.reg, id, "a b", 3, &added), "bad");
+    CHECK_INT(0, added, "a refused key is not added");
+    added = -1;
+    CHECK_RV(APR_ENOENT, sse_registry_listen_ex(fx.reg, fx_id(&fx, "bob"),
+                                                "news", 3, &added),
+             "an issued id without listener");
+    CHECK_INT(0, added, "nothing added for an unknown id");
+}
+
 UNIT_TEST(test_listen_refuses_unknown_ids_and_invalid_keys)
 {
     fx_t fx;
