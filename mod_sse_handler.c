@@ -106,67 +106,132 @@ static int fail(request_rec *r, apr_status_t rv, const char *what)
 
 /* ---- routes ---------------------------------------------------------- */
 
-typedef int route_fn(request_rec *r, const sse_route_t *rt);
+/* What a publish carries (len 0: no body). */
+typedef struct {
+    char *data;
+    apr_size_t len;
+} body_t;
 
-static int do_make_id(request_rec *r, const sse_route_t *rt)
+typedef int route_fn(request_rec *r, const sse_route_t *rt,
+                     const body_t *body);
+
+static int do_make_id(request_rec *r, const sse_route_t *rt,
+                      const body_t *body)
 {
     const char *id;
     apr_status_t rv = sse_op_make_id(r->server, r->pool, rt->args[0], &id);
+
+    (void)body;
     return rv ? fail(r, rv, "name") : text(r, HTTP_OK, id);
 }
 
-static int do_register(request_rec *r, const sse_route_t *rt)
+static int do_register(request_rec *r, const sse_route_t *rt,
+                       const body_t *body)
 {
+    (void)body;
     return sse_stream_run(r, rt->args[0]);
 }
 
-static int do_disconnect(request_rec *r, const sse_route_t *rt)
+static int do_disconnect(request_rec *r, const sse_route_t *rt,
+                         const body_t *body)
 {
     apr_status_t rv = sse_op_unregister(r->server, rt->args[0]);
+
+    (void)body;
     return rv ? fail(r, rv, "id") : text(r, HTTP_OK, "ok");
 }
 
-static int do_list(request_rec *r, const sse_route_t *rt)
+static int do_list(request_rec *r, const sse_route_t *rt,
+                   const body_t *body)
 {
     const char *json;
     apr_status_t rv = sse_op_listeners_json(r->server, r->pool, &json);
+
+    (void)body;
     (void)rt;
     return rv ? fail(r, rv, "registry")
               : respond(r, HTTP_OK, "application/json", json);
 }
 
-static int do_clear(request_rec *r, const sse_route_t *rt)
+static int do_clear(request_rec *r, const sse_route_t *rt,
+                    const body_t *body)
 {
     apr_status_t rv = sse_op_unregister_all(r->server);
+
+    (void)body;
     (void)rt;
     return rv ? fail(r, rv, "registry") : text(r, HTTP_OK, "ok");
 }
 
-static int do_cleanup(request_rec *r, const sse_route_t *rt)
+static int do_cleanup(request_rec *r, const sse_route_t *rt,
+                      const body_t *body)
 {
     apr_status_t rv = sse_op_cleanup(r->server, NULL);
+
+    (void)body;
     (void)rt;
     return rv ? fail(r, rv, "registry") : text(r, HTTP_OK, "ok");
 }
 
-static int do_listen(request_rec *r, const sse_route_t *rt)
+static int do_listen(request_rec *r, const sse_route_t *rt,
+                     const body_t *body)
 {
     apr_status_t rv = sse_op_listen(r->server, rt->args[0], rt->args[1]);
+
+    (void)body;
     return rv ? fail(r, rv, "id") : text(r, HTTP_OK, "ok");
 }
 
-static int do_completions(request_rec *r, const sse_route_t *rt)
+static int is_json(request_rec *r)
 {
-    int n = 0;
-    apr_status_t rv = sse_op_notify_completions(r->server, rt->args[0],
-                                                rt->args[1], &n);
+    const char *ct = apr_table_get(r->headers_in, "Content-Type");
+
+    return ct && ap_cstr_casecmpn(ct, "application/json", 16) == 0
+           && (ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ');
+}
+
+/* The body as a payload: 400 with the parser's reason, 413 when more
+ * than SSEMaxMessage as JSON. DECLINED: go on with @a pl. */
+static int payload_of(request_rec *r, const body_t *body, sse_payload_t *pl)
+{
+    const char *reason = NULL;
+    apr_status_t rv = sse_op_payload(r->pool, body->data, body->len,
+                                     is_json(r), pl, &reason);
+
+    if (rv == APR_EINVAL) {
+        return text(r, HTTP_BAD_REQUEST, reason);
+    }
+    if (rv == APR_ENOSPC) {
+        return text(r, HTTP_REQUEST_ENTITY_TOO_LARGE, reason);
+    }
+    return rv ? fail(r, rv, "payload") : DECLINED;
+}
+
+static int do_completions(request_rec *r, const sse_route_t *rt,
+                          const body_t *body)
+{
+    sse_payload_t pl;
+    int n = 0, status = payload_of(r, body, &pl);
+    apr_status_t rv;
+
+    if (status != DECLINED) {
+        return status;
+    }
+    rv = sse_op_complete(r->server, rt->args[0], rt->args[1], &pl, &n);
     return rv ? fail(r, rv, "id") : delivered(r, n);
 }
 
-static int do_listeners(request_rec *r, const sse_route_t *rt)
+static int do_listeners(request_rec *r, const sse_route_t *rt,
+                        const body_t *body)
 {
-    int n = 0;
-    apr_status_t rv = sse_op_notify_listeners(r->server, rt->args[0], &n);
+    sse_payload_t pl;
+    int n = 0, status = payload_of(r, body, &pl);
+    apr_status_t rv;
+
+    if (status != DECLINED) {
+        return status;
+    }
+    rv = sse_op_notify(r->server, rt->args[0], &pl, &n);
     return rv ? fail(r, rv, "key") : delivered(r, n);
 }
 
@@ -209,39 +274,53 @@ static int preflight(request_rec *r, const sse_route_def_t *def)
     return OK;
 }
 
-static int too_large(request_rec *r)
+static int too_large(request_rec *r, apr_size_t max)
 {
     r->connection->keepalive = AP_CONN_CLOSE;   /* leave the rest unread */
     return text(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
-                apr_psprintf(r->pool, "request body too large (at most %d "
-                             "bytes)", SSE_BODY_MAX));
+                apr_psprintf(r->pool, "request body too large (at most %"
+                             APR_SIZE_T_FMT " bytes)", max));
 }
 
-/* Read and drop a body of at most SSE_BODY_MAX bytes; refuse a larger one
- * (announced or chunked) without reading it all. DECLINED: go on. */
-static int drop_small_body(request_rec *r)
+/* Read a body of at most @a max bytes into @a body; refuse a larger one
+ * (announced, or chunked) without reading it all. DECLINED: go on. */
+static int read_body(request_rec *r, apr_size_t max, body_t *body)
 {
-    char buf[1024];
-    apr_off_t total = 0;
+    apr_size_t room;
     long n;
     int status = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
 
+    body->data = NULL;
+    body->len = 0;
     if (status != OK) {
         return status;
     }
-    if (r->remaining > SSE_BODY_MAX) {
-        return too_large(r);
+    if (r->remaining > (apr_off_t)max) {
+        return too_large(r, max);
     }
     if (!ap_should_client_block(r)) {
         return DECLINED;
     }
-    while ((n = ap_get_client_block(r, buf, sizeof(buf))) > 0) {
-        total += n;
-        if (total > SSE_BODY_MAX) {
-            return too_large(r);
+    room = (r->remaining > 0 ? (apr_size_t)r->remaining : max) + 1;
+    body->data = apr_palloc(r->pool, room);
+    while (body->len < room
+           && (n = ap_get_client_block(r, body->data + body->len,
+                                       room - body->len)) > 0) {
+        body->len += (apr_size_t)n;
+        if (body->len > max) {
+            return too_large(r, max);
         }
     }
-    return n < 0 ? HTTP_BAD_REQUEST : DECLINED;
+    return (body->len < room && n < 0) ? HTTP_BAD_REQUEST : DECLINED;
+}
+
+/* Publishes carry a payload (SSEMaxMessage); no other route reads a body,
+ * and a small one is dropped. */
+static apr_size_t body_max(const sse_route_t *rt)
+{
+    return (rt->route == SSE_ROUTE_NOTIFY_COMPLETIONS
+            || rt->route == SSE_ROUTE_NOTIFY_LISTENERS)
+           ? sse_conf_max_message() : SSE_BODY_MAX;
 }
 
 /* An issued id is checked before any route touches the registry, so a
@@ -290,6 +369,7 @@ int sse_handler(request_rec *r)
 {
     sse_srv_conf_t *conf = sse_srv_conf(r->server);
     sse_route_t rt;
+    body_t body;
     apr_status_t rv;
     int status;
 
@@ -313,7 +393,8 @@ int sse_handler(request_rec *r)
                     apr_pstrcat(r->pool, rt.def->name, " allows ",
                                 rt.def->allow, NULL));
     }
-    if ((status = drop_small_body(r)) != DECLINED) {
+    if (rv == APR_SUCCESS
+        && (status = read_body(r, body_max(&rt), &body)) != DECLINED) {
         return status;
     }
     if (rv == APR_EINVAL) {
@@ -322,5 +403,5 @@ int sse_handler(request_rec *r)
     if ((status = check_ids(r, &rt)) != DECLINED) {
         return status;
     }
-    return route_fns[rt.route](r, &rt);
+    return route_fns[rt.route](r, &rt, &body);
 }

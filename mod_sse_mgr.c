@@ -63,6 +63,12 @@ int sse_conf_streams_per_client(void)
            ? sse_gconf.streams_per_client : SSE_DEF_STREAMS_PER_CLIENT;
 }
 
+apr_size_t sse_conf_max_message(void)
+{
+    return sse_gconf.max_message > 0 ? (apr_size_t)sse_gconf.max_message
+                                     : SSE_DEF_MAX_MESSAGE;
+}
+
 static apr_interval_time_t conf_cleanup(void)
 {
     return sse_gconf.cleanup >= 0 ? sse_gconf.cleanup
@@ -222,6 +228,34 @@ static const char *set_seconds(cmd_parms *cmd, void *dc, const char *arg)
     return err;
 }
 
+/* SSEMaxMessage: bytes, or with a k or m suffix (1024s). */
+static const char *set_max_message(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_off_t v = 0;
+    char *end;
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (apr_strtoff(&v, arg, &end, 10) == APR_SUCCESS && end != arg) {
+        if (*end == 'k' || *end == 'K') {
+            v *= 1024, end++;
+        }
+        else if (*end == 'm' || *end == 'M') {
+            v *= 1024 * 1024, end++;
+        }
+    }
+    if (end == arg || *end != '\0' || v < 1 || v > SSE_MAX_MAX_MESSAGE) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a size from 1 to "
+                            "1m (bytes, or with k or m)", cmd->cmd->name,
+                            arg);
+    }
+    sse_gconf.max_message = (int)v;
+    return NULL;
+}
+
 static const char *set_secret(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
@@ -282,6 +316,9 @@ static const command_rec sse_cmds[] = {
                   "Streams that may hold worker threads at once, per child "
                   "(worker, event) or in all children (prefork); default: "
                   "3/4 of the threads"),
+    AP_INIT_TAKE1("SSEMaxMessage", set_max_message, NULL, RSRC_CONF,
+                  "Largest payload of one message, in bytes of JSON "
+                  "(default 16k, at most 1m)"),
     AP_INIT_TAKE1("SSEHTTP2", set_h2, NULL, RSRC_CONF,
                   "'downgrade' (default): a stream asked over HTTP/2 is "
                   "retried by its client over HTTP/1.1, where it parks; "
@@ -301,6 +338,7 @@ static int sse_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     sse_gconf.max_listeners = -1;
     sse_gconf.history = -1;
     sse_gconf.max_thread_streams = -1;
+    sse_gconf.max_message = -1;
     sse_gconf.dormant = sse_gconf.cleanup = sse_gconf.heartbeat = -1;
     sse_gconf.secret = NULL;
     sse_gconf.listeners_per_client = sse_gconf.streams_per_client = -1;

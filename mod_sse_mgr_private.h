@@ -45,6 +45,8 @@ APLOG_USE_MODULE(sse_mgr);
 #define SSE_DEF_HEARTBEAT       15
 #define SSE_DEF_HISTORY         1024
 #define SSE_DEF_ORIGIN          "*"
+#define SSE_DEF_MAX_MESSAGE     16384
+#define SSE_MAX_MAX_MESSAGE     (1024 * 1024)
 #define SSE_DEF_LISTENERS_PER_CLIENT 64
 #define SSE_DEF_STREAMS_PER_CLIENT   32
 #define SSE_CLIENT_RETRY_AFTER  "5"     /**< on a 429: seconds */
@@ -65,6 +67,7 @@ typedef struct {
     apr_interval_time_t heartbeat;
     const char *secret;         /* NULL: random per start */
     int max_thread_streams;     /* SSEMaxStreamsPerChild; -1: a share */
+    int max_message;            /* SSEMaxMessage, bytes; -1: unset */
     int listeners_per_client;   /* -1: unset; 0: no bound */
     int streams_per_client;     /* -1: unset; 0: no bound */
 } sse_global_conf_t;
@@ -92,6 +95,8 @@ extern sse_global_conf_t sse_gconf;
 /** Effective value of a server-wide setting. */
 apr_interval_time_t sse_conf_heartbeat(void);
 apr_interval_time_t sse_conf_dormant(void);
+/** SSEMaxMessage in bytes. */
+apr_size_t sse_conf_max_message(void);
 int sse_conf_listeners_per_client(void);
 int sse_conf_streams_per_client(void);
 

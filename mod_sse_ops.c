@@ -95,15 +95,36 @@ apr_status_t sse_op_listen(server_rec *s, const char *id, const char *key)
     return rv;
 }
 
+apr_status_t sse_op_payload(apr_pool_t *p, const char *body, apr_size_t len,
+                            int is_json, sse_payload_t *pl,
+                            const char **reason)
+{
+    pl->json = NULL;
+    pl->len = 0;
+    if (len == 0) {
+        return APR_SUCCESS;
+    }
+    return sse_frame_payload(p, body, len, is_json, sse_conf_max_message(),
+                             &pl->json, &pl->len, reason);
+}
+
 apr_status_t sse_op_notify_completions(server_rec *s, const char *id,
                                        const char *taskid, int *delivered)
+{
+    return sse_op_complete(s, id, taskid, NULL, delivered);
+}
+
+apr_status_t sse_op_complete(server_rec *s, const char *id,
+                             const char *taskid, const sse_payload_t *pl,
+                             int *delivered)
 {
     apr_status_t rv = sse_op_check_id(s, id);
     int n = 0;
 
     if (rv == APR_SUCCESS) {
-        rv = sse_registry_notify_completion(reg_of(s), id, taskid,
-                                            sse_now_ms(), &n);
+        rv = sse_registry_notify_completion_payload(
+            reg_of(s), id, taskid, pl ? pl->json : NULL, pl ? pl->len : 0,
+            sse_now_ms(), &n);
     }
     if (rv == APR_SUCCESS && n) {
         sse_dispatch_wake(reg_of(s));
@@ -112,19 +133,28 @@ apr_status_t sse_op_notify_completions(server_rec *s, const char *id,
         *delivered = n;
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00022)
-                 "completion of task %s for %s: %d listener(s)", taskid, id,
-                 n);
+                 "completion of task %s for %s (%" APR_SIZE_T_FMT " bytes "
+                 "of payload): %d listener(s)", taskid, id,
+                 pl ? pl->len : 0, n);
     return rv;
 }
 
 apr_status_t sse_op_notify_listeners(server_rec *s, const char *key,
                                      int *delivered)
 {
+    return sse_op_notify(s, key, NULL, delivered);
+}
+
+apr_status_t sse_op_notify(server_rec *s, const char *key,
+                           const sse_payload_t *pl, int *delivered)
+{
     apr_status_t rv = reg_of(s) ? APR_SUCCESS : APR_EGENERAL;
     int n = 0;
 
     if (rv == APR_SUCCESS) {
-        rv = sse_registry_notify_key(reg_of(s), key, sse_now_ms(), &n);
+        rv = sse_registry_notify_key_payload(
+            reg_of(s), key, pl ? pl->json : NULL, pl ? pl->len : 0,
+            sse_now_ms(), &n);
     }
     if (rv == APR_SUCCESS && n) {
         sse_dispatch_wake(reg_of(s));
@@ -133,7 +163,8 @@ apr_status_t sse_op_notify_listeners(server_rec *s, const char *key,
         *delivered = n;
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00023)
-                 "notify key %s: %d listener(s)", key, n);
+                 "notify key %s (%" APR_SIZE_T_FMT " bytes of payload): %d "
+                 "listener(s)", key, pl ? pl->len : 0, n);
     return rv;
 }
 
@@ -205,6 +236,36 @@ apr_status_t sse_op_listeners_json(server_rec *s, apr_pool_t *p,
     return rv;
 }
 
+static apr_status_t opt_complete_payload(server_rec *s, apr_pool_t *p,
+                                         const char *id, const char *taskid,
+                                         const char *payload, apr_size_t len,
+                                         int is_json, int *delivered)
+{
+    const char *reason;
+    sse_payload_t pl;
+    apr_status_t rv = sse_op_payload(p, payload, len, is_json, &pl, &reason);
+
+    if (delivered) {
+        *delivered = 0;
+    }
+    return rv ? rv : sse_op_complete(s, id, taskid, &pl, delivered);
+}
+
+static apr_status_t opt_notify_payload(server_rec *s, apr_pool_t *p,
+                                       const char *key, const char *payload,
+                                       apr_size_t len, int is_json,
+                                       int *delivered)
+{
+    const char *reason;
+    sse_payload_t pl;
+    apr_status_t rv = sse_op_payload(p, payload, len, is_json, &pl, &reason);
+
+    if (delivered) {
+        *delivered = 0;
+    }
+    return rv ? rv : sse_op_notify(s, key, &pl, delivered);
+}
+
 static apr_status_t opt_trigger_cleanup(server_rec *s)
 {
     return sse_op_cleanup(s, NULL);
@@ -225,6 +286,8 @@ void sse_ops_register(void)
     REGISTER_AS(sse_mgr_listen, sse_op_listen);
     REGISTER_AS(sse_mgr_notify_completions, sse_op_notify_completions);
     REGISTER_AS(sse_mgr_notify_listeners, sse_op_notify_listeners);
+    REGISTER_AS(sse_mgr_notify_completions_payload, opt_complete_payload);
+    REGISTER_AS(sse_mgr_notify_listeners_payload, opt_notify_payload);
     REGISTER_AS(sse_mgr_unregister, sse_op_unregister);
     REGISTER_AS(sse_mgr_unregister_all, sse_op_unregister_all);
     REGISTER_AS(sse_mgr_trigger_cleanup, opt_trigger_cleanup);

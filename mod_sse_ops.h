@@ -16,6 +16,23 @@ apr_status_t sse_op_notify_completions(server_rec *s, const char *id,
                                        const char *taskid, int *delivered);
 apr_status_t sse_op_notify_listeners(server_rec *s, const char *key,
                                      int *delivered);
+/** A message's payload: JSON text, one line (sse_frame_payload()). */
+typedef struct {
+    const char *json;           /* NULL: none */
+    apr_size_t len;
+} sse_payload_t;
+
+/** A body of @a len bytes as a payload (none when 0), within
+ * SSEMaxMessage: APR_EINVAL / APR_ENOSPC with a reason for the client. */
+apr_status_t sse_op_payload(apr_pool_t *p, const char *body, apr_size_t len,
+                            int is_json, sse_payload_t *pl,
+                            const char **reason);
+/** The notify operations with a payload (@a pl NULL: none). */
+apr_status_t sse_op_complete(server_rec *s, const char *id,
+                             const char *taskid, const sse_payload_t *pl,
+                             int *delivered);
+apr_status_t sse_op_notify(server_rec *s, const char *key,
+                           const sse_payload_t *pl, int *delivered);
 apr_status_t sse_op_unregister(server_rec *s, const char *id);
 apr_status_t sse_op_unregister_all(server_rec *s);
 apr_status_t sse_op_cleanup(server_rec *s, int *removed);

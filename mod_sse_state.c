@@ -33,6 +33,20 @@ static int nregs;
 static sse_registry_sizes_t gen_sz;
 static apr_size_t reg_size;         /* one registry, aligned */
 
+/* The payloads' byte ring: 1 KB per history entry, at most 64 MB, and
+ * never less than four of the largest payload. */
+#define SSE_PAYLOAD_PER_EVENT   1024
+#define SSE_PAYLOAD_RING_MAX    (64 * 1024 * 1024)
+
+static apr_uint32_t payload_ring(apr_uint32_t history)
+{
+    apr_uint64_t bytes = (apr_uint64_t)history * SSE_PAYLOAD_PER_EVENT;
+    apr_uint64_t least = 4 * (apr_uint64_t)sse_conf_max_message();
+
+    bytes = bytes < SSE_PAYLOAD_RING_MAX ? bytes : SSE_PAYLOAD_RING_MAX;
+    return (apr_uint32_t)(bytes > least ? bytes : least);
+}
+
 static void sizes_from_conf(sse_registry_sizes_t *sz)
 {
     int limit = 0;
@@ -42,6 +56,7 @@ static void sizes_from_conf(sse_registry_sizes_t *sz)
                             : SSE_DEF_MAX_LISTENERS;
     sz->history = sse_gconf.history > 0 ? (apr_uint32_t)sse_gconf.history
                                         : SSE_DEF_HISTORY;
+    sz->payload_bytes = payload_ring(sz->history);
     ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit);
     /* old generations linger after graceful: room for two of them */
     sz->max_children = (apr_uint32_t)(limit > 0 ? limit : 16) * 3;

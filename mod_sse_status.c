@@ -16,7 +16,7 @@
 #include "mod_sse_mgr_private.h"
 #include "mod_sse_status.h"
 
-#define MAX_FIGURES 16
+#define MAX_FIGURES 24
 
 typedef struct {
     const char *key;            /* ?auto key, after SSERegistry[n] */
@@ -63,6 +63,9 @@ static int take_figures(sse_registry_t *reg, figure_t *f)
         st.oldest_seq);
     FIG("RingEvents", "entries in the ring now", st.head_seq - st.oldest_seq);
     FIG("History", "ring entries (SSEHistory)", sz->history);
+    FIG("PayloadRing", "bytes of the payloads' ring",
+        sz->payload_bytes);
+    FIG("PayloadWritten", "payload bytes published", st.payload_written);
 #undef FIG
     return i;
 }

@@ -118,6 +118,35 @@ apr_status_t sse_stream_written(sse_stream_t *st)
     return confirm(st, 0);
 }
 
+/* An event with a payload: a named event, framed with the payload copied
+ * out of its ring; one whose payload newer ones overwrote is reported
+ * missed, like an event the history lost. */
+static apr_status_t put_payload_event(sse_stream_t *st, const sse_event_t *ev)
+{
+    char *payload = apr_palloc(st->scratch, ev->pay_len);
+    apr_status_t rv = sse_registry_payload(st->reg, ev, payload);
+    apr_size_t len = 0;
+    const char *b;
+
+    if (rv == APR_EOF) {
+        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, st->c, SSE_LOGNO(00173)
+                      "the payload of event %" APR_UINT64_T_FMT " was "
+                      "overwritten before this stream could send it: "
+                      "raise SSEHistory", ev->seq);
+        b = sse_frame_missed(st->scratch, ev->seq, ev->seq, &len);
+        return put(st, b, len);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    b = ev->kind == SSE_EV_NAME
+        ? sse_frame_completed_payload(st->scratch, ev->seq, ev->ms, st->id,
+                                      ev->data, payload, ev->pay_len, &len)
+        : sse_frame_notify_payload(st->scratch, ev->seq, ev->key, payload,
+                                   ev->pay_len, &len);
+    return b ? put(st, b, len) : APR_EINVAL;
+}
+
 /* Frame and write the events not yet sent; flush; record delivery. */
 static apr_status_t write_events(sse_stream_t *st, const sse_event_t *evs,
                                  int n)
@@ -132,6 +161,12 @@ static apr_status_t write_events(sse_stream_t *st, const sse_event_t *evs,
         apr_size_t len;
         if (evs[i].seq <= last || evs[i].kind == SSE_EV_END_SLOT
             || evs[i].kind == SSE_EV_END_ALL) {
+            continue;
+        }
+        if (evs[i].pay_len) {
+            rv = put_payload_event(st, &evs[i]);
+            last = evs[i].seq;
+            count++;
             continue;
         }
         rv = sse_registry_event_data(&evs[i], st->id, buf, &data, &len);

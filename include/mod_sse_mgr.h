@@ -70,6 +70,32 @@ APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_notify_completions,
 APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_notify_listeners,
                         (server_rec *s, const char *key, int *delivered));
 
+/**
+ * As sse_mgr_notify_completions(), with a payload: the listeners get the
+ * named event `completed` (which the original client ignores) with data
+ * `{"timestamp":…,"id":…,"taskid":…,"data":<payload>}` (docs/api.md).
+ * @param p       pool for the payload's JSON while it is made
+ * @param payload @a len bytes: JSON text when @a is_json (checked, made
+ *                compact), else any UTF-8 text (carried as a JSON string)
+ * @return also APR_EINVAL when the payload is not JSON (is_json) or not
+ *         UTF-8, APR_ENOSPC when it is more than SSEMaxMessage bytes as
+ *         JSON; a payload of length 0 is no payload
+ */
+APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_notify_completions_payload,
+                        (server_rec *s, apr_pool_t *p, const char *id,
+                         const char *taskid, const char *payload,
+                         apr_size_t len, int is_json, int *delivered));
+
+/**
+ * As sse_mgr_notify_listeners(), with a payload: the named event
+ * `notify` with data `{"key":<key>,"data":<payload>}`. Parameters and
+ * codes as sse_mgr_notify_completions_payload().
+ */
+APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_notify_listeners_payload,
+                        (server_rec *s, apr_pool_t *p, const char *key,
+                         const char *payload, apr_size_t len, int is_json,
+                         int *delivered));
+
 /** Remove listener @a id and end its stream. */
 APR_DECLARE_OPTIONAL_FN(apr_status_t, sse_mgr_unregister,
                         (server_rec *s, const char *id));

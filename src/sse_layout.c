@@ -26,7 +26,8 @@ apr_size_t sse_registry_size(const sse_registry_sizes_t *sz)
            + ALIGN8(sz->max_children * sizeof(sse_child_t))
            + ALIGN8(SSE_CLIENTS(sz) * sizeof(sse_client_rec_t))
            + (apr_size_t)sz->max_listeners * sizeof(sse_slot_t)
-           + (apr_size_t)sz->history * sizeof(sse_event_t);
+           + (apr_size_t)sz->history * sizeof(sse_event_t)
+           + ALIGN8(sz->payload_bytes);
 }
 
 /* FNV-1a, 64 bits, over the values that decide where things are. */
@@ -78,10 +79,13 @@ apr_uint64_t sse_registry_fingerprint(const sse_registry_sizes_t *sz)
         sizeof(sse_event_t), offsetof(sse_event_t, prev),
         offsetof(sse_event_t, kind),
         offsetof(sse_event_t, len), offsetof(sse_event_t, key),
-        offsetof(sse_event_t, data),
+        offsetof(sse_event_t, data), offsetof(sse_event_t, pay_len),
+        offsetof(sse_event_t, pay_off),
+        offsetof(sse_reg_header_t, pay_head),
+        offsetof(sse_stats_t, payload_written),
         /* the chains are built with it: another one strands every entry */
         hash_of("sse-mgr layout", 14),
-        sz->max_listeners, sz->history, sz->max_children,
+        sz->max_listeners, sz->history, sz->max_children, sz->payload_bytes,
         buckets_for(sz->max_listeners), sse_registry_size(sz),
     };
     apr_uint64_t h = APR_UINT64_C(0xcbf29ce484222325);
@@ -135,6 +139,8 @@ static void layout(sse_registry_t *reg, void *mem,
     reg->slot = (sse_slot_t *)p;
     p += (apr_size_t)sz->max_listeners * sizeof(sse_slot_t);
     reg->ring = (sse_event_t *)p;
+    p += (apr_size_t)sz->history * sizeof(sse_event_t);
+    reg->payload = (unsigned char *)p;
 }
 
 apr_status_t sse_registry_create(apr_pool_t *p, void *mem,

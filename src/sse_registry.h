@@ -107,6 +107,7 @@ typedef struct {
     apr_uint32_t max_listeners;
     apr_uint32_t history;
     apr_uint32_t max_children;
+    apr_uint32_t payload_bytes;     /**< the payloads' byte ring */
 } sse_registry_sizes_t;
 
 /** The first bytes of every registry: the same in every build. */
@@ -143,6 +144,10 @@ typedef struct {
     apr_uint32_t holder_gen;
     apr_uint32_t key_hash;
     apr_uint32_t len;
+    apr_uint32_t pay_len;   /**< its payload's bytes (JSON), or 0 */
+    apr_uint64_t pay_off;   /**< where they start in the payloads' byte
+                                 stream (the ring holds the newest
+                                 payload_bytes of it) */
     char key[SSE_TOKEN_MAX + 1];
     char data[SSE_DATA_MAX];
 } sse_event_t;
@@ -171,6 +176,7 @@ typedef struct {
                                      make room for a new one */
     apr_uint64_t rejected_client;  /**< connects refused: per-client
                                         bound (429) */
+    apr_uint64_t payload_written;  /**< payload bytes ever published */
     apr_uint64_t head_seq;      /**< filled by sse_registry_stats: the
                                      next sequence number */
     apr_uint64_t oldest_seq;    /**< ... and the oldest still in the ring */
@@ -392,6 +398,21 @@ apr_status_t sse_registry_notify_key(sse_registry_t *reg, const char *key,
                                      apr_int64_t now_ms, int *delivered);
 
 /**
+ * Publish to every holder of @a key an event that carries @a payload
+ * (JSON text, sse_frame_payload(); @a plen bytes, 0: none, as
+ * sse_registry_notify_key()). The bytes go to the payloads' ring, the
+ * event points at them.
+ * @return as sse_registry_notify_key(); APR_ENOSPC if @a plen is more
+ *         than a quarter of the payload ring
+ */
+apr_status_t sse_registry_notify_key_payload(sse_registry_t *reg,
+                                             const char *key,
+                                             const char *payload,
+                                             apr_size_t plen,
+                                             apr_int64_t now_ms,
+                                             int *delivered);
+
+/**
  * Publish a completion of @a taskid to every listener with the same name
  * as @a id. APR_ENOENT when @a id has no listener.
  */
@@ -400,6 +421,24 @@ apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
                                             const char *taskid,
                                             apr_int64_t now_ms,
                                             int *delivered);
+
+/** A completion that carries @a payload, as
+ * sse_registry_notify_key_payload(). */
+apr_status_t sse_registry_notify_completion_payload(sse_registry_t *reg,
+                                                    const char *id,
+                                                    const char *taskid,
+                                                    const char *payload,
+                                                    apr_size_t plen,
+                                                    apr_int64_t now_ms,
+                                                    int *delivered);
+
+/**
+ * Copy the payload of @a ev (pay_len bytes) into @a buf.
+ * @return APR_SUCCESS; APR_EOF when newer payloads have overwritten it
+ *         (the event is lost for a stream that had not sent it: missed)
+ */
+apr_status_t sse_registry_payload(sse_registry_t *reg, const sse_event_t *ev,
+                                  char *buf);
 
 /**
  * The data line of entry @a ev for the stream of @a recipient: a key's

@@ -111,6 +111,9 @@ typedef struct {
     apr_uint32_t retired_next;  /* ring position of the next retirement */
     apr_uint32_t dirty;         /* set while the mutex is held */
     apr_uint64_t next_seq;      /* atomic: release store, acquire load */
+    apr_uint64_t pay_head;      /* payload bytes ever written: the ring
+                                   holds [pay_head - payload_bytes,
+                                   pay_head) */
     apr_uint64_t first_seq;
     apr_uint64_t serial;        /* registrations so far: each slot_alloc
                                    stamps the slot with the next one */
@@ -139,6 +142,7 @@ struct sse_registry_t {
     sse_client_rec_t *client;   /* 2 * max_listeners */
     sse_slot_t *slot;
     sse_event_t *ring;
+    unsigned char *payload;     /* sz.payload_bytes */
     /* for the unit tests, local to this handle */
     apr_uint64_t examined;      /* ring entries sse_registry_read looked
                                    at, in all */

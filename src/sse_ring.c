@@ -476,8 +476,73 @@ static int count_holders(sse_registry_t *reg, const char *key,
     return count;
 }
 
+/* ---- payloads: a byte ring beside the event ring (under the mutex) -- */
+
+static int payload_fits(const sse_registry_t *reg, apr_size_t plen)
+{
+    return plen <= reg->h->sz.payload_bytes / 4;
+}
+
+/* Copy @a plen bytes into the ring at its head, for entry @a e. The head
+ * moves first: should the process die in between, what the copy had
+ * begun to overwrite is already seen as overwritten (a payload is read
+ * only when the head has not passed it by more than the ring). */
+static void payload_put(sse_registry_t *reg, sse_event_t *e,
+                        const char *payload, apr_size_t plen)
+{
+    apr_size_t size = reg->h->sz.payload_bytes;
+    apr_uint64_t off = reg->h->pay_head;
+    apr_size_t at = (apr_size_t)(off % size), first;
+
+    if (plen == 0) {
+        return;
+    }
+    reg->h->pay_head = off + plen;
+    reg->h->stats.payload_written += plen;
+    first = size - at < plen ? size - at : plen;
+    memcpy(reg->payload + at, payload, first);
+    memcpy(reg->payload, payload + first, plen - first);
+    e->pay_off = off;
+    e->pay_len = (apr_uint32_t)plen;
+}
+
+apr_status_t sse_registry_payload(sse_registry_t *reg, const sse_event_t *ev,
+                                  char *buf)
+{
+    apr_size_t size = reg->h->sz.payload_bytes, at, first;
+    apr_status_t rv, rv2 = APR_EOF;
+
+    if (ev->pay_len == 0 || size == 0) {
+        return ev->pay_len ? APR_EOF : APR_SUCCESS;
+    }
+    if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (reg->h->pay_head - ev->pay_off <= size
+        && ev->pay_off + ev->pay_len <= reg->h->pay_head) {
+        at = (apr_size_t)(ev->pay_off % size);
+        first = size - at < ev->pay_len ? size - at : ev->pay_len;
+        memcpy(buf, reg->payload + at, first);
+        memcpy(buf + first, reg->payload, ev->pay_len - first);
+        rv2 = APR_SUCCESS;
+    }
+    sse_reg_unlock(reg, &rv);
+    return rv ? rv : rv2;
+}
+
 apr_status_t sse_registry_notify_key(sse_registry_t *reg, const char *key,
                                      apr_int64_t now_ms, int *delivered)
+{
+    return sse_registry_notify_key_payload(reg, key, NULL, 0, now_ms,
+                                           delivered);
+}
+
+apr_status_t sse_registry_notify_key_payload(sse_registry_t *reg,
+                                             const char *key,
+                                             const char *payload,
+                                             apr_size_t plen,
+                                             apr_int64_t now_ms,
+                                             int *delivered)
 {
     char data[SSE_DATA_MAX];
     apr_size_t len;
@@ -489,6 +554,9 @@ apr_status_t sse_registry_notify_key(sse_registry_t *reg, const char *key,
     if (!sse_token_valid(key, strlen(key))
         || (rv = sse_frame_data("notify", key, data, &len)) != APR_SUCCESS) {
         return rv;
+    }
+    if (!payload_fits(reg, plen)) {
+        return APR_ENOSPC;
     }
     if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
         return rv;
@@ -503,6 +571,7 @@ apr_status_t sse_registry_notify_key(sse_registry_t *reg, const char *key,
     apr_cpystrn(e->key, key, sizeof(e->key));
     memcpy(e->data, data, len + 1);
     e->len = (apr_uint32_t)len;
+    payload_put(reg, e, payload, plen);
     chain_key_entry(reg, e);
     ring_commit(reg, e);
 leave:
@@ -516,6 +585,18 @@ apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
                                             apr_int64_t now_ms,
                                             int *delivered)
 {
+    return sse_registry_notify_completion_payload(reg, id, taskid, NULL, 0,
+                                                  now_ms, delivered);
+}
+
+apr_status_t sse_registry_notify_completion_payload(sse_registry_t *reg,
+                                                    const char *id,
+                                                    const char *taskid,
+                                                    const char *payload,
+                                                    apr_size_t plen,
+                                                    apr_int64_t now_ms,
+                                                    int *delivered)
+{
     apr_status_t rv, rv2 = APR_ENOENT;
     const sse_slot_t *me;
     sse_event_t *e;
@@ -523,6 +604,9 @@ apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
     *delivered = 0;
     if (!sse_token_valid(taskid, strlen(taskid))) {
         return APR_EINVAL;
+    }
+    if (!payload_fits(reg, plen)) {
+        return APR_ENOSPC;
     }
     if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
         return rv;
@@ -539,6 +623,7 @@ apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
     e->key_hash = me->name_hash;
     e->len = (apr_uint32_t)strlen(taskid);
     memcpy(e->data, taskid, e->len + 1);
+    payload_put(reg, e, payload, plen);
     *delivered = chain_name_entry(reg, e);
     ring_commit(reg, e);
 leave:

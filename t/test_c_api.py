@@ -62,3 +62,43 @@ def test_unregister_all_and_cleanup_through_the_api(apitest):
 
 def test_callers_get_null_for_a_function_nobody_registered(apitest):
     assert call(apitest, "missing")[2] == "null"
+
+
+def test_another_module_publishes_payloads(apitest):
+    """sse_mgr_notify_*_payload: the same named events as a body sent
+    over HTTP; bad JSON, bad UTF-8 and a payload over SSEMaxMessage get
+    their codes and publish nothing."""
+    import json
+    api = apitest.api
+    name = fresh_name("capipl")
+    id, stream = api.listener(name, keys=["prices"])
+    with stream:
+        rv, n, _ = call(apitest, "payload-json-listeners",
+                        "prices?%7B%22eur%22%3A%201.5%7D")
+        assert (rv, n) == (APR_SUCCESS, 1)
+        ev = stream.next_event(5)
+        assert ev.event == "notify" and json.loads(ev.data) == {
+            "key": "prices", "data": {"eur": 1.5}}, ev.raw
+        assert ev.data == '{"key":"prices","data":{"eur":1.5}}'
+        rv, n, _ = call(apitest, "payload-text-completions", id,
+                        "build_8?all%20green")
+        assert (rv, n) == (APR_SUCCESS, 1)
+        ev = stream.next_event(5)
+        got = json.loads(ev.data)
+        assert ev.event == "completed" and got["id"] == id \
+            and got["taskid"] == "build_8" and got["data"] == "all green"
+        assert call(apitest, "payload-json-listeners",
+                    "prices?%7B%22eur%22")[:2] == (APR_EINVAL, 0)
+        assert call(apitest, "payload-text-listeners",
+                    "prices?caf%E9")[:2] == (APR_EINVAL, 0)
+        # SSEMaxMessage 16k: 16384 bytes as a JSON string pass, 16385 not
+        assert call(apitest, "payload-text-listeners",
+                    "prices?*16382")[:2] == (APR_SUCCESS, 1)
+        assert len(stream.next_event(5).data) == len(
+            '{"key":"prices","data":}') + 16384
+        assert call(apitest, "payload-text-listeners",
+                    "prices?*16383")[:2] == (APR_ENOSPC, 0)
+        assert call(apitest, "notify-listeners", "prices")[:2] == (
+            APR_SUCCESS, 1)
+        assert stream.next_event(5).payload() == "notify^prices", (
+            "the refused payloads sent nothing")

@@ -26,6 +26,8 @@ static APR_OPTIONAL_FN_TYPE(sse_mgr_is_registered) *is_registered;
 static APR_OPTIONAL_FN_TYPE(sse_mgr_listen) *listen_key;
 static APR_OPTIONAL_FN_TYPE(sse_mgr_notify_completions) *completions;
 static APR_OPTIONAL_FN_TYPE(sse_mgr_notify_listeners) *listeners;
+static APR_OPTIONAL_FN_TYPE(sse_mgr_notify_completions_payload) *comp_pl;
+static APR_OPTIONAL_FN_TYPE(sse_mgr_notify_listeners_payload) *list_pl;
 static APR_OPTIONAL_FN_TYPE(sse_mgr_unregister) *unregister;
 static APR_OPTIONAL_FN_TYPE(sse_mgr_unregister_all) *unregister_all;
 static APR_OPTIONAL_FN_TYPE(sse_mgr_trigger_cleanup) *cleanup;
@@ -38,10 +40,42 @@ static void retrieve(void)
     listen_key = APR_RETRIEVE_OPTIONAL_FN(sse_mgr_listen);
     completions = APR_RETRIEVE_OPTIONAL_FN(sse_mgr_notify_completions);
     listeners = APR_RETRIEVE_OPTIONAL_FN(sse_mgr_notify_listeners);
+    comp_pl = APR_RETRIEVE_OPTIONAL_FN(sse_mgr_notify_completions_payload);
+    list_pl = APR_RETRIEVE_OPTIONAL_FN(sse_mgr_notify_listeners_payload);
     unregister = APR_RETRIEVE_OPTIONAL_FN(sse_mgr_unregister);
     unregister_all = APR_RETRIEVE_OPTIONAL_FN(sse_mgr_unregister_all);
     cleanup = APR_RETRIEVE_OPTIONAL_FN(sse_mgr_trigger_cleanup);
     to_json = APR_RETRIEVE_OPTIONAL_FN(sse_mgr_listeners_json);
+}
+
+/* payload-{json,text}-{listeners,completions}/a[/b]?<payload>: the
+ * payload is the query string, URL-decoded; "*N": N bytes of 'x' (more
+ * than a URL can hold). */
+static apr_status_t payload(request_rec *r, const char *how, const char *a,
+                            const char *b, int *n)
+{
+    char *body = apr_pstrdup(r->pool, r->args ? r->args : "");
+    int is_json = !strncmp(how, "json-", 5);
+
+    if (ap_unescape_url(body) != OK
+        || (!is_json && strncmp(how, "text-", 5))) {
+        return APR_EGENERAL;
+    }
+    how += 5;
+    if (body[0] == '*') {
+        apr_size_t len = (apr_size_t)apr_atoi64(body + 1);
+        body = apr_palloc(r->pool, len + 1);
+        memset(body, 'x', len);
+        body[len] = '\0';
+    }
+    if (!strcmp(how, "listeners") && a) {
+        return list_pl(r->server, r->pool, a, body, strlen(body), is_json, n);
+    }
+    if (!strcmp(how, "completions") && a && b) {
+        return comp_pl(r->server, r->pool, a, b, body, strlen(body),
+                       is_json, n);
+    }
+    return APR_ENOTIMPL;
 }
 
 static apr_status_t run(request_rec *r, const char *op, const char *a,
@@ -63,6 +97,9 @@ static apr_status_t run(request_rec *r, const char *op, const char *a,
     }
     if (!strcmp(op, "notify-listeners") && a) {
         return listeners(s, a, n);
+    }
+    if (!strncmp(op, "payload-", 8)) {
+        return payload(r, op + 8, a, b, n);
     }
     if (!strcmp(op, "unregister") && a) {
         return unregister(s, a);

@@ -37,6 +37,7 @@ int fx_open(fx_t *fx, apr_uint32_t max_listeners, apr_uint32_t history,
     fx->sz.max_listeners = max_listeners;
     fx->sz.history = history;
     fx->sz.max_children = max_children;
+    fx->sz.payload_bytes = 4096;       /* payloads of up to 1 KB */
     if (apr_temp_dir_get(&tmp, fx->pool) != APR_SUCCESS) {
         tmp = "/tmp";
     }

@@ -153,7 +153,7 @@ UNIT_TEST(test_header_of_the_hand_versioned_build_is_refused)
     sse_registry_t *reg = NULL;
     sse_registry_stamp_t st;
     unsigned char *mem;
-    apr_uint32_t old[5];
+    apr_uint32_t old[6];
 
     if (!fx_open(&fx, 8, 16, 4)) {
         return;
@@ -171,7 +171,7 @@ UNIT_TEST(test_header_of_the_hand_versioned_build_is_refused)
 
 UNIT_TEST(test_fingerprint_follows_every_configured_size)
 {
-    sse_registry_sizes_t a = {100, 256, 48}, b;
+    sse_registry_sizes_t a = {100, 256, 48, 65536}, b;
     apr_uint64_t fa = sse_registry_fingerprint(&a);
 
     b = a;
@@ -184,4 +184,7 @@ UNIT_TEST(test_fingerprint_follows_every_configured_size)
     b = a;
     b.max_children++;
     CHECK(sse_registry_fingerprint(&b) != fa, "ServerLimit");
+    b = a;
+    b.payload_bytes++;
+    CHECK(sse_registry_fingerprint(&b) != fa, "the payload ring");
 }

@@ -10,7 +10,7 @@
 UNIT_TEST(test_registry_create_rejects_a_zero_size)
 {
     static const sse_registry_sizes_t bad[] = {
-        {0, 16, 4}, {16, 0, 4}, {16, 16, 0},
+        {0, 16, 4, 4096}, {16, 0, 4, 4096}, {16, 16, 0, 4096},
     };
     fx_t fx;
     sse_registry_t *reg = NULL;
@@ -29,7 +29,7 @@ UNIT_TEST(test_registry_create_rejects_a_zero_size)
 
 UNIT_TEST(test_registry_size_grows_with_each_dimension)
 {
-    sse_registry_sizes_t sz = {16, 16, 4}, more;
+    sse_registry_sizes_t sz = {16, 16, 4, 4096}, more;
     apr_size_t base = sse_registry_size(&sz);
 
     more = sz;
@@ -72,7 +72,7 @@ UNIT_TEST(test_registry_attach_sees_what_create_made)
 
 UNIT_TEST(test_registry_attach_rejects_memory_holding_no_registry)
 {
-    sse_registry_sizes_t sz = {8, 16, 4};
+    sse_registry_sizes_t sz = {8, 16, 4, 4096};
     apr_size_t size = sse_registry_size(&sz), i;
     unsigned char *mem = apr_palloc(unit_pool(), size);
     sse_registry_t *reg = NULL;

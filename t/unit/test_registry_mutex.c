@@ -54,7 +54,7 @@ UNIT_TEST(test_holder_dying_in_the_pthread_lock_hands_it_on_repaired)
 {
     fx_t fx;
     lock_errors_t le = {0, APR_SUCCESS, NULL};
-    sse_registry_sizes_t sz = {4, 8, 2};
+    sse_registry_sizes_t sz = {4, 8, 2, 4096};
     unsigned char secret[SSE_SECRET_LEN] = {0};
     apr_global_mutex_t *m;
     apr_shm_t *shm;
