@@ -27,6 +27,8 @@
 
 /** Defined when the publish functions below are available. */
 #define SSE_MGR_HAS_PUBLISH 1
+/** The header declares the payload functions (0.1.0). */
+#define SSE_MGR_HAS_PAYLOAD 1
 
 /**
  * Issue a new unforgeable id `<name>_<suffix>` for @a name.

@@ -1,6 +1,8 @@
 """The original browser client, @aphorica/server-event-client 0.1.5 from
 npm, unchanged, in Node with the `eventsource` package: it registers,
-listens, gets a notification and a task completion, and disconnects."""
+listens, gets a notification and a task completion, and disconnects;
+the payload events sent before each (named events) it ignores without
+an error."""
 
 import json
 import os

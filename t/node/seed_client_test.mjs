@@ -95,11 +95,16 @@ async function waitUntil(step, cond, ms = TIMEOUT_MS, poll = 25) {
   }
 }
 
-async function post(path) {
+async function post(path, json) {
   const url = base + path;
+  const init = { method: 'POST', signal: AbortSignal.timeout(TIMEOUT_MS) };
+  if (json !== undefined) {
+    init.headers = { 'Content-Type': 'application/json' };
+    init.body = JSON.stringify(json);
+  }
   let rsp, text;
   try {
-    rsp = await fetch(url, { method: 'POST', signal: AbortSignal.timeout(TIMEOUT_MS) });
+    rsp = await fetch(url, init);
     text = await rsp.text();
   } catch (err) {
     fail(`POST ${path}`, err);
@@ -163,17 +168,31 @@ await waitUntil('list-registrants shows listen key', async () => {
 }, TIMEOUT_MS, 100);
 note('list-registrants', lastRegistrants && lastRegistrants[id]);
 
-// 3. notify-listeners/news -> {"delivered":1} and sseNotify('news')
+// 3. a notify with a payload first: a named event, which the original
+// client ignores (no callback, no error); then the plain notify-listeners/news
+// -> {"delivered":1} and sseNotify('news') as its first notification
+const withData = await post(`${prefix}notify-listeners/${key}`, { progress: 50 });
+if (!withData || withData.delivered !== 1)
+  fail('notify-listeners with a payload', `expected {"delivered":1}, got ${JSON.stringify(withData)}`);
 const n = await post(`${prefix}notify-listeners/${key}`);
 if (!n || n.delivered !== 1) fail('notify-listeners', `expected {"delivered":1}, got ${JSON.stringify(n)}`);
 await waitUntil('sseNotify', () => seen.notify.length > 0);
 if (seen.notify[0] !== key) fail('sseNotify', `got ${JSON.stringify(seen.notify)}`);
 
-// 4. notify-completions/{id}/task42 -> sseTaskCompleted('task42')
+// 4. a completion with a payload (ignored), then notify-completions/{id}/task42
+// -> sseTaskCompleted('task42') as its first completion
+const cData = await post(`${prefix}notify-completions/${encodeURIComponent(id)}/payload1`,
+                         { result: 'ok' });
+if (!cData || cData.delivered !== 1)
+  fail('notify-completions with a payload', `expected {"delivered":1}, got ${JSON.stringify(cData)}`);
 const c = await post(`${prefix}notify-completions/${encodeURIComponent(id)}/${taskid}`);
 if (!c || c.delivered !== 1) fail('notify-completions', `expected {"delivered":1}, got ${JSON.stringify(c)}`);
 await waitUntil('sseTaskCompleted', () => seen.completed.length > 0);
 if (seen.completed[0] !== taskid) fail('sseTaskCompleted', `got ${JSON.stringify(seen.completed)}`);
+
+if (seen.errors.length) fail('payload events', `sseError: ${JSON.stringify(seen.errors)}`);
+if (seen.notify.length !== 1 || seen.completed.length !== 1)
+  fail('payload events', `the client saw payload events: ${JSON.stringify(seen)}`);
 
 // 5. disconnect -> sseClosed
 const disc = await client.disconnect();
