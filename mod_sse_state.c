@@ -5,6 +5,9 @@
  * way the MPMs keep the scoreboard). Not mod_slotmem_shm: it makes a new
  * segment per generation, and old-generation children still hold streams.
  */
+#include <pthread.h>
+#include <signal.h>
+
 #include <httpd.h>
 #include <http_config.h>
 #include <http_log.h>
@@ -300,6 +303,43 @@ apr_status_t sse_state_post_config(apr_pool_t *pconf, server_rec *s)
     return rv == APR_SUCCESS ? attach_all(pconf, s, 1) : rv;
 }
 
+/* Prefork ends a child from its SIGTERM or SIGHUP handler (stop,
+ * restart), on the thread that runs requests, and exits from there. Inside
+ * a hold of the registry mutex that runs APR's cleanup of the mutex with
+ * the hold cut short: it unlocks and drops this process's reference, the
+ * dispatcher may then take the mutex and hold it when the process exits,
+ * and APR drops the dead holder's reference once more. Once APR's count
+ * of references reaches zero it destroys the mutex, which is kept across
+ * restarts: every lock then fails (EINVAL, SSE00162) and nothing works.
+ * So these signals wait while this thread holds the mutex. */
+static __thread sigset_t guard_saved;
+
+static void guard_enter(void)
+{
+    sigset_t ending;
+
+    sigemptyset(&ending);
+    sigaddset(&ending, SIGTERM);
+    sigaddset(&ending, SIGHUP);
+    sigaddset(&ending, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &ending, &guard_saved);
+}
+
+static void guard_leave(void)
+{
+    pthread_sigmask(SIG_SETMASK, &guard_saved, NULL);
+}
+
+static void guard_if_prefork(void)
+{
+    int threaded = AP_MPMQ_NOT_SUPPORTED;
+
+    ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded);
+    if (threaded == AP_MPMQ_NOT_SUPPORTED) {
+        sse_registry_set_lock_guard(guard_enter, guard_leave);
+    }
+}
+
 apr_status_t sse_state_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
@@ -315,5 +355,6 @@ apr_status_t sse_state_child_init(apr_pool_t *pchild, server_rec *s)
                      "cannot attach to the sse-mgr mutex in the child");
         return rv;
     }
+    guard_if_prefork();
     return attach_all(pchild, s, 0);
 }

@@ -17,11 +17,28 @@ int sse_registry_lock_held(void)
     return locks_held > 0;
 }
 
+/* Called around every hold of a registry mutex in this process. */
+static void (*guard_enter)(void);
+static void (*guard_leave)(void);
+
+void sse_registry_set_lock_guard(void (*enter)(void), void (*leave)(void))
+{
+    guard_enter = enter;
+    guard_leave = leave;
+}
+
 apr_status_t sse_reg_lock(sse_registry_t *reg)
 {
-    apr_status_t rv = reg->nonblocking ? apr_global_mutex_trylock(reg->lock)
-                                       : apr_global_mutex_lock(reg->lock);
+    apr_status_t rv;
 
+    if (guard_enter) {
+        guard_enter();
+    }
+    rv = reg->nonblocking ? apr_global_mutex_trylock(reg->lock)
+                          : apr_global_mutex_lock(reg->lock);
+    if (rv != APR_SUCCESS && guard_leave) {
+        guard_leave();
+    }
     if (reg->nonblocking && APR_STATUS_IS_EBUSY(rv)) {
         return APR_EBUSY;           /* expected: the parent tries later */
     }
@@ -48,6 +65,9 @@ void sse_reg_unlock(sse_registry_t *reg, apr_status_t *rv)
     reg->h->dirty = 0;
     locks_held--;
     urv = apr_global_mutex_unlock(reg->lock);
+    if (guard_leave) {
+        guard_leave();
+    }
     if (urv != APR_SUCCESS) {
         if (reg->lock_error) {
             reg->lock_error(reg->lock_error_baton, urv, "unlock");

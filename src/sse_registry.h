@@ -317,6 +317,14 @@ apr_status_t sse_registry_client_counts(
 int sse_registry_lock_held(void);
 
 /**
+ * Call @a enter before this process takes any registry mutex and
+ * @a leave once it released it (or failed to take it): for what must not
+ * happen inside a hold, such as a signal handler that ends the process
+ * (the glue blocks them under prefork). NULL, NULL: none.
+ */
+void sse_registry_set_lock_guard(void (*enter)(void), void (*leave)(void));
+
+/**
  * Report every failure to take or release the mutex to @a fn (the glue
  * logs it): calls whose result carries no status still fail loudly.
  */

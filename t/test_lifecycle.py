@@ -98,3 +98,66 @@ def test_streams_opening_during_a_graceful_restart_are_never_orphaned(
     for id, s in live:
         assert holders.get(s.local_port) in new, (
             "stream %s held by a process outside the new generation" % id)
+
+
+def test_hard_restarts_under_load_keep_the_registry_lock_working(
+        make_httpd, mpm):
+    """`apachectl restart` (SIGHUP) while streams read a publish storm.
+    Prefork ends each child from its signal handler, on the thread that
+    runs the stream: inside a hold of the registry mutex that made APR
+    drop the child's reference to the (pthread) mutex twice, and after a
+    few restarts APR destroyed it: every lock of the new generation failed
+    (13,745 SSE00162 lines in one run) and no stream could register."""
+    from sse_client import StreamGroup, http
+    from sse_harness import READY_LINE
+    env = make_httpd(profile="debian", shipped_conf=True,
+                     directives={"SSEMaxListeners": "1000",
+                                 "SSEHistory": "4096"})
+    api = env.api
+    group = StreamGroup()
+    ids = [api.make_id(fresh_name("hup")) for _ in range(40)]
+    stop = threading.Event()
+
+    def storm():
+        while not stop.is_set():
+            try:
+                http(env.port, "POST", api.path("notify-listeners", "storm"),
+                     timeout=5)
+            except OSError:
+                pass                # the restart closed the connection
+
+    def reconnect():
+        streams = [api.stream(i, wait_headers=False, group=group)
+                   for i in ids]
+        for s in streams:
+            s.wait_headers(30)
+        return streams
+
+    reconnect()
+    for i in ids:
+        api.listen(i, "storm")
+    storms = [threading.Thread(target=storm) for _ in range(4)]
+    for t in storms:
+        t.start()
+    try:
+        for _ in range(4):
+            time.sleep(1.5)
+            before = env.read_log().count(READY_LINE)
+            rc, out = env.apachectl("-k", "restart")
+            assert rc == 0, out
+            wait_until(lambda: env.read_log().count(READY_LINE) > before, 20,
+                       "the new generation after restart")
+            streams = reconnect()
+    finally:
+        stop.set()
+        for t in storms:
+            t.join(10)
+    assert all(s.status == 200 for s in streams), [s.status for s in streams]
+    id, s = api.listener(fresh_name("after"), keys=["after"])
+    assert api.notify_listeners("after") == 1
+    assert s.next_event(5).payload() == "notify^after"
+    s.close()
+    group.close()
+    failures = [ln for ln in env.read_log().splitlines() if "SSE00162" in ln]
+    assert not failures, "%d lock failures: %s" % (len(failures),
+                                                  failures[:3])
