@@ -481,8 +481,9 @@ void sse_dispatch_child_stopping(apr_pool_t *pchild, int graceful)
  * and event this runs once every worker thread has been joined: no one
  * holds a lock the dispatcher may wait for, and the join is unbounded.
  * Prefork tears a child down from its SIGTERM handler, on the thread that
- * runs requests (the dispatcher blocks the signal), which may hold the
- * registry lock or disp.mu: then the dispatcher can be waiting for that
+ * runs requests (the dispatcher blocks the signal), which may hold
+ * disp.mu (never the registry lock: the ending signals wait while it is
+ * held, mod_sse_state.c): then the dispatcher can be waiting for that
  * lock, and will be until the process exits. A prefork dispatcher has no
  * parked streams and no long work, so one that has not finished within
  * the wait is blocked on this thread's lock: it will not touch memory
