@@ -207,32 +207,23 @@ static int payload_of(request_rec *r, const body_t *body, sse_payload_t *pl)
     return rv ? fail(r, rv, "payload") : DECLINED;
 }
 
-static int do_completions(request_rec *r, const sse_route_t *rt,
-                          const body_t *body)
+/* notify-completions and notify-listeners: the body as a payload, then
+ * the publish. */
+static int do_publish(request_rec *r, const sse_route_t *rt,
+                      const body_t *body)
 {
     sse_payload_t pl;
     int n = 0, status = payload_of(r, body, &pl);
+    int completion = rt->route == SSE_ROUTE_NOTIFY_COMPLETIONS;
     apr_status_t rv;
 
     if (status != DECLINED) {
         return status;
     }
-    rv = sse_op_complete(r->server, rt->args[0], rt->args[1], &pl, &n);
-    return rv ? fail(r, rv, "id") : delivered(r, n);
-}
-
-static int do_listeners(request_rec *r, const sse_route_t *rt,
-                        const body_t *body)
-{
-    sse_payload_t pl;
-    int n = 0, status = payload_of(r, body, &pl);
-    apr_status_t rv;
-
-    if (status != DECLINED) {
-        return status;
-    }
-    rv = sse_op_notify(r->server, rt->args[0], &pl, &n);
-    return rv ? fail(r, rv, "key") : delivered(r, n);
+    rv = completion ? sse_op_complete(r->server, rt->args[0], rt->args[1],
+                                      &pl, &n)
+                    : sse_op_notify(r->server, rt->args[0], &pl, &n);
+    return rv ? fail(r, rv, completion ? "id" : "key") : delivered(r, n);
 }
 
 static route_fn *const route_fns[SSE_ROUTE_COUNT] = {
@@ -243,8 +234,8 @@ static route_fn *const route_fns[SSE_ROUTE_COUNT] = {
     [SSE_ROUTE_CLEAR] = do_clear,
     [SSE_ROUTE_CLEANUP] = do_cleanup,
     [SSE_ROUTE_LISTEN] = do_listen,
-    [SSE_ROUTE_NOTIFY_COMPLETIONS] = do_completions,
-    [SSE_ROUTE_NOTIFY_LISTENERS] = do_listeners,
+    [SSE_ROUTE_NOTIFY_COMPLETIONS] = do_publish,
+    [SSE_ROUTE_NOTIFY_LISTENERS] = do_publish,
 };
 
 static unsigned int method_bit(const request_rec *r)

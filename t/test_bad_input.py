@@ -17,11 +17,17 @@ def test_a_small_body_is_ignored(api, httpd):
 
 
 def test_a_large_body_is_refused_with_413(api, httpd):
+    """A publish takes a body of up to SSEMaxMessage (16k), any other
+    route up to 4096 bytes (it reads none)."""
     key = fresh_name("big")
     r = http(httpd.port, "POST", api.path("notify-listeners", key),
-             body=b"x" * 5000)
+             body=b"x" * 16385)
     assert r.status == 413, r
-    assert b"too large" in r.body
+    assert b"at most 16384 bytes" in r.body
+    id = api.make_id(fresh_name("big"))
+    r = http(httpd.port, "PUT", api.path("listen", id, key),
+             body=b"x" * 5000)
+    assert r.status == 413 and b"at most 4096 bytes" in r.body, r
 
 
 def test_a_large_chunked_body_is_refused_with_413(api, httpd):
@@ -30,7 +36,7 @@ def test_a_large_chunked_body_is_refused_with_413(api, httpd):
     req = (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
            % api.path("notify-listeners", key).encode())
-    req += (b"%x\r\n%s\r\n" % (len(chunk), chunk)) * 6 + b"0\r\n\r\n"
+    req += (b"%x\r\n%s\r\n" % (len(chunk), chunk)) * 17 + b"0\r\n\r\n"
     got = raw_request(httpd.port, req, timeout=10, until=None)
     assert raw_status(got) == 413, got and got[:200]
 
