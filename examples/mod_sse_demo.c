@@ -6,6 +6,9 @@
  *   PUT <SSEDemoPrefix>submit-task/{id}/{taskid}
  *       timeout_task  completed 5 s later
  *       ad-hoc        completed at once
+ *       progress      `notify` events with data on the key progress at
+ *                     25, 50, 75 and 100 %, half a second apart, then
+ *                     `completed` with a result (payload events)
  *   listen key clock-tick: `notify^clock-tick` every second while some
  *   listener holds the key
  *
@@ -34,7 +37,8 @@
 
 #include "include/mod_sse_mgr.h"
 
-/* Our own log tags (SSE00100..SSE00119 belong to this file). */
+/* Our own log tags (SSE00100..SSE00119 and SSE00180..SSE00184 belong to
+ * this file). */
 #define SSE_LOGNO(n) "SSE" #n ": "
 
 #define DEMO_HANDLER     "sse-demo"
@@ -47,10 +51,14 @@
 #define DEMO_TICK_KEY    "clock-tick"
 #define DEMO_TIMEOUT     "timeout_task"
 #define DEMO_ADHOC       "ad-hoc"
+#define DEMO_PROGRESS    "progress"
+#define DEMO_PROGRESS_KEY "progress"
 #define DEMO_DELAY_MS    5000       /* timeout_task */
+#define DEMO_STEP_MS     500        /* progress: one step */
+#define DEMO_STEPS       4          /* progress: 25, 50, 75, 100 % */
 #define DEMO_TICK_MS     1000
-#define DEMO_TASKS       256        /* pending timeout_tasks, all vhosts */
-#define DEMO_BATCH       32         /* completions sent per watchdog run */
+#define DEMO_TASKS       256        /* pending delayed tasks, all vhosts */
+#define DEMO_BATCH       32         /* due steps sent per watchdog run */
 #define DEMO_TOKEN_MAX   64         /* names, suffixes, task ids */
 #define DEMO_ID_MAX      (2 * DEMO_TOKEN_MAX + 1)
 #define DEMO_BODY_MAX    4096
@@ -65,7 +73,9 @@
 typedef struct {
     apr_uint32_t used;              /* 1: pending; written last */
     apr_uint32_t server;            /* ordinal in the server list */
+    apr_uint32_t step;              /* progress: steps sent so far */
     apr_int64_t due_ms;
+    apr_int64_t start_ms;           /* submitted */
     char id[DEMO_ID_MAX + 1];
     char taskid[DEMO_TOKEN_MAX + 1];
 } demo_task_t;
@@ -100,6 +110,10 @@ static volatile apr_uint32_t ready, busy;
 static APR_OPTIONAL_FN_TYPE(sse_mgr_is_registered) *is_registered;
 static APR_OPTIONAL_FN_TYPE(sse_mgr_notify_completions) *completions;
 static APR_OPTIONAL_FN_TYPE(sse_mgr_notify_listeners) *notify;
+/* NULL with a mod_sse_mgr without payloads: no progress task then */
+static APR_OPTIONAL_FN_TYPE(sse_mgr_notify_completions_payload)
+    *completions_pl;
+static APR_OPTIONAL_FN_TYPE(sse_mgr_notify_listeners_payload) *notify_pl;
 
 static demo_conf_t *demo_conf(server_rec *s)
 {
@@ -217,7 +231,10 @@ static apr_status_t queue_task(server_rec *s, const char *id,
             continue;
         }
         t->server = server_ordinal(s);
-        t->due_ms = now_ms() + DEMO_DELAY_MS;
+        t->step = 0;
+        t->start_ms = now_ms();
+        t->due_ms = t->start_ms + (strcmp(taskid, DEMO_PROGRESS)
+                                   ? DEMO_DELAY_MS : DEMO_STEP_MS);
         apr_cpystrn(t->id, id, sizeof(t->id));
         apr_cpystrn(t->taskid, taskid, sizeof(t->taskid));
         t->used = 1;
@@ -228,16 +245,24 @@ static apr_status_t queue_task(server_rec *s, const char *id,
     return rv;
 }
 
-/* Under the mutex: take up to @a max due tasks out of the table and say
- * whether the clock is due to tick. */
+/* Under the mutex: take up to @a max due steps out of the table and say
+ * whether the clock is due to tick. A progress task keeps its slot, due
+ * again one step later, until its last step is taken. */
 static int take_due(apr_int64_t now, demo_task_t *due, int max, int *tick)
 {
     int i, n = 0;
 
     for (i = 0; i < DEMO_TASKS && n < max; i++) {
         demo_task_t *t = &shared->task[i];
-        if (t->used && t->due_ms <= now) {
-            due[n++] = *t;
+        if (!t->used || t->due_ms > now) {
+            continue;
+        }
+        due[n++] = *t;
+        if (!strcmp(t->taskid, DEMO_PROGRESS) && t->step + 1 < DEMO_STEPS) {
+            t->step++;
+            t->due_ms += DEMO_STEP_MS;
+        }
+        else {
             t->used = 0;
         }
     }
@@ -268,6 +293,40 @@ static void complete(server_rec *main_s, const demo_task_t *t)
                  t->id, n);
 }
 
+/* One step of a progress task: `notify` on DEMO_PROGRESS_KEY with the
+ * submitter's name (not its id, which every holder of the key would see)
+ * and the percentage; after the last, `completed` with the result to every
+ * id of that name. Ids and task ids are tokens: no JSON escaping needed. */
+static void progress(server_rec *main_s, const demo_task_t *t, apr_pool_t *p)
+{
+    server_rec *s = server_at(main_s, t->server);
+    int pct = (int)((t->step + 1) * 100 / DEMO_STEPS), n = 0;
+    const char *name = apr_pstrmemdup(p, t->id, (apr_size_t)(
+                           strrchr(t->id, '_') - t->id));
+    const char *json;
+    apr_status_t rv;
+
+    if (notify_pl == NULL || completions_pl == NULL) {
+        return;                     /* queued by a generation that had them */
+    }
+    json = apr_psprintf(p, "{\"name\":\"%s\",\"taskid\":\"%s\","
+                        "\"percent\":%d}", name, t->taskid, pct);
+    rv = notify_pl(s, p, DEMO_PROGRESS_KEY, json, strlen(json), 1, &n);
+    ap_log_error(APLOG_MARK, APLOG_TRACE1, rv, s, SSE_LOGNO(00180)
+                 "task %s for %s at %d %%: %d listener(s)", t->taskid,
+                 t->id, pct, n);
+    if (t->step + 1 < DEMO_STEPS) {
+        return;
+    }
+    json = apr_psprintf(p, "{\"result\":\"done\",\"steps\":%d,"
+                        "\"ms\":%" APR_INT64_T_FMT "}", DEMO_STEPS,
+                        now_ms() - t->start_ms);
+    rv = completions_pl(s, p, t->id, t->taskid, json, strlen(json), 1, &n);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00181)
+                 "task %s for %s completed with a result: %d listener(s)",
+                 t->taskid, t->id, n);
+}
+
 /* Only the main server and the vhosts that set SSEDemoPrefix themselves
  * tick: the others share the main server's registry. */
 static void tick(server_rec *main_s)
@@ -295,7 +354,7 @@ static void tick(server_rec *main_s)
     }
 }
 
-static void run_once(server_rec *main_s)
+static void run_once(server_rec *main_s, apr_pool_t *p)
 {
     demo_task_t due[DEMO_BATCH];
     int i, n, tick_due = 0;
@@ -307,20 +366,25 @@ static void run_once(server_rec *main_s)
     apr_global_mutex_unlock(retained->mutex);
     /* mod_sse_mgr's calls take its own lock: never under ours */
     for (i = 0; i < n; i++) {
-        complete(main_s, &due[i]);
+        if (!strcmp(due[i].taskid, DEMO_PROGRESS)) {
+            progress(main_s, &due[i], p);
+        }
+        else {
+            complete(main_s, &due[i]);
+        }
     }
     if (tick_due) {
         tick(main_s);
     }
 }
 
+/* @a p is mod_watchdog's, cleared after every run. */
 static apr_status_t demo_watchdog(int state, void *data, apr_pool_t *p)
 {
-    (void)p;
     if (state == AP_WATCHDOG_STATE_RUNNING) {
         apr_atomic_inc32(&busy);
         if (apr_atomic_read32(&ready)) {
-            run_once(data);
+            run_once(data, p);
         }
         apr_atomic_dec32(&busy);
     }
@@ -439,6 +503,24 @@ static int preflight(request_rec *r)
     return OK;
 }
 
+/* Start @a taskid for the registered @a id: APR_NOTFOUND for no such
+ * task, APR_ENOTIMPL for progress without the payload functions. */
+static apr_status_t start_task(request_rec *r, const char *id,
+                               const char *taskid, int *n)
+{
+    if (!strcmp(taskid, DEMO_ADHOC)) {
+        return completions(r->server, id, taskid, n);
+    }
+    if (!strcmp(taskid, DEMO_TIMEOUT)) {
+        return queue_task(r->server, id, taskid);
+    }
+    if (!strcmp(taskid, DEMO_PROGRESS)) {
+        return notify_pl && completions_pl ? queue_task(r->server, id, taskid)
+                                           : APR_ENOTIMPL;
+    }
+    return APR_NOTFOUND;
+}
+
 /* The seed's answers: "ok", 404 "not found", 500 "no task for: x". */
 static int submit(request_rec *r, const char *id, const char *taskid)
 {
@@ -452,15 +534,16 @@ static int submit(request_rec *r, const char *id, const char *taskid)
         return answer(r, HTTP_BAD_REQUEST, "the id is not of the form "
                       "<name>_<suffix> issued by make-id");
     }
-    if (rv == APR_SUCCESS && !strcmp(taskid, DEMO_ADHOC)) {
-        rv = completions(r->server, id, taskid, &n);
+    if (rv == APR_SUCCESS) {
+        rv = start_task(r, id, taskid, &n);
     }
-    else if (rv == APR_SUCCESS && !strcmp(taskid, DEMO_TIMEOUT)) {
-        rv = queue_task(r->server, id, taskid);
-    }
-    else if (rv == APR_SUCCESS) {
+    if (rv == APR_NOTFOUND) {
         return answer(r, HTTP_INTERNAL_SERVER_ERROR,
                       apr_pstrcat(r->pool, "no task for: ", taskid, NULL));
+    }
+    if (rv == APR_ENOTIMPL) {
+        return answer(r, HTTP_NOT_IMPLEMENTED, DEMO_PROGRESS " needs a "
+                      "mod_sse_mgr whose events carry payloads");
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, SSE_LOGNO(00105)
                   "submit-task %s for %s (%d listener(s) now)", taskid, id,
@@ -613,6 +696,9 @@ static void demo_retrieve(void)
     is_registered = APR_RETRIEVE_OPTIONAL_FN(sse_mgr_is_registered);
     completions = APR_RETRIEVE_OPTIONAL_FN(sse_mgr_notify_completions);
     notify = APR_RETRIEVE_OPTIONAL_FN(sse_mgr_notify_listeners);
+    completions_pl =
+        APR_RETRIEVE_OPTIONAL_FN(sse_mgr_notify_completions_payload);
+    notify_pl = APR_RETRIEVE_OPTIONAL_FN(sse_mgr_notify_listeners_payload);
 }
 
 /* The watchdog thread may be inside run_once() when the child ends: wait

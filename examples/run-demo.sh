@@ -61,8 +61,8 @@ SSEMaxListeners 2000
 SSEPrefix /sse/
 SSEHeartbeat 15
 SSENotifyListenersChanged listeners-changed
-# the demo module: PUT /sse/submit-task/{id}/{timeout_task|ad-hoc}, and a
-# notify^clock-tick every second while someone listens to clock-tick
+# the demo module: PUT /sse/submit-task/{id}/{timeout_task|ad-hoc|progress},
+# and notify^clock-tick every second while someone listens to clock-tick
 SSEDemoPrefix /sse/
 # the demo publishes from the page: open to local clients only
 <LocationMatch "^/sse/(list-registrants|clear-registrants|trigger-cleanup|notify-completions/|notify-listeners/)">

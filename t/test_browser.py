@@ -81,6 +81,7 @@ def run_browser(url, shot):
         "%d ms" % result["timeoutMs"])
     assert result["adhocMs"] < 1000, (
         "ad-hoc should complete at once, took %d ms" % result["adhocMs"])
+    assert_progress_shown(result["progress"])
     assert len(result["live"]) == 5, (
         "every live check of the registrants list should have run and "
         "passed: %r" % result["live"])
@@ -88,6 +89,27 @@ def run_browser(url, shot):
         "the clock should have ticked through the 5 s task: %r" % result)
     assert os.path.getsize(shot) > 10000, "screenshot %s" % shot
     return result
+
+
+def assert_progress_shown(progress):
+    """The progress task's row went 25, 50, 75, 100 % on its `notify`
+    events and shows the result its `completed` event carried; Events
+    lists each of them."""
+    assert progress["percents"] == [25, 50, 75, 100], (
+        "the row should show each step of the progress task: %r" % progress)
+    result = json.loads(progress["result"])
+    assert result["result"] == "done" and result["steps"] == 4, progress
+    assert 1500 <= result["ms"] <= 4000, progress
+    assert progress["shown"].startswith("result: done, steps: 4, ms: "), \
+        progress
+    assert 1500 <= progress["ms"] <= 5000, (
+        "progress should complete about 2 s after the click: %r" % progress)
+    steps = [ln for ln in progress["log"] if "notify  progress" in ln]
+    assert len(steps) == 4 and all(
+        '"percent":%d}' % p in ln for p, ln in zip((25, 50, 75, 100), steps)), (
+        "Events should list every step: %r" % progress["log"])
+    done = [ln for ln in progress["log"] if "completed  progress" in ln]
+    assert len(done) == 1 and '"result":"done"' in done[0], progress["log"]
 
 
 def assert_second_tab_gone(env, result):

@@ -1,7 +1,9 @@
 """The demo module (examples/mod_sse_demo.c) over HTTP, under every MPM:
-submit-task as the seed's demo server answers it, the clock-tick key, and
-a pending task that outlives the child which accepted it."""
+submit-task as the seed's demo server answers it, the progress task's
+payload events, the clock-tick key, and a pending task that outlives the
+child which accepted it."""
 
+import json
 import os
 import re
 import time
@@ -47,6 +49,16 @@ def log_lines(env, tag):
     return [ln for ln in env.read_log().splitlines() if tag in ln]
 
 
+def assert_plain_completion(ev, id, taskid):
+    """The seed's bytes: no event field, data a JSON string completed^."""
+    assert ev.event is None, "the original client ignores named events: %r" \
+        % ev
+    assert ev.raw == ('id: %s\ndata:%s\n\n' % (ev.id, json.dumps(
+        ev.payload(), separators=(",", ":")))).encode(), ev.raw
+    _, target, tid = parse_completion(ev)
+    assert (target, tid) == (id, taskid), ev
+
+
 # -- submit-task ---------------------------------------------------------
 
 def test_ad_hoc_task_completes_at_once_on_the_stream(env):
@@ -55,8 +67,8 @@ def test_ad_hoc_task_completes_at_once_on_the_stream(env):
     t0 = time.time()
     assert_answer(submit(env, id, "ad-hoc"), 200, "ok", "ad-hoc")
     ev = s.next_event(2)
-    ts, target, taskid = parse_completion(ev)
-    assert (target, taskid) == (id, "ad-hoc"), ev
+    assert_plain_completion(ev, id, "ad-hoc")
+    ts = parse_completion(ev)[0]
     assert abs(ts / 1000.0 - t0) < 2, "timestamp is ms since the epoch"
 
 
@@ -71,9 +83,73 @@ def test_timeout_task_completes_after_five_seconds(env):
                     % (time.monotonic() - t0, ev))
     ev = s.next_event(max(0.1, 7.0 - (time.monotonic() - t0)))
     took = time.monotonic() - t0
-    _, target, taskid = parse_completion(ev)
-    assert (target, taskid) == (id, "timeout_task"), ev
+    assert_plain_completion(ev, id, "timeout_task")
     assert 4.0 <= took <= 7.0, "completed after %.2f s" % took
+
+
+# -- progress: payload events (docs/demo.md) ---------------------------------
+
+def progress_raw(ev, name, percent):
+    return ('id: %s\nevent: notify\ndata: {"key":"progress","data":'
+            '{"name":"%s","taskid":"progress","percent":%d}}\n\n'
+            % (ev.id, name, percent)).encode()
+
+
+def assert_progress_result(ev, id):
+    """`completed` with the result; returns the ms the task took."""
+    assert ev.event == "completed", ev
+    doc = json.loads(ev.data)
+    assert ev.raw == ('id: %s\nevent: completed\ndata: {"timestamp":%d,'
+                      '"id":"%s","taskid":"progress","data":{"result":'
+                      '"done","steps":4,"ms":%d}}\n\n'
+                      % (ev.id, doc["timestamp"], id,
+                         doc["data"]["ms"])).encode(), ev.raw
+    assert abs(doc["timestamp"] / 1000.0 - time.time()) < 2, doc
+    return doc["data"]["ms"]
+
+
+def test_progress_task_notifies_four_steps_then_completes_with_a_result(env):
+    api = env.api
+    name = fresh_name("prog")
+    id, s = api.listener(name, keys=["progress"])
+    t0 = time.monotonic()
+    assert_answer(submit(env, id, "progress"), 200, "ok", "progress")
+    evs = s.next_events(5, 4.0)
+    took = time.monotonic() - t0
+    for ev, pct in zip(evs, (25, 50, 75, 100)):
+        assert ev.raw == progress_raw(ev, name, pct), (
+            "step %d %%: %r" % (pct, ev.raw))
+    ms = assert_progress_result(evs[4], id)
+    assert [e.seq for e in evs] == sorted(e.seq for e in evs), evs
+    at = [e.at - evs[0].at for e in evs]
+    assert 1.0 <= at[3] <= 2.5 and at[4] - at[3] < 0.5, (
+        "steps half a second apart, the result right after 100 %%: %r" % at)
+    assert 1900 <= ms <= 3000 and took <= 3.5, (ms, took)
+    with pytest.raises(StreamTimeout):
+        pytest.fail("nothing more, no plain notify^ or completed^: %r"
+                    % s.next_event(1.0))
+
+
+def test_progress_reaches_key_holders_and_its_result_every_tab(env):
+    """The steps go to whoever holds the key `progress` (with the name of
+    the submitter, never its id); the result, as every completion, to each
+    id of the name, with its own id."""
+    api = env.api
+    name = fresh_name("prog")
+    id1, s1 = api.listener(name, keys=["progress"])
+    id2, s2 = api.listener(name)
+    other, so = api.listener(fresh_name("watch"), keys=["progress"])
+    assert_answer(submit(env, id1, "progress"), 200, "ok", "progress")
+    assert len(s1.next_events(5, 4.0)) == 5
+    steps = so.next_events(4, 4.0)
+    assert [json.loads(e.data)["data"] for e in steps] == [
+        {"name": name, "taskid": "progress", "percent": p}
+        for p in (25, 50, 75, 100)], steps
+    assert all(id1 not in e.data for e in steps), "the id stays private"
+    assert_progress_result(s2.next_event(4.0), id2)
+    for who, st in (("the other tab", s2), ("another user", so)):
+        with pytest.raises(StreamTimeout):
+            pytest.fail("%s got more: %r" % (who, st.next_event(0.5)))
 
 
 def test_completion_reaches_every_tab_of_the_user(env):

@@ -1,9 +1,11 @@
 // mod_sse_mgr demo page: the browser's own EventSource and fetch, nothing
-// else. Every message's data is a JSON string "kind^info" (SPEC §3).
+// else. A plain message's data is a JSON string "kind^info"; a message
+// with a payload is a named event ("notify", "completed") whose data is a
+// JSON object (docs/demo.md).
 "use strict";
 
 const P = "/sse/";                  // SSEPrefix (and SSEDemoPrefix)
-const KEYS = ["listeners-changed", "clock-tick"];
+const KEYS = ["listeners-changed", "clock-tick", "progress"];
 const $ = (id) => document.getElementById(id);
 
 let source = null;                  // the EventSource of our id
@@ -50,7 +52,8 @@ function setState(text) {
 }
 
 function setRegistered(on) {
-  for (const id of ["disconnect", "submit-timeout", "submit-adhoc", "listen"]) {
+  for (const id of ["disconnect", "submit-timeout", "submit-adhoc",
+                    "submit-progress", "listen"]) {
     $(id).disabled = !on;
   }
 }
@@ -88,6 +91,25 @@ function onMessage(evt) {
   }
 }
 
+// Payload events. notify on "progress": {name, taskid, percent} of a
+// task some tab submitted; ours when the name is ours.
+function onNotify(d, evt) {
+  if (d.key === "progress" && d.data?.name === nameOf(myId)) {
+    progressed(d.data.taskid, d.data.percent);
+  }
+  log("notify  " + d.key + "  " + JSON.stringify(d.data) + "  (#" + evt.lastEventId + ")");
+}
+
+function onCompleted(d, evt) {
+  completed(d.taskid, d.timestamp, d.data);
+  log("completed  " + d.taskid + " for " + d.id + "  " + JSON.stringify(d.data)
+      + "  (#" + evt.lastEventId + ")");
+}
+
+function nameOf(id) {
+  return id ? id.slice(0, id.lastIndexOf("_")) : null;
+}
+
 function open(id) {
   const es = new EventSource(P + "register-listener/" + encodeURIComponent(id));
   let opened = false;
@@ -99,6 +121,8 @@ function open(id) {
     setState(["connecting", "open"][es.readyState]);
   };
   es.onmessage = onMessage;
+  es.addEventListener("notify", (e) => onNotify(JSON.parse(e.data), e));
+  es.addEventListener("completed", (e) => onCompleted(JSON.parse(e.data), e));
   // sent when events were dropped from the history while we were away
   es.addEventListener("missed", (e) => log("missed  " + e.data, "error"));
 }
@@ -155,6 +179,7 @@ async function submit(taskid) {
   cell(tr, time(Date.now()));
   cell(tr, "pending…");
   cell(tr, "");
+  cell(tr, "");
   $("tasks").tBodies[0].prepend(tr);
   try {
     await call("PUT", "submit-task/" + myId + "/" + taskid);
@@ -165,14 +190,42 @@ async function submit(taskid) {
   }
 }
 
-// The oldest pending row of that task gets the completion.
-function completed(taskid, timestamp) {
+// The oldest pending row of that task: null when another tab of the same
+// name submitted it.
+function pendingRow(taskid) {
   const rows = [...$("tasks").tBodies[0].rows].reverse();
-  const tr = rows.find((r) => r.dataset.task === taskid && r.dataset.state === "pending");
-  if (!tr) return;              // another tab of the same name submitted it
+  return rows.find((r) => r.dataset.task === taskid && r.dataset.state === "pending");
+}
+
+// A step of a task that reports progress: a bar and the percentage.
+function progressed(taskid, percent) {
+  const tr = pendingRow(taskid);
+  if (!tr) return;
+  const bar = document.createElement("progress");
+  bar.max = 100;
+  bar.value = percent;
+  tr.dataset.percent = percent;
+  tr.cells[4].replaceChildren(bar, " " + percent + " %");
+}
+
+// The completion, with the task's result when it carries one.
+function completed(taskid, timestamp, result) {
+  const tr = pendingRow(taskid);
+  if (!tr) return;
   tr.dataset.state = "completed";
   tr.cells[2].textContent = time(timestamp);
   tr.cells[3].textContent = ((Date.now() - tr.dataset.submitted) / 1000).toFixed(1) + " s";
+  if (result === undefined) return;
+  tr.dataset.result = JSON.stringify(result);
+  tr.cells[4].textContent = describe(result);
+}
+
+// {"result":"done","ms":2003} -> "result: done, ms: 2003"
+function describe(value) {
+  if (value === null || typeof value !== "object") return String(value);
+  return Object.entries(value)
+    .map(([k, v]) => k + ": " + (typeof v === "object" ? JSON.stringify(v) : v))
+    .join(", ");
 }
 
 // ---- registrants ---------------------------------------------------------
@@ -211,6 +264,7 @@ $("name-form").onsubmit = setName;
 $("disconnect").onclick = disconnect;
 $("submit-timeout").onclick = () => submit("timeout_task");
 $("submit-adhoc").onclick = () => submit("ad-hoc");
+$("submit-progress").onclick = () => submit("progress");
 $("listen").onclick = () => {
   const key = $("key").value;
   call("PUT", "listen/" + myId + "/" + encodeURIComponent(key))

@@ -1,7 +1,9 @@
 // The demo page (examples/htdocs) in a real browser: Debian's headless
 // chromium driven by playwright-core. Sets a name, watches the clock tick,
 // finds itself (and then a second tab) in the live registrants list,
-// submits timeout_task and ad-hoc and sees both completions arrive.
+// submits timeout_task and ad-hoc and sees both completions arrive, then
+// progress: the percentages its row shows (from `notify` events with data),
+// its result (a `completed` event with data) and their lines in Events.
 // Then the list must stay live (two tabs of one browser):
 //   own row    a key this tab listens to shows in its own row
 //   other row  the second tab's keys show in its row in the first tab,
@@ -132,6 +134,29 @@ async function runTask(page, button, task) {
   return Date.now() - t0;
 }
 
+// Click progress and wait for its row to complete: the percentages the
+// row showed, in order, the result it shows, and the Events lines of the
+// task's payload events.
+async function runProgress(page) {
+  await page.evaluate(() => {
+    window.seenPercents = [];
+    new MutationObserver((records) => records.forEach((m) =>
+      window.seenPercents.push(Number(m.target.dataset.percent))))
+      .observe(document.getElementById("tasks"),
+               { subtree: true, attributeFilter: ["data-percent"] });
+  });
+  const ms = await runTask(page, "#submit-progress", "progress");
+  return page.evaluate((took) => {
+    const tr = document.querySelector('#tasks tr[data-task="progress"]');
+    const log = [...document.querySelectorAll("#log li")]
+      .map((li) => li.textContent)
+      .filter((l) => /(notify|completed) {2}progress /.test(l));
+    return { ms: took, percents: window.seenPercents,
+             result: tr.dataset.result, shown: tr.cells[4].textContent,
+             log };
+  }, ms);
+}
+
 async function main() {
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
@@ -178,6 +203,7 @@ async function main() {
     await page.bringToFront();
     const timeoutMs = await runTask(page, "#submit-timeout", "timeout_task");
     const adhocMs = await runTask(page, "#submit-adhoc", "ad-hoc");
+    const progress = await runProgress(page);
     const ticks = Number(await page.textContent("#ticks"));
     // what carried the page and the stream: h2, http/1.1
     const protocol = await page.evaluate(() =>
@@ -213,7 +239,7 @@ async function main() {
     }
     if (problems.length) throw new Error(problems.join("; "));
     console.log(JSON.stringify({ ok: true, id: id2, otherId, timeoutMs,
-                                 adhocMs, ticks, protocol, live }));
+                                 adhocMs, progress, ticks, protocol, live }));
   } finally {
     await context.close();
   }
