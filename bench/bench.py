@@ -302,6 +302,12 @@ SSEPrefix /sse/
 SSEMaxListeners {n + 1000}
 SSEHistory {history}
 SSEHeartbeat {HEARTBEAT_S}
+# the load generator holds up to 14,000 streams per source address: no
+# per-client bound (a module from before them does not know the names)
+<IfDirective SSEMaxStreamsPerClient>
+    SSEMaxStreamsPerClient 0
+    SSEMaxListenersPerClient 0
+</IfDirective>
 <Location /bench/>
     SetHandler sse-bench
 </Location>
