@@ -59,7 +59,9 @@ class Settings:
             else "100 1000 10000 50000 100000")]
         self.servers = env_list("BENCH_SERVERS", "sse node nchan")
         self.scenarios = env_list("BENCH_SCENARIOS",
-                                  "floor hold fanout targeted capi")
+                                  "floor hold fanout targeted capi "
+                                  "fanout-payload targeted-payload")
+        self.payload = env_int("BENCH_PAYLOAD_BYTES", 1024)
         self.msgs = env_int("BENCH_MSGS", 5 if q else 10)
         self.idle_s = env_int("BENCH_IDLE_SECONDS", 10 if q else 20)
         self.hold_s = env_int("BENCH_HOLD_SECONDS", 15 if q else 60)
@@ -302,6 +304,12 @@ SSEPrefix /sse/
 SSEMaxListeners {n + 1000}
 SSEHistory {history}
 SSEHeartbeat {HEARTBEAT_S}
+# the load generator holds up to 14,000 streams per source address: no
+# per-client bound (a module from before them does not know the names)
+<IfDirective SSEMaxStreamsPerClient>
+    SSEMaxStreamsPerClient 0
+    SSEMaxListenersPerClient 0
+</IfDirective>
 <Location /bench/>
     SetHandler sse-bench
 </Location>
@@ -595,12 +603,19 @@ def probe_model(srv):
                                             srv.fds_per_stream))
 
 
-def run_floor(n):
+def run_floor(n, payload=0):
     recs = ssebench(["floor", "-n", str(n), "-m", str(S.msgs),
-                     "-t", next_tag("f")], n, 300)
+                     "-t", next_tag("f")]
+                    + (["-z", str(payload)] if payload else []), n, 300)
     return {"fan_floor": next((r for r in recs if r["what"] == "fanout"),
                               None),
             "setup": next((r for r in recs if r["what"] == "setup"), None)}
+
+
+PAYLOAD_SCENARIOS = ("fanout-payload", "targeted-payload")
+SESSION_SCENARIOS = ("fanout", "targeted") + PAYLOAD_SCENARIOS
+NO_PAYLOADS = ("no payloads: the original's notify-listeners and "
+               "notify-completions take no body")
 
 
 def run_hold(srv):
@@ -647,15 +662,24 @@ def run_session(srv, n):
         phases += "t"
         if srv.key == "sse" and "capi" in S.scenarios:
             phases += "T"
+    # the payload phases on the same listeners, after the others
+    if srv.key != "node":
+        if "fanout-payload" in S.scenarios:
+            phases += "p"
+        if "targeted-payload" in S.scenarios:
+            phases += "q"
+    if not phases:
+        return {"skipped": NO_PAYLOADS}
     res, recs = {}, []
     try:
         port, pid = srv.start(n, "session")
         res["settings"] = srv.settings
-        timeout = 4 * S.cap_s + S.msgs * 2 * 12 + n // 100 + 120
+        timeout = 6 * S.cap_s + S.msgs * 3 * 12 + n // 100 + 120
         recs = ssebench(["session", "-f", srv.flavor(), "-p", str(port),
                          "-n", str(n), "-m", str(S.msgs), "-k", "fan",
                          "-a", phases, "-C", str(S.cap_s),
                          "-c", str(S.pub_conns), "-d", str(S.pub_depth),
+                         "-z", str(S.payload),
                          "-P", str(pid), "-t", next_tag("s")], n, timeout)
     except (OSError, RuntimeError, subprocess.SubprocessError) as e:
         log("session on %s failed: %s" % (srv.key, e))
@@ -665,10 +689,11 @@ def run_session(srv, n):
         keep_log(srv, "session-%d" % n)
     res["problems"] = srv.problems
     for r in recs:
+        pay = "_pay" if "payload" in r else ""
         if r["what"] == "fanout":
-            res["fan_" + r["via"]] = r
+            res["fan_" + r["via"] + pay] = r
         elif r["what"] == "targeted":
-            res["tgt_" + r["via"]] = r
+            res["tgt_" + r["via"] + pay] = r
         else:
             res[r["what"]] = r
     return res
@@ -720,10 +745,14 @@ def main():
         if "floor" in S.scenarios and "fanout" in S.scenarios:
             for n in S.n:
                 res["floor"][n] = run_floor(n)
+        if "floor" in S.scenarios and "fanout-payload" in S.scenarios:
+            for n in S.n:
+                res["floor"].setdefault(n, {})["fan_floor_pay"] = \
+                    run_floor(n, S.payload)["fan_floor"]
         if "hold" in S.scenarios:
             for srv in servers:
                 res["hold"][srv.key] = run_hold(srv)
-        if "fanout" in S.scenarios or "targeted" in S.scenarios:
+        if any(x in S.scenarios for x in SESSION_SCENARIOS):
             for n in S.n:
                 for srv in servers:
                     res["session"].setdefault(srv.key, {})[n] = \

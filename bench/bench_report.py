@@ -279,7 +279,7 @@ def sess(res, key, n, part):
 
 
 def fan_table(w, S, res, keys):
-    if not res["session"]:
+    if not res["session"] or "fanout" not in S.scenarios:
         return
     notes = Notes()
     w("## Fan-out: N listeners on one key")
@@ -326,7 +326,7 @@ def fan_table(w, S, res, keys):
 
 
 def tgt_table(w, S, res, keys):
-    if not res["session"]:
+    if not res["session"] or "targeted" not in S.scenarios:
         return
     notes = Notes()
     w("## Targeted: one completion per listener, as fast as the publisher "
@@ -426,6 +426,141 @@ def capi_table(w, S, res):
 
 
 
+# ---- payloads ------------------------------------------------------------
+
+NO_PAYLOADS = ("the original has no payloads: its notify-listeners and "
+               "notify-completions take no body (its figures without one "
+               "are in the tables above)")
+
+
+def payload_table(w, S, res, keys):
+    """The payload phases beside the same run's phases without one, on
+    the same listeners of the same server start."""
+    want = [x for x in ("fanout-payload", "targeted-payload")
+            if x in S.scenarios]
+    if not res["session"] or not want:
+        return
+    P = S.payload
+    peers = [k for k in keys if k in ("sse", "nchan")]
+    w("## Payloads: a %s-byte JSON body, fan-out and targeted" % num(P))
+    w("")
+    w("The same listeners and server start as the tables above; the "
+      "payload phases run after the phases without one. Every publish "
+      "carries the same body to both servers, `Content-Type: "
+      "application/json`, exactly %s bytes and already compact: "
+      "`{\"t\":\"<tag>\",\"pad\":\"abc…\"}`, the tag `m<K>` for fan-out "
+      "message K, `p<i>.<ns>` for the completion of listener i sent at ns "
+      "(nchan has no task id: it is in the body, so both servers carry "
+      "it; mod_sse_mgr gets it in the URL too). mod_sse_mgr validates "
+      "the body and sends `id: N`, `event: notify`, `data: "
+      "{\"key\":\"fan\",\"data\":<body>}` (or `event: completed`, "
+      "`data: {\"timestamp\":…,\"id\":…,\"taskid\":…,\"data\":<body>}`); "
+      "nchan sends `id: <time>:<n>` and `data: <body>` as received. The "
+      "load generator checks every payload event whole (length, every "
+      "byte of the body, the wrapper around it, the task id against the "
+      "body's tag): one that fails counts as bad, never as delivered. "
+      "The floor writes mod_sse_mgr's payload event. Bytes per delivery "
+      "are what the streams read during the phase divided by receipts "
+      "(HTTP chunk framing where the server uses it, and any heartbeat "
+      "in the phase, included)." % num(P))
+    w("")
+    notes = Notes()
+    g = (lambda r, f: r.get(f) if r else None)
+
+    def cells_for(n, part, f, show):
+        vals, cells = {}, []
+        for k in peers:
+            for pay in ("", "_pay"):
+                r, why = sess(res, k, n, part + pay)
+                vals[k + pay] = g(r, f)
+                cells.append(show(vals[k + pay]) if r and
+                             vals[k + pay] is not None else
+                             (DASH if r else notes.ref(why)))
+        return vals, cells
+
+    def node_cell():
+        return [notes.ref(NO_PAYLOADS)] if "node" in keys else []
+
+    cols = []
+    for k in peers:
+        cols += ["%s, no body" % LABELS[k], "%s, %s B" % (LABELS[k], num(P))]
+    if "fanout-payload" in want:
+        w("### Fan-out: N listeners on one key, %d messages" % S.msgs)
+        w("")
+        metrics = [
+            ("last receipt, median message (ms)", "last_p50_us", ms),
+            ("last receipt, worst message (ms)", "last_max_us", ms),
+            ("receipt latency p50 (ms)", "p50_us", ms),
+            ("receipt latency p99 (ms)", "p99_us", ms),
+            ("server CPU per delivery (µs)", "cpu_us_per_delivery",
+             lambda v: num(v, 2)),
+            ("bytes per delivery on the stream", "rx_per_delivery",
+             lambda v: num(v)),
+            ("bytes of one event (SSE text)", "ev_bytes", num),
+            ("bytes of one publish request", "req_bytes", num),
+            ("payloads received whole and checked", "checked", num),
+            ("messages lost", "lost", num),
+        ]
+        head = (["N", "metric", "floor, no body", "floor, %s B" % num(P)]
+                + cols + (["Node original, %s B" % num(P)]
+                          if "node" in keys else [])
+                + ["%s B ÷ no body" % num(P), "÷ floor (%s B)" % num(P)]
+                + (["÷ nchan (%s B)" % num(P)] if "nchan" in peers else []))
+        rows = []
+        for n in S.n:
+            fl = res["floor"].get(n, {})
+            for label, f, show in metrics:
+                vals, cells = cells_for(n, "fan_http", f, show)
+                fv = [g(fl.get("fan_floor"), f), g(fl.get("fan_floor_pay"), f)]
+                fc = [show(v) if v is not None else DASH for v in fv]
+                if f == "cpu_us_per_delivery":
+                    fc = [c + " (writer)" if c != DASH else c for c in fc]
+                if f == "req_bytes":
+                    fc = [DASH, DASH]   # the floor publishes nothing
+                sp = vals.get("sse_pay")
+                rows.append([num(n), label] + fc + cells + node_cell()
+                            + [ratio(sp, vals.get("sse")),
+                               ratio(sp, fv[1])]
+                            + ([ratio(sp, vals.get("nchan_pay"))]
+                               if "nchan" in peers else []))
+        table(w, head, rows)
+    if "targeted-payload" in want:
+        w("### Targeted: one completion per listener, %d connections x %d "
+          "in flight" % (S.pub_conns, S.pub_depth))
+        w("")
+        metrics = [
+            ("publishes per second (answered)", "pub_per_s", num),
+            ("deliveries per second", "deliv_per_s", num),
+            ("delivery latency p50 (ms)", "p50_us", ms),
+            ("delivery latency p99 (ms)", "p99_us", ms),
+            ("delivery latency max (ms)", "max_us", ms),
+            ("publish round trip p50 (ms)", "rtt_p50_us", ms),
+            ("server CPU per delivery (µs)", "cpu_us_per_delivery",
+             lambda v: num(v, 2)),
+            ("bytes per delivery on the stream", "rx_per_delivery",
+             lambda v: num(v)),
+            ("bytes of one event (SSE text)", "ev_bytes", num),
+            ("bytes of one publish request", "req_bytes", num),
+            ("payloads received whole and checked", "checked", num),
+            ("completions lost (or not in the cap)", "lost", num),
+        ]
+        head = (["N", "metric"] + cols + (["Node original, %s B" % num(P)]
+                                          if "node" in keys else [])
+                + ["%s B ÷ no body" % num(P)]
+                + (["÷ nchan (%s B)" % num(P)] if "nchan" in peers else []))
+        rows = []
+        for n in S.n:
+            for label, f, show in metrics:
+                vals, cells = cells_for(n, "tgt_http", f, show)
+                sp = vals.get("sse_pay")
+                rows.append([num(n), label] + cells + node_cell()
+                            + [ratio(sp, vals.get("sse"))]
+                            + ([ratio(sp, vals.get("nchan_pay"))]
+                               if "nchan" in peers else []))
+        table(w, head, rows)
+    notes.render(w)
+
+
 def printable(text):
     """A server's log line as Markdown text: nchan writes NUL bytes into
     its channel ids; control characters show as \\xNN."""
@@ -461,6 +596,7 @@ def render(S, info, res, servers, absent, raw):
     fan_table(w, S, res, keys)
     tgt_table(w, S, res, keys)
     capi_table(w, S, res)
+    payload_table(w, S, res, keys)
     settings_and_problems(w, res, keys)
     w("<details><summary>Raw result lines (ssebench)</summary>")
     w("")

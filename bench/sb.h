@@ -14,11 +14,15 @@
 #include <stdint.h>
 
 #define SB_HEAD_MAX    2048     /* response head */
-#define SB_LINE_MAX    512      /* one SSE line */
-#define SB_DATA_MAX    512      /* one event's data */
+#define SB_LINE_MAX    512      /* one SSE line (plus the payload, -z) */
+#define SB_DATA_MAX    512      /* one event's data (plus the payload) */
+#define SB_PAY_MIN     64       /* -z: the smallest payload */
+#define SB_PAY_MAX     8192     /* -z: the largest (SSEMaxMessage: 16k) */
+#define SB_REQ_MAX     (1024 + SB_PAY_MAX)  /* one publish request */
 #define SB_BODY_MAX    4096     /* a control response's body */
 #define SB_FIFO        32       /* pipelined requests per connection */
-#define SB_MAX_MSGS    64       /* fan-out messages per session */
+#define SB_MAX_MSGS    96       /* fan-out messages per session: three
+                                   phases (f, F, p) of at most 32 */
 #define SB_NAME_MAX    32
 #define SB_ID_MAX      112
 #define SB_FD_CAP      14000    /* listeners per worker process */
@@ -28,7 +32,9 @@
 /* ---- connections (sb_conn.c) ----------------------------------------- */
 
 enum sb_role { SB_STREAM, SB_CTRL, SB_FLOORPEER };
-enum sb_ev { SB_EV_DATA, SB_EV_PING, SB_EV_COMMENT, SB_EV_OTHER };
+/* SB_EV_NOTIFY, SB_EV_COMPLETED: the named events of a payload (SPEC 8) */
+enum sb_ev { SB_EV_DATA, SB_EV_PING, SB_EV_COMMENT, SB_EV_OTHER,
+             SB_EV_NOTIFY, SB_EV_COMPLETED };
 
 typedef struct sb_req {
     int kind;                   /* caller's request kind */
@@ -67,12 +73,13 @@ struct sb_conn {
     long long left;             /* body or chunk bytes left */
     char szline[24];
     size_t sz_len;
-    /* SSE */
-    char line[SB_LINE_MAX];
+    /* SSE (streams only): buffers of sb_conn_line_max bytes */
+    char *line;
     size_t line_len;
     int line_long;
-    char data[SB_DATA_MAX];
+    char *data;
     size_t data_len;
+    size_t ev_bytes;            /* the event's bytes so far, as sent */
     int has_data, ev_kind;
     /* control: pipelined requests and the current body */
     sb_req_t fifo[SB_FIFO];
@@ -83,6 +90,7 @@ struct sb_conn {
 };
 
 extern int sb_conn_rcvbuf;       /* SO_RCVBUF of new sockets; 0: none */
+extern size_t sb_conn_line_max;  /* a stream's line and data buffers */
 void sb_conn_init(int epfd, const sb_hooks_t *hooks);
 void sb_conn_mute(sb_conn_t *c);        /* read no more from it */
 sb_conn_t *sb_conn_open(int role, int idx, const char *src, int port,
@@ -145,6 +153,8 @@ typedef struct sb_opts {
     int blocked;                /* punct: listeners that never read */
     int hb_s;                   /* punct: the server's SSEHeartbeat */
     int burst;                  /* punct: notifies that fill them */
+    int payload;                /* -z: bytes of the JSON body of the
+                                   payload phases (p, q; floor: all) */
 } sb_opts_t;
 
 typedef struct sb_lst {
@@ -161,11 +171,16 @@ typedef struct sb_shared {
     int replaced;               /* control connections that stalled */
     long long heartbeats;
     int fan_count[SB_MAX_MSGS];
-    int tgt_count[2];
+    int tgt_count[3];           /* http, capi, http with a payload */
+    int paychk;                 /* payloads received whole and checked */
+    long long rx_bytes;         /* bytes the streams read (HTTP body,
+                                   chunk framing included) */
+    int ev_bytes[SB_EV_COMPLETED + 1];  /* the last event of each kind:
+                                   its SSE bytes (fields and newlines) */
     sb_lst_t *lst;              /* n listeners */
     int64_t *fan;               /* n x SB_MAX_MSGS receipt times */
-    int64_t *tgt_lat;           /* 2 x n: completion latency, ns */
-    int64_t *tgt_at;            /* 2 x n: completion receipt time */
+    int64_t *tgt_lat;           /* 3 x n: completion latency, ns */
+    int64_t *tgt_at;            /* 3 x n: completion receipt time */
     /* punct: heartbeat lateness, ns, while `measuring` */
     volatile int measuring;
     long late_cap;              /* samples per worker */
@@ -186,8 +201,11 @@ void idle_for(double secs, int lfd);            /* polling meanwhile */
 double wait_settled(int want, int lfd);
 void sb_worker_run(int w);                     /* never returns */
 void sb_pub_init(int epfd);
-void sb_fanout(int via, int msg0);
-void sb_targeted(int via);
+void sb_fanout(int via, int msg0, int pay);
+void sb_targeted(int via, int pay);
+int sb_payload(char *buf, size_t cap, const char *tag, int len);
+int sb_payload_check(const char *p, size_t len, int want,
+                     const char **tag, size_t *tag_len);
 int sb_floor_accept(int lfd);
 void sb_floor_send(int k, const char *bytes, size_t len, int64_t *t_end);
 

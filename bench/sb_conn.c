@@ -32,6 +32,7 @@ enum { H_HEAD, H_LEN, H_CHUNK_SIZE, H_CHUNK_DATA, H_CHUNK_CRLF,
        H_TRAILER, H_CLOSE, H_DONE };
 
 int sb_conn_rcvbuf;
+size_t sb_conn_line_max = SB_LINE_MAX;
 static int epfd = -1;
 static sb_hooks_t hooks;
 static sb_conn_t *dead;         /* closed in this round, freed after it */
@@ -82,9 +83,16 @@ static sb_conn_t *conn_new(int fd, int role, int idx, size_t out_cap)
     }
     c->out = malloc(out_cap);
     c->body = role == SB_CTRL ? malloc(SB_BODY_MAX + 1) : NULL;
-    if (c->out == NULL || (role == SB_CTRL && c->body == NULL)) {
+    if (role == SB_STREAM) {    /* data: one byte more for a NUL */
+        c->line = malloc(sb_conn_line_max);
+        c->data = malloc(sb_conn_line_max + 1);
+    }
+    if (c->out == NULL || (role == SB_CTRL && c->body == NULL)
+        || (role == SB_STREAM && (c->line == NULL || c->data == NULL))) {
         free(c->out);
         free(c->body);
+        free(c->line);
+        free(c->data);
         free(c);
         return NULL;
     }
@@ -100,6 +108,8 @@ static sb_conn_t *conn_new(int fd, int role, int idx, size_t out_cap)
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         free(c->out);
         free(c->body);
+        free(c->line);
+        free(c->data);
         free(c);
         return NULL;
     }
@@ -188,6 +198,8 @@ static void reap(void)
         dead = c->next_dead;
         free(c->out);
         free(c->body);
+        free(c->line);
+        free(c->data);
         free(c);
     }
 }
@@ -256,15 +268,23 @@ int sb_conn_stale(const sb_conn_t *c, int64_t now, int64_t age_ns)
 
 static void sse_dispatch(sb_conn_t *c)
 {
-    if (c->ev_kind == SB_EV_PING) {
+    c->data[c->data_len] = '\0';   /* for the hooks' string functions */
+    if (c->has_data && (c->ev_kind == SB_EV_NOTIFY
+                        || c->ev_kind == SB_EV_COMPLETED)) {
+        sb->ev_bytes[c->ev_kind] = (int)c->ev_bytes;
+        hooks.event(c, c->ev_kind, c->data, c->data_len);
+    }
+    else if (c->ev_kind == SB_EV_PING) {
         hooks.event(c, SB_EV_PING, c->data, c->data_len);
     }
     else if (c->ev_kind == SB_EV_OTHER) {
         hooks.event(c, SB_EV_OTHER, c->data, c->data_len);
     }
     else if (c->has_data) {
+        sb->ev_bytes[SB_EV_DATA] = (int)c->ev_bytes;
         hooks.event(c, SB_EV_DATA, c->data, c->data_len);
     }
+    c->ev_bytes = 0;
     c->has_data = 0;
     c->data_len = 0;
     c->ev_kind = SB_EV_DATA;
@@ -294,7 +314,7 @@ static int sse_line(sb_conn_t *c, const char *line, size_t len)
     }
     else if (len >= 5 && memcmp(line, "data:", 5) == 0) {
         field_value(line, len, 5, &v, &vlen);
-        if (c->data_len + vlen + 1 > SB_DATA_MAX) {
+        if (c->data_len + vlen + 1 > sb_conn_line_max) {
             return -1;
         }
         if (c->has_data) {
@@ -307,24 +327,32 @@ static int sse_line(sb_conn_t *c, const char *line, size_t len)
     else if (len >= 6 && memcmp(line, "event:", 6) == 0) {
         field_value(line, len, 6, &v, &vlen);
         c->ev_kind = (vlen == 4 && memcmp(v, "ping", 4) == 0)
-                     ? SB_EV_PING : SB_EV_OTHER;
+                     ? SB_EV_PING
+                     : (vlen == 6 && memcmp(v, "notify", 6) == 0)
+                     ? SB_EV_NOTIFY
+                     : (vlen == 9 && memcmp(v, "completed", 9) == 0)
+                     ? SB_EV_COMPLETED : SB_EV_OTHER;
     }
     /* id:, retry: and unknown fields need nothing here */
     return 0;
 }
 
+/* Line by line (memchr: a payload's data line is a kilobyte or more). */
 static int sse_feed(sb_conn_t *c, const char *p, size_t n)
 {
-    size_t i;
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t take = nl ? (size_t)(nl - p) : n;
 
-    for (i = 0; i < n; i++) {
-        if (p[i] != '\n') {
-            if (c->line_len == SB_LINE_MAX) {
-                return -1;
-            }
-            c->line[c->line_len++] = p[i];
-            continue;
+        if (take > sb_conn_line_max - c->line_len) {
+            return -1;
         }
+        memcpy(c->line + c->line_len, p, take);
+        c->line_len += take;
+        if (nl == NULL) {
+            return 0;
+        }
+        c->ev_bytes += c->line_len + 1;
         if (c->line_len && c->line[c->line_len - 1] == '\r') {
             c->line_len--;
         }
@@ -332,6 +360,8 @@ static int sse_feed(sb_conn_t *c, const char *p, size_t n)
             return -1;
         }
         c->line_len = 0;
+        p += take + 1;
+        n -= take + 1;
     }
     return 0;
 }
@@ -578,6 +608,9 @@ static void on_readable(sb_conn_t *c)
             return;
         }
         c->t_read = sb_now();
+        if (c->role == SB_STREAM) {
+            SB_ADD(sb->rx_bytes, n);
+        }
         if (c->role == SB_FLOORPEER) {
             continue;           /* the request: read and forgotten */
         }

@@ -4,7 +4,7 @@
  *
  *   ssebench hold    -p PORT -f sse|nchan -L 100,1000,... -P SERVER_PID
  *   ssebench session -p PORT -f sse|nchan -n N -k KEY -a ftFT -P SERVER_PID
- *   ssebench floor   -n N -m MSGS
+ *   ssebench floor   -n N -m MSGS [-z PAYLOAD_BYTES]
  *   ssebench punct   -p PORT -n N -B BLOCKED -e HEARTBEAT_S -i WINDOW_S
  *                    -u BURST -P SERVER_PID
  *
@@ -17,6 +17,12 @@
  *   read once a burst of BURST notifies filled their sockets, then the
  *   lateness of every heartbeat the others receive over WINDOW_S
  *   (sb_punct.c).
+ *
+ * -z BYTES: the phases p (fan-out) and q (targeted) publish a JSON body of
+ *   exactly BYTES bytes (sb_payload) over HTTP, and the floor writes the
+ *   event mod_sse_mgr writes for such a body. Every listener checks each
+ *   payload event whole (sb_payload_check): a truncated, altered or
+ *   misrouted one counts as bad, not as delivered.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -45,6 +51,68 @@ void sb_name(int i, char *buf, size_t len)
     snprintf(buf, len, "%s%06d", sb->o.tag, i);
 }
 
+/* ---- payloads ------------------------------------------------------- */
+
+#define PAY_HEAD "{\"t\":\""
+#define PAY_MID  "\",\"pad\":\""
+#define PAY_TAIL "\"}"
+
+static char pad_char(size_t j)
+{
+    return (char)('a' + j % 26);
+}
+
+/* The JSON body of a payload phase, exactly len bytes and already
+ * compact (so mod_sse_mgr carries it byte for byte):
+ * {"t":"<tag>","pad":"abc...z abc..."}; the tag says whose it is (m<K>:
+ * fan-out message K; p<i>.<ns>: the completion of listener i sent at ns).
+ * Returns len, or -1 when the tag leaves no room. */
+int sb_payload(char *buf, size_t cap, const char *tag, int len)
+{
+    int head = snprintf(buf, cap, PAY_HEAD "%s" PAY_MID, tag);
+    int pad = len - head - (int)strlen(PAY_TAIL), j;
+
+    if (head < 0 || pad < 0 || (size_t)len + 1 > cap) {
+        return -1;
+    }
+    for (j = 0; j < pad; j++) {
+        buf[head + j] = pad_char((size_t)j);
+    }
+    memcpy(buf + head + pad, PAY_TAIL, strlen(PAY_TAIL) + 1);
+    return len;
+}
+
+/* Is p..p+len a whole payload of `want` bytes, every byte as sent? Gives
+ * its tag. 0 when it is, -1 when not. */
+int sb_payload_check(const char *p, size_t len, int want, const char **tag,
+                     size_t *tag_len)
+{
+    size_t hl = strlen(PAY_HEAD), ml = strlen(PAY_MID),
+           tl = strlen(PAY_TAIL), j;
+    const char *t, *q, *pad;
+
+    if (want <= 0 || len != (size_t)want || len < hl + ml + tl
+        || memcmp(p, PAY_HEAD, hl) != 0
+        || memcmp(p + len - tl, PAY_TAIL, tl) != 0) {
+        return -1;
+    }
+    t = p + hl;
+    q = memchr(t, '"', len - hl - tl);
+    if (q == NULL || (size_t)(p + len - q) < ml + tl
+        || memcmp(q, PAY_MID, ml) != 0) {
+        return -1;
+    }
+    pad = q + ml;
+    for (j = 0; pad + j < p + len - tl; j++) {
+        if (pad[j] != pad_char(j)) {
+            return -1;
+        }
+    }
+    *tag = t;
+    *tag_len = (size_t)(q - t);
+    return 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -54,7 +122,7 @@ static void usage(void)
             "  [-x prefix] [-t tag] [-P server_pid] [-w workers]\n"
             "  [-b source_base] [-c pub_conns] [-d pub_depth]\n"
             "  [-i idle_s] [-H hold_s] [-s stall_s] [-C cap_s]\n"
-            "  [-M msg_timeout_s] [-a phases]\n");
+            "  [-M msg_timeout_s] [-a phases] [-z payload_bytes]\n");
     exit(2);
 }
 
@@ -90,7 +158,7 @@ static void parse(int argc, char **argv, sb_opts_t *o)
     strcpy(o->tag, "b");
     o->burst = 400;
     while ((ch = getopt(argc, argv,
-                        "p:f:n:L:m:k:x:t:P:w:b:c:d:i:H:s:C:M:a:B:e:u:"))
+                        "p:f:n:L:m:k:x:t:P:w:b:c:d:i:H:s:C:M:a:B:e:u:z:"))
            != -1) {
         switch (ch) {
         case 'p': o->port = atoi(optarg); break;
@@ -116,6 +184,7 @@ static void parse(int argc, char **argv, sb_opts_t *o)
         case 'B': o->blocked = atoi(optarg); break;
         case 'e': o->hb_s = atoi(optarg); break;
         case 'u': o->burst = atoi(optarg); break;
+        case 'z': o->payload = atoi(optarg); break;
         case 'a': snprintf(o->phases, sizeof(o->phases), "%s", optarg);
                   break;
         default: usage();
@@ -130,11 +199,12 @@ static void check(sb_opts_t *o)
         o->n = o->levels[o->nlevels - 1];
     }
     if (o->n < 1 || o->n > 1000000 || o->msgs < 1
-        || o->msgs > SB_MAX_MSGS / 2 || o->pub_conns < 1
+        || o->msgs > SB_MAX_MSGS / 3 || o->pub_conns < 1
         || o->pub_conns > 64 || o->pub_depth < 1
         || o->pub_depth > SB_FIFO || strlen(o->tag) > 8
         || o->blocked < 0 || o->blocked > o->n || o->hb_s < 0
-        || o->burst < 1) {
+        || o->burst < 1 || (o->payload && (o->payload < SB_PAY_MIN
+                                           || o->payload > SB_PAY_MAX))) {
         usage();
     }
     if (o->workers <= 0) {
@@ -157,7 +227,7 @@ static void share(const sb_opts_t *o)
     size_t head = ALIGN64(sizeof(sb_shared_t));
     size_t lst = ALIGN64(n * sizeof(sb_lst_t));
     size_t fan = ALIGN64(n * SB_MAX_MSGS * sizeof(int64_t));
-    size_t tgt = ALIGN64(4 * n * sizeof(int64_t));
+    size_t tgt = ALIGN64(6 * n * sizeof(int64_t));
     long cap = o->hb_s ? (long)(n / (size_t)o->workers + 1)
                          * (o->idle_s / o->hb_s + 3) : 0;
     size_t late = ALIGN64((size_t)cap * (size_t)o->workers
@@ -176,7 +246,7 @@ static void share(const sb_opts_t *o)
     sb->lst = (sb_lst_t *)(p + head);
     sb->fan = (int64_t *)(p + head + lst);
     sb->tgt_lat = (int64_t *)(p + head + lst + fan);
-    sb->tgt_at = sb->tgt_lat + 2 * n;
+    sb->tgt_at = sb->tgt_lat + 3 * n;
     sb->late_cap = cap;
     sb->late = (int64_t *)(p + head + lst + fan + tgt);
     sb->late_cnt = (int *)(p + head + lst + fan + tgt + late);
@@ -381,18 +451,25 @@ static void run_session(void)
     setup_line(wait_settled(sb->o.n, -1));
     idle_for(0.5, -1);
     if (strchr(ph, 'f')) {
-        sb_fanout(SB_VIA_HTTP, msg0);
+        sb_fanout(SB_VIA_HTTP, msg0, 0);
         msg0 += sb->o.msgs;
     }
     if (strchr(ph, 'F')) {
-        sb_fanout(SB_VIA_CAPI, msg0);
+        sb_fanout(SB_VIA_CAPI, msg0, 0);
+        msg0 += sb->o.msgs;
+    }
+    if (strchr(ph, 'p') && sb->o.payload) {
+        sb_fanout(SB_VIA_HTTP, msg0, 1);
         msg0 += sb->o.msgs;
     }
     if (strchr(ph, 't')) {
-        sb_targeted(SB_VIA_HTTP);
+        sb_targeted(SB_VIA_HTTP, 0);
     }
     if (strchr(ph, 'T')) {
-        sb_targeted(SB_VIA_CAPI);
+        sb_targeted(SB_VIA_CAPI, 0);
+    }
+    if (strchr(ph, 'q') && sb->o.payload) {
+        sb_targeted(SB_VIA_HTTP, 1);
     }
     end_line();
 }
@@ -425,7 +502,7 @@ static void run_floor(void)
     __atomic_store_n(&sb->target, sb->o.n, __ATOMIC_RELEASE);
     setup_line(wait_settled(sb->o.n, lfd));
     idle_for(0.5, lfd);
-    sb_fanout(SB_VIA_FLOOR, 0);
+    sb_fanout(SB_VIA_FLOOR, 0, sb->o.payload > 0);
     end_line();
 }
 
@@ -467,6 +544,7 @@ int main(int argc, char **argv)
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
     signal(SIGPIPE, SIG_IGN);
+    sb_conn_line_max = SB_LINE_MAX + (size_t)o.payload;
     share(&o);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);

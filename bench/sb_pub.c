@@ -8,6 +8,8 @@
  *   keep-alive publisher connections allows.
  * Both over HTTP, through the bench module's C API handler, and for
  * fan-out the floor: this process writing the same bytes to N sockets.
+ * With a payload (-z), over HTTP only: the same JSON body (sb_payload)
+ * to mod_sse_mgr and to nchan; the floor writes mod_sse_mgr's event.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,6 +35,7 @@ static int64_t fan_sent[SB_MAX_MSGS], fan_api_ns[SB_MAX_MSGS];
 static int fan_resp[SB_MAX_MSGS];
 static int64_t *rtt, t_last_resp;
 static long rtt_n, tgt_sent, tgt_resp, pub_err, resent;
+static long long tx_bytes, tx_reqs;     /* publish requests, this phase */
 static int *retry, nretry, fan_again;
 static char api_line[512];
 static int api_done;
@@ -145,7 +148,7 @@ static sb_conn_t *pub_get(int k)
 {
     if (pub[k] == NULL) {
         pub[k] = sb_conn_open(SB_CTRL, k, NULL, sb->o.port,
-                              SB_FIFO * 512);
+                              SB_FIFO * (512 + (size_t)sb->o.payload));
     }
     return pub[k];
 }
@@ -175,16 +178,30 @@ static void request(int k, int kind, int idx, const char *buf, int len)
     if (kind == PUB_FAN) {
         fan_sent[idx] = r.t;
     }
+    tx_bytes += len;
+    tx_reqs++;
 }
 
 /* ---- fan-out ---------------------------------------------------------- */
 
-static int fan_request(int via, int k, char *buf, size_t cap)
+static int fan_request(int via, int k, char *buf, size_t cap, int pay)
 {
     const sb_opts_t *o = &sb->o;
-    char body[128];
+    char body[SB_PAY_MAX + 1], tag[16];
     int blen;
 
+    if (pay) {                  /* the same body to either server */
+        snprintf(tag, sizeof(tag), "m%d", k);
+        if ((blen = sb_payload(body, sizeof(body), tag, o->payload)) < 0) {
+            return -1;
+        }
+        return snprintf(buf, cap, "POST %s%s%s HTTP/1.1\r\n"
+                        "Host: 127.0.0.1\r\nContent-Type: application/json"
+                        "\r\nContent-Length: %d\r\n\r\n%s",
+                        o->flavor == SB_FL_SSE ? o->prefix : "/pub/key/",
+                        o->flavor == SB_FL_SSE ? "notify-listeners/" : "",
+                        o->key, blen, body);
+    }
     if (via == SB_VIA_CAPI) {
         return snprintf(buf, cap, "GET /bench/fanout?key=%s&n=1 HTTP/1.1\r\n"
                         "Host: 127.0.0.1\r\n\r\n", o->key);
@@ -201,13 +218,26 @@ static int fan_request(int via, int k, char *buf, size_t cap)
                     "Content-Length: %d\r\n\r\n%s", o->key, blen, body);
 }
 
-/* The bytes mod_sse_mgr writes for one notify, in one HTTP chunk. */
-static int floor_bytes(int k, char *buf, size_t cap)
+/* The bytes mod_sse_mgr writes for one notify, in one HTTP chunk; with
+ * a payload, its named event carrying the body (SPEC 8). */
+static int floor_bytes(int k, char *buf, size_t cap, int pay)
 {
-    char ev[128];
-    int len = snprintf(ev, sizeof(ev), "id: %d\ndata:\"notify^%s\"\n\n",
-                       1000 + k, sb->o.key);
+    char ev[SB_PAY_MAX + 256], body[SB_PAY_MAX + 1], tag[16];
+    int len;
 
+    if (pay) {
+        snprintf(tag, sizeof(tag), "m%d", k);
+        if (sb_payload(body, sizeof(body), tag, sb->o.payload) < 0) {
+            return -1;
+        }
+        len = snprintf(ev, sizeof(ev), "id: %d\nevent: notify\ndata: "
+                       "{\"key\":\"%s\",\"data\":%s}\n\n", 1000 + k,
+                       sb->o.key, body);
+    }
+    else {
+        len = snprintf(ev, sizeof(ev), "id: %d\ndata:\"notify^%s\"\n\n",
+                       1000 + k, sb->o.key);
+    }
     return snprintf(buf, cap, "%x\r\n%s\r\n", len, ev);
 }
 
@@ -221,7 +251,7 @@ static long long cpu_us_self(void)
 }
 
 static void fan_report(int via, int msg0, int expect, double cpu_ms,
-                       int timeouts)
+                       int timeouts, int pay, long long rx)
 {
     const sb_opts_t *o = &sb->o;
     int64_t *lat = malloc(sizeof(*lat) * ((size_t)o->n * o->msgs + 1));
@@ -251,37 +281,51 @@ static void fan_report(int via, int msg0, int expect, double cpu_ms,
     printf("R fanout via=%s n=%d expect=%d msgs=%d recv=%ld lost=%ld "
            "p50_us=%.1f p99_us=%.1f max_us=%.1f last_p50_us=%.1f "
            "last_max_us=%.1f cpu_ms=%.1f cpu_us_per_delivery=%.3f "
-           "timeouts=%d pub_err=%ld resent=%ld api_call_p50_us=%.1f\n",
+           "timeouts=%d pub_err=%ld resent=%ld api_call_p50_us=%.1f",
            via_name[via], o->n, expect, o->msgs, nl, lost < 0 ? 0 : lost,
            sl.p50 / 1e3, sl.p99 / 1e3, sl.max / 1e3, sm.p50 / 1e3,
            sm.max / 1e3, cpu_ms, nl ? cpu_ms * 1e3 / (double)nl : 0.0,
            timeouts, pub_err, resent, sa.p50 / 1e3);
+    if (pay) {
+        /* what each delivery and publish cost in bytes: the stream's
+         * (chunk framing and any heartbeat in the phase included), one
+         * event's SSE text, one publish request (head and body) */
+        printf(" payload=%d checked=%d rx_per_delivery=%.1f ev_bytes=%d "
+               "req_bytes=%.1f", o->payload, SB_GET(sb->paychk),
+               nl ? (double)rx / (double)nl : 0.0,
+               sb->ev_bytes[o->flavor == SB_FL_NCHAN ? SB_EV_DATA
+                                                     : SB_EV_NOTIFY],
+               tx_reqs ? (double)tx_bytes / (double)tx_reqs : 0.0);
+    }
+    printf("\n");
     fflush(stdout);
     free(lat);
 }
 
-void sb_fanout(int via, int msg0)
+void sb_fanout(int via, int msg0, int pay)
 {
     const sb_opts_t *o = &sb->o;
     int expect = SB_GET(sb->ready) - SB_GET(sb->dropped), k, timeouts = 0;
-    long long self0 = cpu_us_self();
+    long long self0 = cpu_us_self(), rx0 = SB_GET(sb->rx_bytes);
     sb_usage_t u0, u1;
-    char buf[512];
+    static char buf[SB_REQ_MAX];
 
     pub_err = resent = 0;
+    tx_bytes = tx_reqs = 0;
+    __atomic_store_n(&sb->paychk, 0, __ATOMIC_RELEASE);
     sb_usage_read(o->server_pid, &u0);
     for (k = 0; k < o->msgs; k++) {
         int K = msg0 + k, len;
         int64_t deadline;
         __atomic_store_n(&sb->fan_cur, K, __ATOMIC_RELEASE);
         if (via == SB_VIA_FLOOR) {
-            len = floor_bytes(K, buf, sizeof(buf));
+            len = floor_bytes(K, buf, sizeof(buf), pay);
             fan_sent[K] = sb_now();
             sb_floor_send(K, buf, (size_t)len, NULL);
             fan_resp[K] = 1;
         }
         else {
-            len = fan_request(via, K, buf, sizeof(buf));
+            len = fan_request(via, K, buf, sizeof(buf), pay);
             request(0, via == SB_VIA_CAPI ? PUB_BENCH_FAN : PUB_FAN, K,
                     buf, len);
         }
@@ -306,17 +350,39 @@ void sb_fanout(int via, int msg0)
     fan_report(via, msg0, expect,
                via == SB_VIA_FLOOR ? (double)(cpu_us_self() - self0) / 1e3
                                    : u1.cpu_ms - u0.cpu_ms,
-               timeouts);
+               timeouts, pay, SB_GET(sb->rx_bytes) - rx0);
 }
 
 /* ---- targeted ------------------------------------------------------- */
 
-static int tgt_request(int i, char *buf, size_t cap)
+static int tgt_request(int i, char *buf, size_t cap, int pay)
 {
     const sb_opts_t *o = &sb->o;
-    char name[SB_NAME_MAX], body[256];
+    char name[SB_NAME_MAX], body[SB_PAY_MAX + 1], tag[48];
     long long ns = (long long)sb_now();
     int blen;
+
+    if (pay) {
+        /* the task id p<i>.<ns> is in the body, so nchan (which has no
+         * task id) carries it too; mod_sse_mgr gets it in the URL as
+         * well, and the listener checks that both agree */
+        snprintf(tag, sizeof(tag), "p%d.%lld", i, ns);
+        if ((blen = sb_payload(body, sizeof(body), tag, o->payload)) < 0) {
+            return -1;
+        }
+        sb_name(i, name, sizeof(name));
+        if (o->flavor == SB_FL_SSE) {
+            return snprintf(buf, cap, "POST %snotify-completions/%s/%s "
+                            "HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                            "application/json\r\nContent-Length: %d\r\n"
+                            "\r\n%s", o->prefix, sb->lst[i].id, tag, blen,
+                            body);
+        }
+        return snprintf(buf, cap, "POST /pub/id/%s HTTP/1.1\r\n"
+                        "Host: 127.0.0.1\r\nContent-Type: application/json"
+                        "\r\nContent-Length: %d\r\n\r\n%s", name, blen,
+                        body);
+    }
 
     if (o->flavor == SB_FL_SSE) {
         return snprintf(buf, cap, "POST %snotify-completions/%s/t%d.%lld "
@@ -334,10 +400,10 @@ static int tgt_request(int i, char *buf, size_t cap)
 }
 
 /* Send to the ready listeners through the window; stop at the cap. */
-static int tgt_http(const int *tg, int T, int64_t cap_at)
+static int tgt_http(const int *tg, int T, int64_t cap_at, int pay)
 {
     const sb_opts_t *o = &sb->o;
-    char buf[768];
+    static char buf[SB_REQ_MAX];
     int next = 0, k;
 
     for (;;) {
@@ -353,7 +419,7 @@ static int tgt_http(const int *tg, int T, int64_t cap_at)
             while (c && c->fcount < o->pub_depth && (next < T || nretry)) {
                 int again = nretry > 0;
                 int i = again ? retry[--nretry] : tg[next++];
-                int len = tgt_request(i, buf, sizeof(buf));
+                int len = tgt_request(i, buf, sizeof(buf), pay);
                 resent += again;
                 request(k, PUB_TGT, i, buf, len);
                 tgt_sent++;
@@ -378,10 +444,10 @@ static void wait_receipts(int ph, int T, int64_t until)
 }
 
 static void tgt_report(int via, int T, int64_t t0, double cpu_ms,
-                       int capped)
+                       int capped, int pay, long long rx)
 {
     const sb_opts_t *o = &sb->o;
-    int ph = via == SB_VIA_CAPI, i;
+    int ph = via == SB_VIA_CAPI ? 1 : pay ? 2 : 0, i;
     int64_t *lat = malloc(sizeof(*lat) * ((size_t)o->n + 1)), t_last = t0;
     long nl = 0;
     sb_stats_t sl, sr;
@@ -403,7 +469,7 @@ static void tgt_report(int via, int T, int64_t t0, double cpu_ms,
            "lost=%ld pub_per_s=%.0f deliv_per_s=%.0f p50_us=%.1f "
            "p99_us=%.1f max_us=%.1f rtt_p50_us=%.1f cpu_ms=%.1f "
            "cpu_us_per_delivery=%.3f capped=%d secs=%.3f pub_err=%ld "
-           "resent=%ld conns=%d depth=%d api={%s}\n",
+           "resent=%ld conns=%d depth=%d api={%s}",
            via_name[via], o->n, T, via == SB_VIA_CAPI ? 1 : tgt_sent,
            via == SB_VIA_CAPI ? (long)api_done : tgt_resp, nl,
            (long)T - nl,
@@ -413,6 +479,15 @@ static void tgt_report(int via, int T, int64_t t0, double cpu_ms,
            sl.max / 1e3, sr.p50 / 1e3, cpu_ms,
            nl ? cpu_ms * 1e3 / (double)nl : 0.0, capped, secs, pub_err,
            resent, o->pub_conns, o->pub_depth, api_line);
+    if (pay) {
+        printf(" payload=%d checked=%d rx_per_delivery=%.1f ev_bytes=%d "
+               "req_bytes=%.1f", o->payload, SB_GET(sb->paychk),
+               nl ? (double)rx / (double)nl : 0.0,
+               sb->ev_bytes[o->flavor == SB_FL_NCHAN ? SB_EV_DATA
+                                                     : SB_EV_COMPLETED],
+               tx_reqs ? (double)tx_bytes / (double)tx_reqs : 0.0);
+    }
+    printf("\n");
     fflush(stdout);
     free(lat);
 }
@@ -452,11 +527,12 @@ static void capi_completions(void)
     free(body);
 }
 
-void sb_targeted(int via)
+void sb_targeted(int via, int pay)
 {
     const sb_opts_t *o = &sb->o;
     int *tg = malloc(sizeof(*tg) * ((size_t)o->n + 1)), T = 0, i, capped = 0;
-    int ph = via == SB_VIA_CAPI;
+    int ph = via == SB_VIA_CAPI ? 1 : pay ? 2 : 0;
+    long long rx0 = SB_GET(sb->rx_bytes);
     int64_t t0, cap_at;
     sb_usage_t u0, u1;
 
@@ -466,13 +542,15 @@ void sb_targeted(int via)
         }
     }
     pub_err = tgt_sent = tgt_resp = rtt_n = resent = 0;
+    tx_bytes = tx_reqs = 0;
+    __atomic_store_n(&sb->paychk, 0, __ATOMIC_RELEASE);
     nretry = 0;
     t_last_resp = 0;
     sb_usage_read(o->server_pid, &u0);
     t0 = sb_now();
     cap_at = t0 + (int64_t)o->cap_s * 1000000000LL;
     if (via == SB_VIA_HTTP) {
-        capped = tgt_http(tg, T, cap_at);
+        capped = tgt_http(tg, T, cap_at, pay);
     }
     else {
         api_done = 0;
@@ -484,7 +562,8 @@ void sb_targeted(int via)
     wait_receipts(ph, T, capped ? sb_now() + 1000000000LL : cap_at);
     capped |= SB_GET(sb->tgt_count[ph]) < T;
     sb_usage_read(o->server_pid, &u1);
-    tgt_report(via, T, t0, u1.cpu_ms - u0.cpu_ms, capped);
+    tgt_report(via, T, t0, u1.cpu_ms - u0.cpu_ms, capped, pay,
+               SB_GET(sb->rx_bytes) - rx0);
     free(tg);
 }
 

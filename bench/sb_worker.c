@@ -234,21 +234,136 @@ static void on_registered(sb_conn_t *c)
     }
 }
 
-static void on_notify(sb_conn_t *c, const char *key, size_t len)
+/* A receipt of fan-out message k (the one being published, or for a
+ * payload the one its tag names). */
+static void fan_receipt(sb_conn_t *c, int k)
 {
-    int k = SB_GET(sb->fan_cur);
     int64_t *at = &sb->fan[(size_t)c->idx * SB_MAX_MSGS + (size_t)k];
 
-    if (len != strlen(sb->o.key) || memcmp(key, sb->o.key, len) != 0) {
-        SB_ADD(sb->bad, 1);
-    }
-    else if (*at) {
+    if (*at) {
         SB_ADD(sb->dup, 1);     /* twice, or late after a timeout */
     }
     else {
         *at = c->t_read;
         SB_ADD(sb->fan_count[k], 1);
     }
+}
+
+static void on_notify(sb_conn_t *c, const char *key, size_t len)
+{
+    if (len != strlen(sb->o.key) || memcmp(key, sb->o.key, len) != 0) {
+        SB_ADD(sb->bad, 1);
+    }
+    else {
+        fan_receipt(c, SB_GET(sb->fan_cur));
+    }
+}
+
+/* A completion of phase ph for listener idx, sent at ns. */
+static void tgt_receipt(sb_conn_t *c, int ph, long long idx, long long ns)
+{
+    if (idx != c->idx) {
+        SB_ADD(sb->bad, 1);
+        return;
+    }
+    if (sb->tgt_lat[(size_t)ph * sb->o.n + (size_t)idx]) {
+        SB_ADD(sb->dup, 1);
+        return;
+    }
+    sb->tgt_at[(size_t)ph * sb->o.n + (size_t)idx] = c->t_read;
+    sb->tgt_lat[(size_t)ph * sb->o.n + (size_t)idx] = c->t_read - ns;
+    SB_ADD(sb->tgt_count[ph], 1);
+}
+
+/* A payload (the body the publisher sent, sb_payload) checked whole; its
+ * tag says which receipt it is: m<K> fan-out message K, p<i>.<ns> the
+ * completion of listener i sent at ns. want_tag: the task id the
+ * server's wrapper named, which must be the payload's own. */
+static void on_payload(sb_conn_t *c, const char *p, size_t len,
+                       const char *want_tag, size_t want_len)
+{
+    const char *tag;
+    size_t tl;
+    char t[64], *end;
+    long long a, b = 0;
+
+    if (sb_payload_check(p, len, sb->o.payload, &tag, &tl) < 0
+        || tl < 2 || tl >= sizeof(t)
+        || (want_tag && (want_len != tl || memcmp(want_tag, tag, tl)))) {
+        SB_ADD(sb->bad, 1);
+        return;
+    }
+    memcpy(t, tag, tl);
+    t[tl] = '\0';
+    a = strtoll(t + 1, &end, 10);
+    if (t[0] == 'p' && *end == '.') {
+        b = strtoll(end + 1, &end, 10);
+    }
+    if (*end != '\0' || (t[0] == 'm' && (a < 0 || a >= SB_MAX_MSGS))
+        || (t[0] != 'm' && t[0] != 'p')) {
+        SB_ADD(sb->bad, 1);
+        return;
+    }
+    SB_ADD(sb->paychk, 1);
+    if (t[0] == 'm') {
+        fan_receipt(c, (int)a);
+    }
+    else {
+        tgt_receipt(c, 2, a, b);
+    }
+}
+
+/* mod_sse_mgr's named events (SPEC 8), and the floor's copy of them:
+ *   notify:    {"key":"<key>","data":<payload>}
+ *   completed: {"timestamp":<ms>,"id":"<id>","taskid":"<t>","data":<p>}
+ * Every byte around the payload is checked too. */
+static void on_named(sb_conn_t *c, int kind, const char *d, size_t len)
+{
+    char head[SB_ID_MAX + 64];
+    const char *p, *task = NULL, *q;
+    size_t hl, tl = 0;
+
+    if (len < 2 || d[len - 1] != '}') {
+        SB_ADD(sb->bad, 1);
+        return;
+    }
+    if (kind == SB_EV_NOTIFY) {
+        hl = (size_t)snprintf(head, sizeof(head), "{\"key\":\"%s\","
+                              "\"data\":", sb->o.key);
+        p = d;
+    }
+    else {
+        /* {"timestamp":<digits>, then the id this stream holds */
+        static const char ts[] = "{\"timestamp\":";
+        if (strncmp(d, ts, sizeof(ts) - 1) != 0) {
+            SB_ADD(sb->bad, 1);
+            return;
+        }
+        p = d + sizeof(ts) - 1;
+        while (p < d + len && *p >= '0' && *p <= '9') {
+            p++;
+        }
+        hl = (size_t)snprintf(head, sizeof(head), ",\"id\":\"%s\","
+                              "\"taskid\":\"", LST(c->idx)->id);
+        if ((size_t)(d + len - p) < hl || memcmp(p, head, hl) != 0) {
+            SB_ADD(sb->bad, 1);
+            return;
+        }
+        task = p + hl;
+        q = memchr(task, '"', (size_t)(d + len - task));
+        if (q == NULL) {
+            SB_ADD(sb->bad, 1);
+            return;
+        }
+        tl = (size_t)(q - task);
+        p = q + 1;
+        hl = (size_t)snprintf(head, sizeof(head), ",\"data\":");
+    }
+    if ((size_t)(d + len - p) < hl + 1 || memcmp(p, head, hl) != 0) {
+        SB_ADD(sb->bad, 1);
+        return;
+    }
+    on_payload(c, p + hl, (size_t)(d + len - 1 - (p + hl)), task, tl);
 }
 
 /* taskid "t<i>.<ns>" (HTTP) or "c<i>.<ns>" (C API): whose, and when it
@@ -266,18 +381,12 @@ static void on_completed(sb_conn_t *c, const char *data)
     }
     ph = p[11] == 'c';
     idx = strtoll(p + 12, &end, 10);
-    if (*end != '.' || idx != c->idx) {
+    if (*end != '.') {
         SB_ADD(sb->bad, 1);
         return;
     }
     ns = strtoll(end + 1, &end, 10);
-    if (sb->tgt_lat[(size_t)ph * sb->o.n + (size_t)idx]) {
-        SB_ADD(sb->dup, 1);
-        return;
-    }
-    sb->tgt_at[(size_t)ph * sb->o.n + (size_t)idx] = c->t_read;
-    sb->tgt_lat[(size_t)ph * sb->o.n + (size_t)idx] = c->t_read - ns;
-    SB_ADD(sb->tgt_count[ph], 1);
+    tgt_receipt(c, ph, idx, ns);
 }
 
 /* punct: a heartbeat of a stream that reads is due a period after the
@@ -313,6 +422,18 @@ static void on_event(sb_conn_t *c, int kind, const char *data, size_t len)
     }
     if (kind == SB_EV_OTHER) {
         SB_ADD(sb->missed, 1);  /* event: missed, or one we do not know */
+        return;
+    }
+    if (kind == SB_EV_NOTIFY || kind == SB_EV_COMPLETED) {
+        on_named(c, kind, data, len);
+        return;
+    }
+    if (sb->o.payload && len > 5 && memcmp(data, "{\"t\":", 5) == 0) {
+        on_payload(c, data, len, NULL, 0);      /* nchan: the body as is */
+        return;
+    }
+    if (len > SB_DATA_MAX) {
+        SB_ADD(sb->bad, 1);
         return;
     }
     memcpy(buf, data, len);
