@@ -11,6 +11,7 @@
 // A tab sends:  {type: "start", base: "https://sse.example.com/sse/",
 //                name: "alice"}    -> gets {type: "id", id}
 //               {type: "listen", key}  -> gets {type: "listening", key}
+//                                         (once the stream is open)
 //               {type: "bye"}          (on pagehide)
 // and receives: {type: "message", data, seq}  (each event, data parsed)
 //               {type: "state", state}        ("open", "connecting", ...)
@@ -40,13 +41,16 @@ function open(id) {
     broadcast({ type: "message", data: JSON.parse(e.data), seq: e.lastEventId });
 }
 
+// The id, once its stream is open: register-listener makes the listener,
+// so a listen before that would find none (404).
 function start(msg) {
   if (!ready) {
     base = msg.base;
-    ready = call("GET", "make-id/" + encodeURIComponent(msg.name)).then((id) => {
-      open(id);
-      return id;
-    });
+    ready = call("GET", "make-id/" + encodeURIComponent(msg.name)).then((id) =>
+      new Promise((resolve) => {
+        open(id);
+        source.addEventListener("open", () => resolve(id), { once: true });
+      }));
   }
   return ready;
 }
@@ -55,7 +59,7 @@ async function handle(port, msg) {
   try {
     if (msg.type === "start") {
       port.postMessage({ type: "id", id: await start(msg) });
-      if (source && source.readyState === 1) port.postMessage({ type: "state", state: "open" });
+      port.postMessage({ type: "state", state: ["connecting", "open", "closed"][source.readyState] });
     } else if (msg.type === "listen") {
       const id = await ready;
       await call("PUT", "listen/" + encodeURIComponent(id) + "/" + encodeURIComponent(msg.key));
