@@ -22,6 +22,7 @@ apr_size_t sse_registry_size(const sse_registry_sizes_t *sz)
     apr_size_t nb = buckets_for(sz->max_listeners);
     return ALIGN8(sizeof(sse_reg_header_t))
            + ALIGN8(5 * nb * sizeof(apr_uint32_t))
+           + 2 * nb * sizeof(apr_uint64_t)
            + ALIGN8(sz->max_listeners * sizeof(sse_retired_t))
            + ALIGN8(sz->max_children * sizeof(sse_child_t))
            + ALIGN8(SSE_CLIENTS(sz) * sizeof(sse_client_rec_t))
@@ -83,6 +84,8 @@ apr_uint64_t sse_registry_fingerprint(const sse_registry_sizes_t *sz)
         offsetof(sse_event_t, pay_off),
         offsetof(sse_reg_header_t, pay_head),
         offsetof(sse_stats_t, payload_written),
+        offsetof(sse_slot_t, bus_serial), offsetof(sse_reg_header_t, bus),
+        offsetof(sse_reg_header_t, bus_next), sizeof(sse_bus_stats_t),
         /* the chains are built with it: another one strands every entry */
         hash_of("sse-mgr layout", 14),
         sz->max_listeners, sz->history, sz->max_children, sz->payload_bytes,
@@ -130,6 +133,9 @@ static void layout(sse_registry_t *reg, void *mem,
     reg->retired_bucket = reg->key_bucket + nb;
     reg->client_bucket = reg->retired_bucket + nb;
     p += ALIGN8(5 * nb * sizeof(apr_uint32_t));
+    reg->key_head = (apr_uint64_t *)p;
+    reg->name_head = reg->key_head + nb;
+    p += 2 * nb * sizeof(apr_uint64_t);
     reg->retired = (sse_retired_t *)p;
     p += ALIGN8(sz->max_listeners * sizeof(sse_retired_t));
     reg->child = (sse_child_t *)p;

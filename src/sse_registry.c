@@ -265,7 +265,7 @@ static void recreated_gap(const sse_slot_t *sl, const apr_uint64_t *last_id,
 
 /* Make the caller's stream the slot's one stream; an earlier one is told
  * to end. The child entry was checked free (child_room). */
-static apr_status_t hold_slot(sse_registry_t *reg, sse_slot_t *sl,
+apr_status_t sse_reg_hold_slot(sse_registry_t *reg, sse_slot_t *sl,
                               apr_uint32_t pid, const sse_client_t *client,
                               const apr_uint64_t *last_id, sse_hold_t *hold)
 {
@@ -277,8 +277,13 @@ static apr_status_t hold_slot(sse_registry_t *reg, sse_slot_t *sl,
     }
     hold->prev_pid = 0;
     if (sl->state == SLOT_CONNECTED) {
+        /* with a bus only the log writes the ring: the CONNECT entry
+         * ended the older stream, or (a race) it sees its slot gone at
+         * its next read */
         hold->prev_pid = sl->holder_pid;
-        sse_reg_append_end(reg, slot_index(reg, sl), sl->holder_gen);
+        if (!reg->bus) {
+            sse_reg_append_end(reg, slot_index(reg, sl), sl->holder_gen);
+        }
         slot_unhold(reg, sl);
     }
     sse_reg_idle_leave(reg, sl);
@@ -376,7 +381,7 @@ static apr_status_t make_room(sse_registry_t *reg, const sse_client_t *client)
 }
 
 /* A listener for @a id, made by @a client, in a slot made room for. */
-static apr_status_t new_listener(sse_registry_t *reg, const char *id,
+apr_status_t sse_reg_new_listener(sse_registry_t *reg, const char *id,
                                  const sse_client_t *client,
                                  apr_int64_t now_ms, sse_slot_t **out)
 {
@@ -401,7 +406,7 @@ static apr_status_t new_listener(sse_registry_t *reg, const char *id,
 }
 
 /* Everything that may refuse a connect, before anything changes. */
-static apr_status_t connect_check(sse_registry_t *reg, const char *id,
+apr_status_t sse_reg_connect_check(sse_registry_t *reg, const char *id,
                                   apr_uint32_t pid, const sse_client_t *client,
                                   apr_int64_t now_ms, const sse_slot_t *sl)
 {
@@ -436,17 +441,20 @@ apr_status_t sse_registry_connect(sse_registry_t *reg, const char *id,
     sse_slot_t *sl;
 
     *created = 0;
+    if (reg->bus) {
+        return APR_ENOTIMPL;    /* sse_registry_bus_connect */
+    }
     if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
         return rv;
     }
     sl = sse_reg_find_id(reg, id);
-    rv2 = connect_check(reg, id, pid, client, now_ms, sl);
+    rv2 = sse_reg_connect_check(reg, id, pid, client, now_ms, sl);
     if (rv2 == APR_SUCCESS && sl == NULL) {
-        rv2 = new_listener(reg, id, client, now_ms, &sl);
+        rv2 = sse_reg_new_listener(reg, id, client, now_ms, &sl);
         *created = rv2 == APR_SUCCESS;
     }
     if (rv2 == APR_SUCCESS) {
-        rv2 = hold_slot(reg, sl, pid, client, last_event_id, hold);
+        rv2 = sse_reg_hold_slot(reg, sl, pid, client, last_event_id, hold);
     }
     if (rv2 == APR_SUCCESS) {
         sl->activity_ms = now_ms;
@@ -525,7 +533,7 @@ apr_status_t sse_registry_ack(sse_registry_t *reg, const sse_hold_t *hold,
 /* ---- listen keys and publishing -------------------------------------- */
 
 /* *added: 1 when @a key is new to the listener, 0 when it held it */
-static apr_status_t add_key(sse_registry_t *reg, sse_slot_t *sl,
+apr_status_t sse_reg_add_key(sse_registry_t *reg, sse_slot_t *sl,
                             const char *key, int *added)
 {
     apr_uint32_t hash = hash_of(key, strlen(key)), k, n1;
@@ -563,6 +571,9 @@ apr_status_t sse_registry_listen_ex(sse_registry_t *reg, const char *id,
 
     added = added ? added : &dummy;
     *added = 0;
+    if (reg->bus) {
+        return APR_ENOTIMPL;
+    }
     if (!sse_token_valid(key, strlen(key))) {
         return APR_EINVAL;
     }
@@ -571,7 +582,7 @@ apr_status_t sse_registry_listen_ex(sse_registry_t *reg, const char *id,
     }
     sl = sse_reg_find_id(reg, id);
     if (sl) {
-        rv2 = add_key(reg, sl, key, added);
+        rv2 = sse_reg_add_key(reg, sl, key, added);
         sl->activity_ms = now_ms;
         sse_reg_idle_leave(reg, sl);    /* to the tail: newest activity */
         sse_reg_idle_join(reg, sl);

@@ -129,7 +129,9 @@ typedef enum {
                              listener of a name (in key) */
     SSE_EV_KEY,         /**< data for every holder of a key */
     SSE_EV_END_SLOT,    /**< end the stream (slot, holder_gen) */
-    SSE_EV_END_ALL      /**< end every stream of this registry */
+    SSE_EV_END_ALL,     /**< end every stream of this registry */
+    SSE_EV_NOP          /**< for no stream (bus: a log entry that changed
+                             only the listeners' record) */
 } sse_ev_kind_e;
 
 /** One ring entry, in the segment or copied out of it. */
@@ -162,6 +164,7 @@ typedef struct {
     apr_uint64_t cursor;    /**< the last seq the client has */
     apr_uint64_t missed_from, missed_to;  /**< lost before connect, or 0 */
     apr_uint32_t prev_pid;  /**< process of the stream it took over, or 0 */
+    apr_uint64_t serial;    /**< bus: its number in the log, else 0 */
 } sse_hold_t;
 
 /** Counters kept in the segment. */

@@ -11,6 +11,7 @@
 #include <apr_hash.h>
 
 #include "sse_registry.h"
+#include "sse_bus.h"
 
 #define SSE_REG_MAGIC   0x53534552u    /* "SSER" */
 /* Bump when the meaning of a field changes without its size or place:
@@ -65,6 +66,7 @@ typedef struct {
                                    CONNECTED): index + 1, or 0 */
     apr_uint32_t idle;          /* IDLE_* + 1 while on an idle list (only
                                    SLOT_REGISTERED), else 0 */
+    apr_uint64_t bus_serial;    /* bus: the stream's number in the log */
     apr_uint32_t idle_prev, idle_next;    /* that list: slot index + 1 */
     apr_uint32_t owner_prev, owner_next;  /* its owner's idle list, while
                                              on an idle list */
@@ -122,7 +124,10 @@ typedef struct {
     apr_uint32_t idle_head[IDLE_LISTS];   /* slot index + 1, oldest */
     apr_uint32_t idle_tail[IDLE_LISTS];   /* ... newest */
     apr_uint32_t client_free;   /* client entry index + 1 */
-    apr_uint32_t unused2;
+    apr_uint32_t bus_mode;      /* 1: its handles are in bus mode */
+    apr_uint64_t bus_next;      /* bus: the seq the log gives next as far
+                                   as applied, or 0 before the first */
+    sse_bus_stats_t bus;
 } sse_reg_header_t;
 
 struct sse_registry_t {
@@ -143,6 +148,10 @@ struct sse_registry_t {
     sse_slot_t *slot;
     sse_event_t *ring;
     unsigned char *payload;     /* sz.payload_bytes */
+    apr_uint64_t *key_head;     /* bus: per key bucket, the newest entry
+                                   of a key of that bucket (its chain) */
+    apr_uint64_t *name_head;    /* bus: the same for completions' names */
+    int bus;                    /* sse_registry_set_bus() */
     /* for the unit tests, local to this handle */
     apr_uint64_t examined;      /* ring entries sse_registry_read looked
                                    at, in all */
@@ -269,5 +278,50 @@ apr_uint64_t sse_reg_oldest_seq(const sse_registry_t *reg);
  * committed, or that a half-made slot or key inherited. Under the
  * mutex. */
 void sse_reg_repair_chains(sse_registry_t *reg);
+
+/* ---- shared by the publish paths of one host and of the bus -------- */
+
+/** Append a notification of @a key for its holders (and, in bus mode,
+ * whatever the count). @return its holders here. Under the mutex. */
+int sse_reg_append_key(sse_registry_t *reg, const char *key,
+                       const char *payload, apr_size_t plen,
+                       apr_int64_t now_ms);
+
+/** Append a completion of @a taskid for the listeners of @a name
+ * (@a name_len bytes). @return those here. Under the mutex. */
+int sse_reg_append_name(sse_registry_t *reg, const char *name,
+                        apr_size_t name_len, const char *taskid,
+                        const char *payload, apr_size_t plen,
+                        apr_int64_t now_ms);
+
+/** Append an entry no stream reads (a log entry with nothing to do
+ * here keeps the ring's seqs those of the log). Under the mutex. */
+void sse_reg_append_nop(sse_registry_t *reg);
+
+/** Add @a key to @a sl: APR_ENOSPC when it holds SSE_MAX_KEYS. */
+apr_status_t sse_reg_add_key(sse_registry_t *reg, sse_slot_t *sl,
+                             const char *key, int *added);
+
+/** A new listener for @a id, room made as connect makes it. */
+apr_status_t sse_reg_new_listener(sse_registry_t *reg, const char *id,
+                                  const sse_client_t *client,
+                                  apr_int64_t now_ms, sse_slot_t **out);
+
+/** Everything that may refuse a connect of @a id (@a sl: its slot or
+ * NULL), before anything changes. */
+apr_status_t sse_reg_connect_check(sse_registry_t *reg, const char *id,
+                                   apr_uint32_t pid,
+                                   const sse_client_t *client,
+                                   apr_int64_t now_ms, const sse_slot_t *sl);
+
+/** Make process @a pid's stream the slot's one stream. */
+apr_status_t sse_reg_hold_slot(sse_registry_t *reg, sse_slot_t *sl,
+                               apr_uint32_t pid, const sse_client_t *client,
+                               const apr_uint64_t *last_id,
+                               sse_hold_t *hold);
+
+/** Remove every listener, retire their ids until @a retire_ms (0: not),
+ * and end every stream. @return how many. Under the mutex. */
+int sse_reg_clear_all(sse_registry_t *reg, apr_int64_t retire_ms);
 
 #endif /* SSE_REGISTRY_INT_H */

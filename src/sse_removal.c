@@ -16,6 +16,9 @@ apr_status_t sse_registry_unregister(sse_registry_t *reg, const char *id,
     sse_slot_t *sl;
 
     *ended_pid = 0;
+    if (reg->bus) {
+        return APR_ENOTIMPL;
+    }
     if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
         return rv;
     }
@@ -30,24 +33,37 @@ apr_status_t sse_registry_unregister(sse_registry_t *reg, const char *id,
     return rv ? rv : rv2;
 }
 
+int sse_reg_clear_all(sse_registry_t *reg, apr_int64_t retire_ms)
+{
+    apr_uint32_t i;
+    int removed = 0;
+
+    for (i = 0; i < reg->h->sz.max_listeners; i++) {
+        if (reg->slot[i].state != SLOT_FREE) {
+            if (retire_ms) {
+                sse_reg_retire(reg, &reg->slot[i], retire_ms);
+            }
+            sse_reg_slot_free(reg, &reg->slot[i], 0);
+            removed++;
+        }
+    }
+    sse_reg_append_end(reg, SSE_SLOT_ALL, 0);
+    return removed;
+}
+
 apr_status_t sse_registry_clear(sse_registry_t *reg,
                                 apr_int64_t retire_until_ms, int *removed)
 {
     apr_status_t rv;
-    apr_uint32_t i;
 
     *removed = 0;
+    if (reg->bus) {
+        return APR_ENOTIMPL;
+    }
     if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
         return rv;
     }
-    for (i = 0; i < reg->h->sz.max_listeners; i++) {
-        if (reg->slot[i].state != SLOT_FREE) {
-            sse_reg_retire(reg, &reg->slot[i], retire_until_ms);
-            sse_reg_slot_free(reg, &reg->slot[i], 0);
-            ++*removed;
-        }
-    }
-    sse_reg_append_end(reg, SSE_SLOT_ALL, 0);
+    *removed = sse_reg_clear_all(reg, retire_until_ms);
     sse_reg_unlock(reg, &rv);
     return rv;
 }

@@ -207,10 +207,17 @@ static int chains_open(sse_registry_t *reg, const sse_slot_t *sl,
     apr_uint32_t k;
     int n = 0;
 
-    n += chain_open(reg, &ch[n], sl->name_last, floor);
+    /* with a bus, entries came before the listener did: its chains are
+     * those of its buckets, whose heads every entry moves */
+    n += chain_open(reg, &ch[n],
+                    reg->bus ? reg->name_head[bucket_of(reg, sl->name_hash)]
+                             : sl->name_last, floor);
     for (k = 0; k < sl->nkeys; k++) {
-        floor = after > sl->keys[k].since ? after : sl->keys[k].since;
-        n += chain_open(reg, &ch[n], sl->keys[k].last, floor);
+        const sse_keynode_t *kn = &sl->keys[k];
+        floor = after > kn->since ? after : kn->since;
+        n += chain_open(reg, &ch[n],
+                        reg->bus ? reg->key_head[bucket_of(reg, kn->hash)]
+                                 : kn->last, floor);
     }
     return n;
 }
@@ -340,6 +347,8 @@ static void route_one(sse_registry_t *reg, const sse_event_t *e,
             }
         }
         break;
+    case SSE_EV_NOP:
+        break;
     default:    /* ends: the holder knows whether it has that stream */
         fn(baton, e->slot, e->holder_gen, e);
         break;
@@ -383,6 +392,7 @@ apr_uint64_t sse_registry_route(sse_registry_t *reg, apr_uint64_t from,
 static void chain_key_entry(sse_registry_t *reg, sse_event_t *e)
 {
     apr_uint64_t seq = reg->h->next_seq, prev = 0;
+    apr_uint64_t *bucket = &reg->key_head[bucket_of(reg, e->key_hash)];
     apr_uint32_t n1;
 
     for (n1 = key_node_next(reg, 0, e->key, e->key_hash); n1;
@@ -391,11 +401,17 @@ static void chain_key_entry(sse_registry_t *reg, sse_event_t *e)
             prev = node_at(reg, n1)->last;
         }
     }
+    if (reg->bus && *bucket > prev) {
+        prev = *bucket;         /* the bucket's chain: readers filter */
+    }
     e->prev = prev;
     __atomic_thread_fence(__ATOMIC_RELEASE);
     for (n1 = key_node_next(reg, 0, e->key, e->key_hash); n1;
          n1 = key_node_next(reg, n1, e->key, e->key_hash)) {
         node_at(reg, n1)->last = seq;
+    }
+    if (reg->bus) {
+        *bucket = seq;
     }
 }
 
@@ -403,6 +419,7 @@ static void chain_key_entry(sse_registry_t *reg, sse_event_t *e)
 static int chain_name_entry(sse_registry_t *reg, sse_event_t *e)
 {
     apr_uint64_t seq = reg->h->next_seq, prev = 0;
+    apr_uint64_t *bucket = &reg->name_head[bucket_of(reg, e->key_hash)];
     apr_uint32_t i1;
     int count = 0;
 
@@ -412,10 +429,16 @@ static int chain_name_entry(sse_registry_t *reg, sse_event_t *e)
         }
         count++;
     }
+    if (reg->bus && *bucket > prev) {
+        prev = *bucket;
+    }
     e->prev = prev;
     __atomic_thread_fence(__ATOMIC_RELEASE);
     for (i1 = name_slot_next(reg, 0, e); i1; i1 = name_slot_next(reg, i1, e)) {
         reg->slot[i1 - 1].name_last = seq;
+    }
+    if (reg->bus) {
+        *bucket = seq;
     }
     return count;
 }
@@ -445,9 +468,26 @@ static apr_uint64_t mended_head(sse_registry_t *reg, apr_uint64_t head,
     return head;
 }
 
+/* A bucket head past the last committed entry goes back to the cut
+ * entry's prev (or 0): bucket chains hold any key of the bucket. */
+static void mend_buckets(sse_registry_t *reg, apr_uint64_t *head)
+{
+    apr_uint32_t b;
+
+    for (b = 0; b < reg->h->nbuckets; b++) {
+        if (head[b] >= reg->h->next_seq) {
+            head[b] = reg->ring[reg->h->next_seq % reg->h->sz.history].prev;
+            head[b] = head[b] < reg->h->next_seq ? head[b] : 0;
+        }
+    }
+}
+
 void sse_reg_repair_chains(sse_registry_t *reg)
 {
     apr_uint32_t i, k;
+
+    mend_buckets(reg, reg->key_head);
+    mend_buckets(reg, reg->name_head);
 
     for (i = 0; i < reg->h->sz.max_listeners; i++) {
         sse_slot_t *sl = &reg->slot[i];
@@ -537,6 +577,31 @@ apr_status_t sse_registry_notify_key(sse_registry_t *reg, const char *key,
                                            delivered);
 }
 
+int sse_reg_append_key(sse_registry_t *reg, const char *key,
+                       const char *payload, apr_size_t plen,
+                       apr_int64_t now_ms)
+{
+    apr_uint32_t hash = hash_of(key, strlen(key));
+    int count = count_holders(reg, key, hash);
+    apr_size_t len = 0;
+    sse_event_t *e;
+
+    /* with a bus the ring is the log's copy: every entry is kept */
+    if (count == 0 && !reg->bus) {
+        return 0;
+    }
+    e = ring_append(reg, SSE_EV_KEY, now_ms);
+    e->key_hash = hash;
+    apr_cpystrn(e->key, key, sizeof(e->key));
+    /* the key was checked: it frames */
+    (void)sse_frame_data("notify", key, e->data, &len);
+    e->len = (apr_uint32_t)len;
+    payload_put(reg, e, payload, plen);
+    chain_key_entry(reg, e);
+    ring_commit(reg, e);
+    return count;
+}
+
 apr_status_t sse_registry_notify_key_payload(sse_registry_t *reg,
                                              const char *key,
                                              const char *payload,
@@ -547,10 +612,11 @@ apr_status_t sse_registry_notify_key_payload(sse_registry_t *reg,
     char data[SSE_DATA_MAX];
     apr_size_t len;
     apr_status_t rv = APR_EINVAL;
-    apr_uint32_t hash;
-    sse_event_t *e;
 
     *delivered = 0;
+    if (reg->bus) {
+        return APR_ENOTIMPL;
+    }
     if (!sse_token_valid(key, strlen(key))
         || (rv = sse_frame_data("notify", key, data, &len)) != APR_SUCCESS) {
         return rv;
@@ -561,20 +627,7 @@ apr_status_t sse_registry_notify_key_payload(sse_registry_t *reg,
     if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
         return rv;
     }
-    hash = hash_of(key, strlen(key));
-    *delivered = count_holders(reg, key, hash);
-    if (*delivered == 0) {
-        goto leave;
-    }
-    e = ring_append(reg, SSE_EV_KEY, now_ms);
-    e->key_hash = hash;
-    apr_cpystrn(e->key, key, sizeof(e->key));
-    memcpy(e->data, data, len + 1);
-    e->len = (apr_uint32_t)len;
-    payload_put(reg, e, payload, plen);
-    chain_key_entry(reg, e);
-    ring_commit(reg, e);
-leave:
+    *delivered = sse_reg_append_key(reg, key, payload, plen, now_ms);
     sse_reg_unlock(reg, &rv);
     return rv;
 }
@@ -589,6 +642,31 @@ apr_status_t sse_registry_notify_completion(sse_registry_t *reg,
                                                   now_ms, delivered);
 }
 
+int sse_reg_append_name(sse_registry_t *reg, const char *name,
+                        apr_size_t name_len, const char *taskid,
+                        const char *payload, apr_size_t plen,
+                        apr_int64_t now_ms)
+{
+    /* one entry for the name; each stream frames it with its own id */
+    sse_event_t *e = ring_append(reg, SSE_EV_NAME, now_ms);
+    int count;
+
+    memcpy(e->key, name, name_len);
+    e->key[name_len] = '\0';
+    e->key_hash = hash_of(name, name_len);
+    e->len = (apr_uint32_t)strlen(taskid);
+    memcpy(e->data, taskid, e->len + 1);
+    payload_put(reg, e, payload, plen);
+    count = chain_name_entry(reg, e);
+    ring_commit(reg, e);
+    return count;
+}
+
+void sse_reg_append_nop(sse_registry_t *reg)
+{
+    ring_commit(reg, ring_append(reg, SSE_EV_NOP, 0));
+}
+
 apr_status_t sse_registry_notify_completion_payload(sse_registry_t *reg,
                                                     const char *id,
                                                     const char *taskid,
@@ -599,9 +677,11 @@ apr_status_t sse_registry_notify_completion_payload(sse_registry_t *reg,
 {
     apr_status_t rv, rv2 = APR_ENOENT;
     const sse_slot_t *me;
-    sse_event_t *e;
 
     *delivered = 0;
+    if (reg->bus) {
+        return APR_ENOTIMPL;
+    }
     if (!sse_token_valid(taskid, strlen(taskid))) {
         return APR_EINVAL;
     }
@@ -612,21 +692,11 @@ apr_status_t sse_registry_notify_completion_payload(sse_registry_t *reg,
         return rv;
     }
     me = sse_reg_find_id(reg, id);
-    if (me == NULL) {
-        goto leave;
+    if (me != NULL) {
+        rv2 = APR_SUCCESS;
+        *delivered = sse_reg_append_name(reg, me->id, me->name_len, taskid,
+                                         payload, plen, now_ms);
     }
-    rv2 = APR_SUCCESS;
-    /* one entry for the name; each stream frames it with its own id */
-    e = ring_append(reg, SSE_EV_NAME, now_ms);
-    memcpy(e->key, me->id, me->name_len);
-    e->key[me->name_len] = '\0';
-    e->key_hash = me->name_hash;
-    e->len = (apr_uint32_t)strlen(taskid);
-    memcpy(e->data, taskid, e->len + 1);
-    payload_put(reg, e, payload, plen);
-    *delivered = chain_name_entry(reg, e);
-    ring_commit(reg, e);
-leave:
     sse_reg_unlock(reg, &rv);
     return rv ? rv : rv2;
 }
