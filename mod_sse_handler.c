@@ -17,6 +17,7 @@
 #include "mod_sse_ops.h"
 #include "mod_sse_stream.h"
 #include "src/sse_route.h"
+#include "mod_sse_bus.h"
 
 #define SSE_NOTE_ROUTE "sse-mgr-route"
 #define SSE_BODY_MAX   4096     /* no route reads a body: a small one is
@@ -93,6 +94,11 @@ static int fail(request_rec *r, apr_status_t rv, const char *what)
     case APR_EINVAL:
         return text(r, HTTP_BAD_REQUEST, apr_pstrcat(r->pool, "invalid ",
                                                      what, NULL));
+    case SSE_EBUS_DOWN:
+        apr_table_setn(r->err_headers_out, "Retry-After",
+                       SSE_BUS_RETRY_AFTER);
+        return text(r, HTTP_SERVICE_UNAVAILABLE,
+                    "the cluster's bus is unavailable, retry later");
     case APR_ENOSPC:
         return text(r, HTTP_BAD_REQUEST,
                     apr_psprintf(r->pool, "too many listen keys for this "

@@ -34,6 +34,7 @@
 #include "mod_sse_park.h"
 #include "mod_sse_status.h"
 #include "mod_sse_admit.h"
+#include "mod_sse_bus.h"
 
 sse_global_conf_t sse_gconf;
 
@@ -323,6 +324,10 @@ static const command_rec sse_cmds[] = {
                   "'downgrade' (default): a stream asked over HTTP/2 is "
                   "retried by its client over HTTP/1.1, where it parks; "
                   "'serve': held on an HTTP/2 worker"),
+    AP_INIT_TAKE1("SSEBus", sse_bus_cmd, NULL, RSRC_CONF,
+                  "redis://[:password@]host[:port][/db] or "
+                  "redis-sentinel://host[:port][,host[:port]...]/master: "
+                  "the hosts on it are one service (needs SSESecret)"),
     AP_INIT_TAKE1("SSESecret", set_secret, NULL, RSRC_CONF,
                   "Secret for unforgeable ids (default: random per start)"),
     {NULL}
@@ -341,6 +346,7 @@ static int sse_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     sse_gconf.max_message = -1;
     sse_gconf.dormant = sse_gconf.cleanup = sse_gconf.heartbeat = -1;
     sse_gconf.secret = NULL;
+    sse_bus_pre_config();
     sse_gconf.listeners_per_client = sse_gconf.streams_per_client = -1;
     /* pthread unless the admin says otherwise (a `Mutex ... default` line
      * included): check_config refuses any other mechanism */
@@ -380,7 +386,8 @@ static int sse_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return OK;
     }
     if (sse_state_post_config(pconf, s) != APR_SUCCESS
-        || sse_dispatch_post_config(pconf, s) != APR_SUCCESS) {
+        || sse_dispatch_post_config(pconf, s) != APR_SUCCESS
+        || sse_bus_post_config(pconf, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_RUN_MPM) {
@@ -399,6 +406,7 @@ static void sse_child_init(apr_pool_t *pchild, server_rec *s)
     if (sse_state_child_init(pchild, s) == APR_SUCCESS) {
         sse_admit_child_init(s);
         sse_dispatch_child_init(pchild, s);
+        sse_bus_child_init(pchild, s);
     }
 }
 
@@ -498,7 +506,9 @@ static int sse_monitor(apr_pool_t *p, server_rec *s)
         if (sse_srv_conf(vs)->changed_pending) {
             sse_op_changed(vs);
         }
-        if (due && sse_op_cleanup(vs, &removed) == APR_EBUSY) {
+        /* with a bus, the host's ingest thread cleans up the cluster */
+        if (due && !sse_bus_on()
+            && sse_op_cleanup(vs, &removed) == APR_EBUSY) {
             busy = 1;           /* a child holds the lock: next round */
         }
         else if (removed) {

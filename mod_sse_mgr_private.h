@@ -87,6 +87,7 @@ typedef struct {
     sse_local_t *local;         /* this child's streams of it */
     int changed_pending;        /* parent: a listeners-changed to retry */
     apr_uint64_t repairs_seen;  /* parent: repairs already logged */
+    const char *bus_ns;         /* SSEBus: its registry's namespace */
 } sse_srv_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA sse_mgr_module;

@@ -15,6 +15,7 @@
 #include "mod_sse_mgr_private.h"
 #include "mod_sse_ops.h"
 #include "mod_sse_dispatch.h"
+#include "mod_sse_bus.h"
 
 /* Disconnected ids stay refused as long as a dormant listener would live. */
 static apr_int64_t retire_until(void)
@@ -72,6 +73,10 @@ void sse_op_changed(server_rec *s)
 static apr_status_t is_registered(server_rec *s, const char *id)
 {
     apr_status_t rv = sse_op_check_id(s, id);
+
+    if (rv == APR_SUCCESS && sse_bus_on()) {
+        return sse_bus_lookup(s, id);
+    }
     return rv ? rv : sse_registry_lookup(reg_of(s), id);
 }
 
@@ -82,9 +87,13 @@ apr_status_t sse_op_listen(server_rec *s, const char *id, const char *key)
     apr_status_t rv = sse_op_check_id(s, id);
     int added = 0;
 
+    if (rv == APR_SUCCESS && !sse_token_valid(key, strlen(key))) {
+        rv = APR_EINVAL;
+    }
     if (rv == APR_SUCCESS) {
-        rv = sse_registry_listen_ex(reg_of(s), id, key, sse_now_ms(),
-                                    &added);
+        rv = sse_bus_on() ? sse_bus_listen(s, id, key, &added)
+                          : sse_registry_listen_ex(reg_of(s), id, key,
+                                                   sse_now_ms(), &added);
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00021)
                  "listen: key %s for %s%s", key, id,
@@ -121,12 +130,19 @@ apr_status_t sse_op_complete(server_rec *s, const char *id,
     apr_status_t rv = sse_op_check_id(s, id);
     int n = 0;
 
-    if (rv == APR_SUCCESS) {
+    if (rv == APR_SUCCESS && !sse_token_valid(taskid, strlen(taskid))) {
+        rv = APR_EINVAL;
+    }
+    if (rv == APR_SUCCESS && sse_bus_on()) {
+        rv = sse_bus_complete(s, id, taskid, pl ? pl->json : NULL,
+                              pl ? pl->len : 0, &n);
+    }
+    else if (rv == APR_SUCCESS) {
         rv = sse_registry_notify_completion_payload(
             reg_of(s), id, taskid, pl ? pl->json : NULL, pl ? pl->len : 0,
             sse_now_ms(), &n);
     }
-    if (rv == APR_SUCCESS && n) {
+    if (rv == APR_SUCCESS && n && !sse_bus_on()) {
         sse_dispatch_wake(reg_of(s));
     }
     if (delivered) {
@@ -151,12 +167,19 @@ apr_status_t sse_op_notify(server_rec *s, const char *key,
     apr_status_t rv = reg_of(s) ? APR_SUCCESS : APR_EGENERAL;
     int n = 0;
 
-    if (rv == APR_SUCCESS) {
+    if (rv == APR_SUCCESS && !sse_token_valid(key, strlen(key))) {
+        rv = APR_EINVAL;
+    }
+    if (rv == APR_SUCCESS && sse_bus_on()) {
+        rv = sse_bus_notify(s, key, pl ? pl->json : NULL, pl ? pl->len : 0,
+                            &n);
+    }
+    else if (rv == APR_SUCCESS) {
         rv = sse_registry_notify_key_payload(
             reg_of(s), key, pl ? pl->json : NULL, pl ? pl->len : 0,
             sse_now_ms(), &n);
     }
-    if (rv == APR_SUCCESS && n) {
+    if (rv == APR_SUCCESS && n && !sse_bus_on()) {
         sse_dispatch_wake(reg_of(s));
     }
     if (delivered) {
@@ -173,7 +196,10 @@ apr_status_t sse_op_unregister(server_rec *s, const char *id)
     apr_status_t rv = sse_op_check_id(s, id);
     apr_uint32_t ended = 0;
 
-    if (rv == APR_SUCCESS) {
+    if (rv == APR_SUCCESS && sse_bus_on()) {
+        rv = sse_bus_unregister(s, id, retire_until() - sse_now_ms());
+    }
+    else if (rv == APR_SUCCESS) {
         rv = sse_registry_unregister(reg_of(s), id, retire_until(), &ended);
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00024)
@@ -190,13 +216,18 @@ apr_status_t sse_op_unregister_all(server_rec *s)
     apr_status_t rv = reg_of(s) ? APR_SUCCESS : APR_EGENERAL;
     int n = 0;
 
-    if (rv == APR_SUCCESS) {
+    if (rv == APR_SUCCESS && sse_bus_on()) {
+        rv = sse_bus_clear(s, retire_until() - sse_now_ms(), &n);
+    }
+    else if (rv == APR_SUCCESS) {
         rv = sse_registry_clear(reg_of(s), retire_until(), &n);
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00025)
                  "cleared %d listener(s)", n);
     if (rv == APR_SUCCESS) {
-        sse_dispatch_wake_all(reg_of(s));
+        if (!sse_bus_on()) {
+            sse_dispatch_wake_all(reg_of(s));
+        }
         if (n) {
             sse_op_changed(s);
         }
@@ -209,14 +240,19 @@ apr_status_t sse_op_cleanup(server_rec *s, int *removed)
     apr_status_t rv = reg_of(s) ? APR_SUCCESS : APR_EGENERAL;
     int n = 0;
 
-    if (rv == APR_SUCCESS) {
+    if (rv == APR_SUCCESS && sse_bus_on()) {
+        rv = sse_bus_cleanup(s, &n);
+    }
+    else if (rv == APR_SUCCESS) {
         rv = sse_registry_cleanup(reg_of(s), sse_now_ms(),
                                   apr_time_as_msec(sse_conf_dormant()), &n);
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00026)
                  "cleanup: removed %d dormant listener(s)", n);
     if (rv == APR_SUCCESS && n) {
-        sse_dispatch_wake(reg_of(s));
+        if (!sse_bus_on()) {
+            sse_dispatch_wake(reg_of(s));
+        }
         sse_op_changed(s);
     }
     if (removed) {
@@ -229,9 +265,12 @@ apr_status_t sse_op_listeners_json(server_rec *s, apr_pool_t *p,
                                    const char **json)
 {
     char *out = NULL;
-    apr_status_t rv = reg_of(s) ? sse_registry_json(reg_of(s), p, &out)
-                                : APR_EGENERAL;
+    apr_status_t rv;
 
+    if (sse_bus_on()) {
+        return sse_bus_list(s, p, json);
+    }
+    rv = reg_of(s) ? sse_registry_json(reg_of(s), p, &out) : APR_EGENERAL;
     *json = out;
     return rv;
 }

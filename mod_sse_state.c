@@ -19,6 +19,7 @@
 
 #include "mod_sse_mgr_private.h"
 #include "mod_sse_state.h"
+#include "mod_sse_bus.h"
 
 /* What a graceful restart hands to the next generation, which may be a
  * rebuilt module: these two fields, in this order, in every build. All
@@ -213,8 +214,19 @@ static int segment_fits(server_rec *s)
 
     rv = sse_registry_validate(apr_shm_baseaddr_get(retained->shm), have,
                                &gen_sz, &old);
-    if (rv == APR_SUCCESS && have == reg_size * (apr_size_t)nregs) {
+    if (rv == APR_SUCCESS && have == reg_size * (apr_size_t)nregs
+        && sse_registry_was_bus(apr_shm_baseaddr_get(retained->shm))
+           == sse_bus_on()) {
         return 1;
+    }
+    if (rv == APR_SUCCESS && have == reg_size * (apr_size_t)nregs) {
+        /* the ring's seqs come from the log with a bus, from the segment
+         * without: one does not continue the other */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SSE_LOGNO(00213)
+                     "SSEBus was %s: starting with empty registries; "
+                     "streams held by the old generation end and their "
+                     "clients reconnect", sse_bus_on() ? "added" : "removed");
+        return 0;
     }
     if (old.magic && old.fingerprint == sse_registry_fingerprint(&old.sz)) {
         /* this build's layout: the configuration changed */
@@ -260,6 +272,8 @@ static apr_status_t attach_all(apr_pool_t *p, server_rec *s, int parent)
             return rv;
         }
         sse_registry_set_lock_error(regs[i], log_lock_error, s);
+        /* with a bus, only the log writes the ring (mod_sse_bus.c) */
+        sse_registry_set_bus(regs[i], sse_bus_on());
     }
     for (vs = s; vs; vs = vs->next) {
         sse_srv_conf(vs)->reg = regs[sse_srv_conf(vs)->reg_index];

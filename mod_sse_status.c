@@ -15,8 +15,9 @@
 
 #include "mod_sse_mgr_private.h"
 #include "mod_sse_status.h"
+#include "mod_sse_bus.h"
 
-#define MAX_FIGURES 24
+#define MAX_FIGURES 32
 
 typedef struct {
     const char *key;            /* ?auto key, after SSERegistry[n] */
@@ -160,6 +161,8 @@ int sse_status_hook(request_rec *r, int flags)
         else {
             put_html(r, s, f, nf, ch, nch);
         }
+        sse_bus_status(r, conf->reg, conf->reg_index,
+                       !(flags & AP_STATUS_SHORT));
     }
     return OK;
 }

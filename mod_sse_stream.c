@@ -29,6 +29,7 @@
 #include "mod_sse_ops.h"
 #include "mod_sse_handler.h"
 #include "mod_sse_admit.h"
+#include "mod_sse_bus.h"
 
 #define SSE_BATCH       16      /* events copied per lock hold */
 
@@ -345,6 +346,9 @@ void sse_stream_finish(sse_stream_t *st, apr_status_t rv)
     }
     /* resumable after what the socket took, not what the filters hold */
     sse_registry_release(st->reg, &st->hold, st->written, sse_now_ms());
+    if (st->hold.serial) {
+        sse_bus_release(st->server, st->id, &st->hold, st->written);
+    }
     ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, st->c, SSE_LOGNO(00045)
                   "stream ended for %s after seq %" APR_UINT64_T_FMT
                   " (%d sent but not written)", st->id, st->written,
@@ -555,6 +559,13 @@ static int refused(request_rec *r, apr_status_t rv, const char *id)
     if (rv == SSE_ESTREAMS) {
         return thread_bound(r, sse_admit_refused(r));
     }
+    if (rv == SSE_EBUS_DOWN || rv == APR_EBUSY) {
+        apr_table_setn(r->err_headers_out, "Retry-After",
+                       SSE_BUS_RETRY_AFTER);
+        return sse_respond_text(r, HTTP_SERVICE_UNAVAILABLE,
+                                "the cluster's bus is unavailable, retry "
+                                "later");
+    }
     if (rv == APR_ENOSPC || rv == APR_EAGAIN) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, SSE_LOGNO(00042)
                       "listener table full: SSEMaxListeners reached");
@@ -617,10 +628,18 @@ int sse_stream_run(request_rec *r, const char *id)
     if (r->header_only) {
         return OK;
     }
-    rv = sse_registry_connect(conf->reg, id, sse_dispatch_pid(),
-                              client_of(r, &client), sse_now_ms(),
-                              has_last ? &last_id : NULL, &st->hold,
-                              &created);
+    st->server = r->server;
+    if (sse_bus_on()) {
+        rv = sse_bus_connect(r->server, r->pool, id, sse_dispatch_pid(),
+                             client_of(r, &client),
+                             has_last ? &last_id : NULL, &st->hold, &created);
+    }
+    else {
+        rv = sse_registry_connect(conf->reg, id, sse_dispatch_pid(),
+                                  client_of(r, &client), sse_now_ms(),
+                                  has_last ? &last_id : NULL, &st->hold,
+                                  &created);
+    }
     if (rv != APR_SUCCESS) {
         return refused(r, rv, id);
     }

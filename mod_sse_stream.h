@@ -31,6 +31,7 @@ struct sse_stream_t {
     conn_rec *c;
     ap_filter_t *out;           /* r->output_filters, or c's when parked */
     const char *id;
+    server_rec *server;         /* whose registry */
     sse_registry_t *reg;
     sse_local_t *local;         /* opaque: the dispatcher's */
     sse_hold_t hold;

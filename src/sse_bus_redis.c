@@ -1,0 +1,812 @@
+/* The bus's Redis engine (sse_bus_redis.h): one Lua script per change,
+ * the log read with XREAD. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_sha1.h>
+#include <apr_strings.h>
+#include <jansson.h>
+
+#include "sse_bus_redis.h"
+#include "sse_id.h"
+
+/* ---- the scripts ------------------------------------------------------ */
+
+/* ARGV[1] namespace, [2] log length, [3] floor, [4] clock (us), [5] now
+ * (ms); a script's own arguments from ARGV[6] on. */
+#define LUA_PRELUDE                                                         \
+    "local ns = ARGV[1]\n"                                                  \
+    "local function fmt(n) return string.format('%.0f', n) end\n"           \
+    "local function nextseq()\n"                                            \
+    "  local meta, floor = ns .. ':meta', tonumber(ARGV[3])\n"              \
+    "  local s\n"                                                           \
+    "  if redis.call('EXISTS', meta) == 0 then\n"                           \
+    "    s = math.max(floor, tonumber(ARGV[4]))\n"                          \
+    "    redis.call('HSET', meta, 'seq', fmt(s))\n"                         \
+    "  else\n"                                                              \
+    "    s = redis.call('HINCRBY', meta, 'seq', 1)\n"                       \
+    "    if s < floor then\n"                                               \
+    "      s = floor\n"                                                     \
+    "      redis.call('HSET', meta, 'seq', fmt(s))\n"                       \
+    "    end\n"                                                             \
+    "  end\n"                                                               \
+    "  return s\n"                                                          \
+    "end\n"                                                                 \
+    "local function append(s, ...)\n"                                       \
+    "  redis.call('XADD', ns .. ':log', 'MAXLEN', '~', ARGV[2],\n"          \
+    "             fmt(s) .. '-0', 'm', ARGV[5], ...)\n"                     \
+    "end\n"                                                                 \
+    "local function remove(id, retire)\n"                                   \
+    "  local l, lk = ns .. ':l:' .. id, ns .. ':lk:' .. id\n"               \
+    "  local name = redis.call('HGET', l, 'name')\n"                        \
+    "  if not name then return 0 end\n"                                     \
+    "  for _, k in ipairs(redis.call('HKEYS', lk)) do\n"                    \
+    "    redis.call('SREM', ns .. ':k:' .. k, id)\n"                        \
+    "  end\n"                                                               \
+    "  redis.call('DEL', l, lk)\n"                                          \
+    "  redis.call('SREM', ns .. ':n:' .. name, id)\n"                       \
+    "  redis.call('ZREM', ns .. ':ids', id)\n"                              \
+    "  if tonumber(retire) > 0 then\n"                                      \
+    "    redis.call('SET', ns .. ':r:' .. id, '1', 'PX', retire)\n"         \
+    "  end\n"                                                               \
+    "  return 1\n"                                                          \
+    "end\n"
+
+/* [6] key [7] payload */
+static const char lua_notify[] = LUA_PRELUDE
+    "local n = redis.call('SCARD', ns .. ':k:' .. ARGV[6])\n"
+    "if n == 0 then return {0, 0} end\n"
+    "local s = nextseq()\n"
+    "append(s, 't', 'k', 'k', ARGV[6], 'p', ARGV[7])\n"
+    "return {s, n}\n";
+
+/* [6] id [7] name [8] task id [9] payload */
+static const char lua_complete[] = LUA_PRELUDE
+    "if redis.call('EXISTS', ns .. ':l:' .. ARGV[6]) == 0 then\n"
+    "  return {0, -1}\n"
+    "end\n"
+    "local n = redis.call('SCARD', ns .. ':n:' .. ARGV[7])\n"
+    "local s = nextseq()\n"
+    "append(s, 't', 'n', 'k', ARGV[7], 'd', ARGV[8], 'p', ARGV[9])\n"
+    "return {s, n}\n";
+
+/* [6] id [7] name [8] max listeners [9] active since (ms)
+ * -> {seq, serial, created, created seq, last seq, registered, keys},
+ *    {-1} retired, {-2} full */
+static const char lua_connect[] = LUA_PRELUDE
+    "local id = ARGV[6]\n"
+    "local l, ids = ns .. ':l:' .. id, ns .. ':ids'\n"
+    "if redis.call('EXISTS', ns .. ':r:' .. id) == 1 then return {-1} end\n"
+    "local created = 0\n"
+    "if redis.call('EXISTS', l) == 0 then\n"
+    "  if redis.call('ZCARD', ids) >= tonumber(ARGV[8]) then\n"
+    "    local old = redis.call('ZRANGE', ids, 0, 0, 'WITHSCORES')\n"
+    "    if tonumber(old[2]) >= tonumber(ARGV[9]) then return {-2} end\n"
+    "    remove(old[1], 0)\n"
+    "    append(nextseq(), 't', 'u', 'i', old[1], 'r', '0')\n"
+    "  end\n"
+    "  local cur = redis.call('HGET', ns .. ':meta', 'seq') or '0'\n"
+    "  redis.call('HSET', l, 'name', ARGV[7], 'created', cur, 'last', cur,\n"
+    "             'reg', ARGV[5])\n"
+    "  redis.call('SADD', ns .. ':n:' .. ARGV[7], id)\n"
+    "  created = 1\n"
+    "end\n"
+    "local serial = redis.call('HINCRBY', l, 'conn', 1)\n"
+    "redis.call('HSET', l, 'open', '1')\n"
+    "redis.call('ZADD', ids, ARGV[5], id)\n"
+    "local s = nextseq()\n"
+    "append(s, 't', 'c', 'i', id, 's', serial)\n"
+    "local f = redis.call('HMGET', l, 'created', 'last', 'reg')\n"
+    "return {s, serial, created, f[1], f[2], f[3],\n"
+    "        redis.call('HGETALL', ns .. ':lk:' .. id)}\n";
+
+/* [6] id [7] serial [8] last seq */
+static const char lua_release[] = LUA_PRELUDE
+    "local l = ns .. ':l:' .. ARGV[6]\n"
+    "if redis.call('HGET', l, 'conn') ~= ARGV[7] then return {0} end\n"
+    "if tonumber(ARGV[8]) > tonumber(redis.call('HGET', l, 'last') or '0')\n"
+    "then redis.call('HSET', l, 'last', ARGV[8]) end\n"
+    "redis.call('HSET', l, 'open', '0')\n"
+    "redis.call('ZADD', ns .. ':ids', 'XX', ARGV[5], ARGV[6])\n"
+    "return {1}\n";
+
+/* [6] id [7] key [8] max keys -> {seq} added, {0} held, {-1} no
+ * listener, {-2} full */
+static const char lua_listen[] = LUA_PRELUDE
+    "local id, key = ARGV[6], ARGV[7]\n"
+    "local lk = ns .. ':lk:' .. id\n"
+    "if redis.call('EXISTS', ns .. ':l:' .. id) == 0 then return {-1} end\n"
+    "redis.call('ZADD', ns .. ':ids', 'XX', ARGV[5], id)\n"
+    "if redis.call('HEXISTS', lk, key) == 1 then return {0} end\n"
+    "if redis.call('HLEN', lk) >= tonumber(ARGV[8]) then return {-2} end\n"
+    "local s = nextseq()\n"
+    "redis.call('HSET', lk, key, fmt(s))\n"
+    "redis.call('SADD', ns .. ':k:' .. key, id)\n"
+    "append(s, 't', 'l', 'i', id, 'k', key)\n"
+    "return {s}\n";
+
+/* [6] id [7] retire for (ms) [8] retired until (ms) */
+static const char lua_remove[] = LUA_PRELUDE
+    "if remove(ARGV[6], ARGV[7]) == 0 then return {-1} end\n"
+    "local s = nextseq()\n"
+    "append(s, 't', 'u', 'i', ARGV[6], 'r', ARGV[8])\n"
+    "return {s}\n";
+
+/* [6] retire for (ms) [7] retired until (ms) */
+static const char lua_clear[] = LUA_PRELUDE
+    "local ids = redis.call('ZRANGE', ns .. ':ids', 0, -1)\n"
+    "for _, id in ipairs(ids) do remove(id, ARGV[6]) end\n"
+    "local s = nextseq()\n"
+    "append(s, 't', 'x', 'r', ARGV[7])\n"
+    "return {s, #ids}\n";
+
+/* [6] inactive since (ms) */
+static const char lua_cleanup[] = LUA_PRELUDE
+    "local ids = redis.call('ZRANGEBYSCORE', ns .. ':ids', '-inf',\n"
+    "                       '(' .. ARGV[6], 'LIMIT', 0, 500)\n"
+    "for _, id in ipairs(ids) do\n"
+    "  remove(id, 0)\n"
+    "  append(nextseq(), 't', 'u', 'i', id, 'r', '0')\n"
+    "end\n"
+    "return {0, #ids}\n";
+
+/* from [6]: per stream: id, serial, key count, then key, since... */
+static const char lua_touch[] = LUA_PRELUDE
+    "local i, now, ids = 6, ARGV[5], ns .. ':ids'\n"
+    "local cur = redis.call('HGET', ns .. ':meta', 'seq') or '0'\n"
+    "while i <= #ARGV do\n"
+    "  local id, nk = ARGV[i], tonumber(ARGV[i + 2])\n"
+    "  local l = ns .. ':l:' .. id\n"
+    "  if redis.call('EXISTS', l) == 1 then\n"
+    "    redis.call('ZADD', ids, now, id)\n"
+    "  elseif redis.call('EXISTS', ns .. ':r:' .. id) == 0 then\n"
+    "    local name = string.match(id, '^(.*)_[^_]*$')\n"
+    "    redis.call('HSET', l, 'name', name, 'created', cur, 'last', cur,\n"
+    "               'reg', now, 'conn', ARGV[i + 1], 'open', '1')\n"
+    "    redis.call('SADD', ns .. ':n:' .. name, id)\n"
+    "    redis.call('ZADD', ids, now, id)\n"
+    "    for k = 0, nk - 1 do\n"
+    "      local key = ARGV[i + 3 + 2 * k]\n"
+    "      redis.call('HSET', ns .. ':lk:' .. id, key, ARGV[i + 4 + 2 * k])\n"
+    "      redis.call('SADD', ns .. ':k:' .. key, id)\n"
+    "    end\n"
+    "  end\n"
+    "  i = i + 3 + 2 * nk\n"
+    "end\n"
+    "return {0}\n";
+
+/* [6] active since (ms) -> {id, registered, activity, connected, keys}* */
+static const char lua_list[] = LUA_PRELUDE
+    "local ids = redis.call('ZRANGE', ns .. ':ids', 0, -1, 'WITHSCORES')\n"
+    "local out = {}\n"
+    "for i = 1, #ids, 2 do\n"
+    "  local id = ids[i]\n"
+    "  local f = redis.call('HMGET', ns .. ':l:' .. id, 'reg', 'open')\n"
+    "  local on = f[2] == '1' and tonumber(ids[i + 1]) >= tonumber(ARGV[6])\n"
+    "  out[#out + 1] = {id, f[1] or '0', ids[i + 1], on and 1 or 0,\n"
+    "                   redis.call('HKEYS', ns .. ':lk:' .. id)}\n"
+    "end\n"
+    "return out\n";
+
+/* ---- running a script ------------------------------------------------- */
+
+#define MAX_ARGS 12
+
+typedef struct {
+    const char **argv;          /* room for the arguments */
+    apr_size_t *len;
+    const char *fixed[MAX_ARGS + 3];    /* the usual room */
+    apr_size_t fixed_len[MAX_ARGS + 3];
+    char nums[5][24];
+    int argc;
+} sse_args_t;
+
+static void arg(sse_args_t *a, const char *s, apr_size_t len)
+{
+    a->argv[a->argc] = s ? s : "";
+    a->len[a->argc++] = s ? len : 0;
+}
+
+static void arg_str(sse_args_t *a, const char *s)
+{
+    arg(a, s, s ? strlen(s) : 0);
+}
+
+static void arg_num(sse_args_t *a, char *buf, apr_int64_t v)
+{
+    apr_snprintf(buf, 24, "%" APR_INT64_T_FMT, v);
+    arg_str(a, buf);
+}
+
+/* EVALSHA <sha> 0 and the common arguments of @a b. */
+static void args_start(sse_args_t *a, const sse_rbus_t *b)
+{
+    a->argv = a->fixed;
+    a->len = a->fixed_len;
+    a->argc = 0;
+    arg_str(a, "EVALSHA");
+    arg_str(a, "");             /* the sha, set by run() */
+    arg_str(a, "0");
+    arg_str(a, b->ns);
+    arg_num(a, a->nums[0], b->history);
+    arg_num(a, a->nums[1], (apr_int64_t)b->floor);
+    arg_num(a, a->nums[2], b->now_ms * 1000);
+    arg_num(a, a->nums[3], b->now_ms);
+}
+
+static const char *reply_error(const redisContext *c, const redisReply *r)
+{
+    if (r == NULL) {
+        return c->errstr[0] ? c->errstr : "no reply from redis";
+    }
+    return r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply";
+}
+
+/* Run @a script with @a a: by its SHA1, loading it on NOSCRIPT. */
+static redisReply *run(redisContext *c, const char *script, sse_args_t *a,
+                       const char **err)
+{
+    unsigned char digest[APR_SHA1_DIGESTSIZE];
+    char sha[2 * APR_SHA1_DIGESTSIZE + 1];
+    apr_sha1_ctx_t ctx;
+    redisReply *r;
+    int i;
+
+    apr_sha1_init(&ctx);
+    apr_sha1_update(&ctx, script, (unsigned int)strlen(script));
+    apr_sha1_final(digest, &ctx);
+    for (i = 0; i < APR_SHA1_DIGESTSIZE; i++) {
+        apr_snprintf(sha + 2 * i, 3, "%02x", digest[i]);
+    }
+    a->argv[1] = sha;
+    a->len[1] = strlen(sha);
+    r = redisCommandArgv(c, a->argc, a->argv, a->len);
+    if (r && r->type == REDIS_REPLY_ERROR
+        && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(r);
+        a->argv[0] = "EVAL";
+        a->len[0] = 4;
+        a->argv[1] = script;
+        a->len[1] = strlen(script);
+        r = redisCommandArgv(c, a->argc, a->argv, a->len);
+        a->argv[0] = "EVALSHA";
+        a->len[0] = 7;
+    }
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        *err = reply_error(c, r);
+        if (r) {
+            /* the message lives in the reply: keep a copy that outlives it */
+            static __thread char msg[160];
+            apr_cpystrn(msg, *err, sizeof(msg));
+            *err = msg;
+            freeReplyObject(r);
+        }
+        return NULL;
+    }
+    return r;
+}
+
+static apr_int64_t int_at(const redisReply *r, apr_size_t i)
+{
+    const redisReply *e;
+
+    if (i >= r->elements) {
+        return 0;
+    }
+    e = r->element[i];
+    if (e->type == REDIS_REPLY_INTEGER) {
+        return (apr_int64_t)e->integer;
+    }
+    if (e->type == REDIS_REPLY_STRING) {
+        return apr_atoi64(e->str);
+    }
+    return 0;
+}
+
+/* ---- the changes ------------------------------------------------------ */
+
+static apr_status_t publish(redisContext *c, const sse_rbus_t *b,
+                            const char *script, sse_args_t *a,
+                            int *delivered)
+{
+    redisReply *r = run(c, script, a, b->err);
+    apr_int64_t n;
+
+    *delivered = 0;
+    if (r == NULL) {
+        return SSE_EBUS;
+    }
+    n = int_at(r, 1);
+    freeReplyObject(r);
+    if (n < 0) {
+        return APR_ENOENT;
+    }
+    *delivered = (int)n;
+    return APR_SUCCESS;
+}
+
+apr_status_t sse_rbus_notify(redisContext *c, const sse_rbus_t *b,
+                             const char *key, const char *payload,
+                             apr_size_t plen, int *delivered)
+{
+    sse_args_t a;
+
+    args_start(&a, b);
+    arg_str(&a, key);
+    arg(&a, payload, plen);
+    return publish(c, b, lua_notify, &a, delivered);
+}
+
+apr_status_t sse_rbus_complete(redisContext *c, const sse_rbus_t *b,
+                               const char *id, const char *taskid,
+                               const char *payload, apr_size_t plen,
+                               int *delivered)
+{
+    apr_size_t name_len;
+    sse_args_t a;
+
+    *delivered = 0;
+    if (sse_id_parse(id, &name_len) != APR_SUCCESS) {
+        return APR_EINVAL;
+    }
+    args_start(&a, b);
+    arg_str(&a, id);
+    arg(&a, id, name_len);
+    arg_str(&a, taskid);
+    arg(&a, payload, plen);
+    return publish(c, b, lua_complete, &a, delivered);
+}
+
+/* The record's keys: a flat array key, since, key, since... */
+static void record_keys(apr_pool_t *p, const redisReply *kv,
+                        sse_bus_listener_t *l)
+{
+    apr_size_t i;
+
+    l->nkeys = 0;
+    if (kv->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+    for (i = 0; i + 1 < kv->elements && l->nkeys < SSE_MAX_KEYS; i += 2) {
+        const redisReply *k = kv->element[i], *v = kv->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING
+            || !sse_token_valid(k->str, k->len)) {
+            continue;
+        }
+        l->keys[l->nkeys] = apr_pstrmemdup(p, k->str, k->len);
+        l->since[l->nkeys++] = (apr_uint64_t)apr_atoi64(v->str);
+    }
+}
+
+apr_status_t sse_rbus_connect(redisContext *c, const sse_rbus_t *b,
+                              apr_pool_t *p, const char *id,
+                              apr_uint32_t max, apr_int64_t active_ms,
+                              sse_bus_listener_t *l, apr_uint64_t *seq,
+                              int *created)
+{
+    apr_size_t name_len;
+    apr_int64_t s;
+    redisReply *r;
+    sse_args_t a;
+
+    memset(l, 0, sizeof(*l));
+    *created = 0;
+    if (sse_id_parse(id, &name_len) != APR_SUCCESS) {
+        return APR_EINVAL;
+    }
+    args_start(&a, b);
+    arg_str(&a, id);
+    arg(&a, id, name_len);
+    arg_num(&a, a.nums[4], max);
+    {
+        char since[24];
+        arg_num(&a, since, b->now_ms - active_ms);
+        r = run(c, lua_connect, &a, b->err);
+    }
+    if (r == NULL) {
+        return SSE_EBUS;
+    }
+    s = int_at(r, 0);
+    if (s == -1 || s == -2 || r->elements < 7) {
+        freeReplyObject(r);
+        return s == -1 ? APR_EEXIST : s == -2 ? APR_ENOSPC : SSE_EBUS;
+    }
+    *seq = (apr_uint64_t)s;
+    l->serial = (apr_uint64_t)int_at(r, 1);
+    *created = int_at(r, 2) == 1;
+    l->created_seq = (apr_uint64_t)int_at(r, 3);
+    l->last_seq = (apr_uint64_t)int_at(r, 4);
+    l->registered_ms = int_at(r, 5);
+    record_keys(p, r->element[6], l);
+    freeReplyObject(r);
+    return APR_SUCCESS;
+}
+
+/* Run a script whose answer is {n} or {n, m}: *first and *second. */
+static apr_status_t simple(redisContext *c, const sse_rbus_t *b,
+                           const char *script, sse_args_t *a,
+                           apr_int64_t *first, apr_int64_t *second)
+{
+    redisReply *r = run(c, script, a, b->err);
+
+    if (r == NULL) {
+        return SSE_EBUS;
+    }
+    *first = int_at(r, 0);
+    if (second) {
+        *second = int_at(r, 1);
+    }
+    freeReplyObject(r);
+    return APR_SUCCESS;
+}
+
+apr_status_t sse_rbus_release(redisContext *c, const sse_rbus_t *b,
+                              const char *id, apr_uint64_t serial,
+                              apr_uint64_t last)
+{
+    char n1[24], n2[24];
+    apr_int64_t ok;
+    sse_args_t a;
+
+    args_start(&a, b);
+    arg_str(&a, id);
+    arg_num(&a, n1, (apr_int64_t)serial);
+    arg_num(&a, n2, (apr_int64_t)last);
+    return simple(c, b, lua_release, &a, &ok, NULL);
+}
+
+apr_status_t sse_rbus_listen(redisContext *c, const sse_rbus_t *b,
+                             const char *id, const char *key, int max,
+                             int *added)
+{
+    apr_int64_t s = 0;
+    apr_status_t rv;
+    sse_args_t a;
+
+    *added = 0;
+    args_start(&a, b);
+    arg_str(&a, id);
+    arg_str(&a, key);
+    arg_num(&a, a.nums[4], max);
+    rv = simple(c, b, lua_listen, &a, &s, NULL);
+    if (rv == APR_SUCCESS && s < 0) {
+        rv = s == -1 ? APR_ENOENT : APR_ENOSPC;
+    }
+    *added = rv == APR_SUCCESS && s > 0;
+    return rv;
+}
+
+apr_status_t sse_rbus_remove(redisContext *c, const sse_rbus_t *b,
+                             const char *id, apr_int64_t retire_ms)
+{
+    char n1[24], n2[24];
+    apr_int64_t s = 0;
+    apr_status_t rv;
+    sse_args_t a;
+
+    args_start(&a, b);
+    arg_str(&a, id);
+    arg_num(&a, n1, retire_ms);
+    arg_num(&a, n2, b->now_ms + retire_ms);
+    rv = simple(c, b, lua_remove, &a, &s, NULL);
+    return rv == APR_SUCCESS && s < 0 ? APR_ENOENT : rv;
+}
+
+apr_status_t sse_rbus_clear(redisContext *c, const sse_rbus_t *b,
+                            apr_int64_t retire_ms, int *removed)
+{
+    char n1[24], n2[24];
+    apr_int64_t s, n = 0;
+    apr_status_t rv;
+    sse_args_t a;
+
+    args_start(&a, b);
+    arg_num(&a, n1, retire_ms);
+    arg_num(&a, n2, b->now_ms + retire_ms);
+    rv = simple(c, b, lua_clear, &a, &s, &n);
+    *removed = (int)n;
+    return rv;
+}
+
+apr_status_t sse_rbus_cleanup(redisContext *c, const sse_rbus_t *b,
+                              apr_int64_t dormant_ms, int *removed)
+{
+    char n1[24];
+    apr_int64_t s, n = 0;
+    apr_status_t rv;
+    sse_args_t a;
+
+    args_start(&a, b);
+    arg_num(&a, n1, b->now_ms - dormant_ms);
+    rv = simple(c, b, lua_cleanup, &a, &s, &n);
+    *removed = (int)n;
+    return rv;
+}
+
+apr_status_t sse_rbus_touch(redisContext *c, const sse_rbus_t *b,
+                            apr_pool_t *p, const sse_bus_stream_t *st,
+                            int n)
+{
+    apr_size_t room = 8 + (apr_size_t)n * (3 + 2 * SSE_MAX_KEYS);
+    apr_int64_t first;
+    sse_args_t *a;
+    int i, k;
+
+    if (n == 0) {
+        return APR_SUCCESS;
+    }
+    a = apr_palloc(p, sizeof(*a));
+    args_start(a, b);
+    a->argv = apr_palloc(p, room * sizeof(*a->argv));
+    a->len = apr_palloc(p, room * sizeof(*a->len));
+    memcpy(a->argv, a->fixed, (apr_size_t)a->argc * sizeof(*a->argv));
+    memcpy(a->len, a->fixed_len, (apr_size_t)a->argc * sizeof(*a->len));
+    for (i = 0; i < n; i++) {
+        arg_str(a, st[i].id);
+        arg_str(a, apr_psprintf(p, "%" APR_UINT64_T_FMT, st[i].serial));
+        arg_str(a, apr_itoa(p, st[i].nkeys));
+        for (k = 0; k < st[i].nkeys; k++) {
+            arg_str(a, st[i].keys[k]);
+            arg_str(a, apr_psprintf(p, "%" APR_UINT64_T_FMT, st[i].since[k]));
+        }
+    }
+    return simple(c, b, lua_touch, a, &first, NULL);
+}
+
+/* ---- list-registrants -------------------------------------------------- */
+
+static json_t *listing(const redisReply *one)
+{
+    const redisReply *keys;
+    json_t *l, *arr;
+    apr_size_t k;
+
+    if (one->type != REDIS_REPLY_ARRAY || one->elements != 5
+        || one->element[0]->type != REDIS_REPLY_STRING) {
+        return NULL;
+    }
+    keys = one->element[4];
+    l = json_object();
+    arr = json_array();
+    for (k = 0; keys->type == REDIS_REPLY_ARRAY && k < keys->elements; k++) {
+        if (keys->element[k]->type == REDIS_REPLY_STRING) {
+            json_array_append_new(arr, json_stringn(keys->element[k]->str,
+                                                    keys->element[k]->len));
+        }
+    }
+    json_object_set_new(l, "listenKeys", arr);
+    json_object_set_new(l, "registered-ts", json_integer(int_at(one, 1)));
+    json_object_set_new(l, "connected", json_boolean(int_at(one, 3) == 1));
+    json_object_set_new(l, "last-activity", json_integer(int_at(one, 2)));
+    json_object_set_new(l, "missed", json_integer(0));
+    return l;
+}
+
+apr_status_t sse_rbus_list(redisContext *c, const sse_rbus_t *b,
+                           apr_pool_t *p, apr_int64_t active_ms,
+                           char **json)
+{
+    json_t *all = json_object();
+    apr_status_t rv = APR_ENOMEM;
+    redisReply *r;
+    char since[24];
+    sse_args_t a;
+    apr_size_t i;
+    char *js;
+
+    args_start(&a, b);
+    arg_num(&a, since, b->now_ms - active_ms);
+    r = run(c, lua_list, &a, b->err);
+    if (r == NULL) {
+        json_decref(all);
+        return SSE_EBUS;
+    }
+    for (i = 0; all && i < r->elements; i++) {
+        json_t *l = listing(r->element[i]);
+        if (l) {
+            json_object_setn_new_nocheck(all, r->element[i]->element[0]->str,
+                                         r->element[i]->element[0]->len, l);
+        }
+    }
+    freeReplyObject(r);
+    js = all ? json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (js) {
+        *json = apr_pstrdup(p, js);
+        free(js);
+        rv = APR_SUCCESS;
+    }
+    json_decref(all);
+    return rv;
+}
+
+/* ---- reading the log -------------------------------------------------- */
+
+/* The value of field @a name in an entry's flat field array, or NULL. */
+static const redisReply *field(const redisReply *f, const char *name)
+{
+    apr_size_t i;
+
+    for (i = 0; i + 1 < f->elements; i += 2) {
+        if (f->element[i]->type == REDIS_REPLY_STRING
+            && strcmp(f->element[i]->str, name) == 0
+            && f->element[i + 1]->type == REDIS_REPLY_STRING) {
+            return f->element[i + 1];
+        }
+    }
+    return NULL;
+}
+
+static const char *token_field(apr_pool_t *p, const redisReply *f,
+                               const char *name)
+{
+    const redisReply *v = field(f, name);
+
+    return v && sse_token_valid(v->str, v->len)
+               ? apr_pstrmemdup(p, v->str, v->len) : NULL;
+}
+
+static const char *id_field(apr_pool_t *p, const redisReply *f)
+{
+    const redisReply *v = field(f, "i");
+
+    return v && v->len <= SSE_ID_MAX && strlen(v->str) == v->len
+               && sse_id_parse(v->str, NULL) == APR_SUCCESS
+               ? apr_pstrmemdup(p, v->str, v->len) : NULL;
+}
+
+static apr_int64_t num_field(const redisReply *f, const char *name)
+{
+    const redisReply *v = field(f, name);
+
+    return v ? apr_atoi64(v->str) : 0;
+}
+
+/* One line of JSON, as the publisher made it: nothing that could end
+ * the line it is written on. */
+static int payload_field(apr_pool_t *p, const redisReply *f,
+                         apr_size_t max, sse_bus_entry_t *e)
+{
+    const redisReply *v = field(f, "p");
+
+    if (v == NULL || v->len == 0) {
+        return 1;
+    }
+    if (v->len > max || memchr(v->str, '\n', v->len)
+        || memchr(v->str, '\r', v->len) || strlen(v->str) != v->len) {
+        return 0;
+    }
+    e->payload = apr_pstrmemdup(p, v->str, v->len);
+    e->plen = v->len;
+    return 1;
+}
+
+/* The kind of an entry whose fields check, else 0. */
+static int entry_kind(apr_pool_t *p, const redisReply *f, apr_size_t max,
+                      sse_bus_entry_t *e)
+{
+    const redisReply *t = field(f, "t");
+
+    if (t == NULL || t->len != 1) {
+        return 0;
+    }
+    e->ms = num_field(f, "m");
+    switch (t->str[0]) {
+    case 'k':
+        e->key = token_field(p, f, "k");
+        return e->key && payload_field(p, f, max, e) ? SSE_BUS_KEY : 0;
+    case 'n':
+        e->key = token_field(p, f, "k");
+        e->data = token_field(p, f, "d");
+        return e->key && e->data && payload_field(p, f, max, e)
+                   ? SSE_BUS_NAME : 0;
+    case 'c':
+        e->id = id_field(p, f);
+        e->serial = (apr_uint64_t)num_field(f, "s");
+        return e->id ? SSE_BUS_CONNECT : 0;
+    case 'l':
+        e->id = id_field(p, f);
+        e->key = token_field(p, f, "k");
+        return e->id && e->key ? SSE_BUS_LISTEN : 0;
+    case 'u':
+        e->id = id_field(p, f);
+        e->retire_ms = num_field(f, "r");
+        return e->id ? SSE_BUS_REMOVE : 0;
+    case 'x':
+        e->retire_ms = num_field(f, "r");
+        return SSE_BUS_CLEAR;
+    default:
+        return 0;
+    }
+}
+
+/* An entry of the log: "<seq>-0" and its fields. 0 if its id is not one
+ * of ours (then it is not applied at all). */
+static int parse_entry(apr_pool_t *p, const redisReply *r, apr_size_t max,
+                       sse_bus_entry_t *e)
+{
+    char *end;
+
+    memset(e, 0, sizeof(*e));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
+        || r->element[0]->type != REDIS_REPLY_STRING
+        || r->element[1]->type != REDIS_REPLY_ARRAY) {
+        return 0;
+    }
+    e->seq = (apr_uint64_t)apr_strtoi64(r->element[0]->str, &end, 10);
+    if (e->seq == 0 || strcmp(end, "-0") != 0) {
+        return 0;
+    }
+    e->kind = entry_kind(p, r->element[1], max, e);
+    return 1;
+}
+
+static int stream_index(const redisReply *name, int n,
+                        const char *const *ns)
+{
+    int i;
+
+    for (i = 0; name->type == REDIS_REPLY_STRING && i < n; i++) {
+        apr_size_t len = strlen(ns[i]);
+        if (name->len == len + 4 && memcmp(name->str, ns[i], len) == 0
+            && strcmp(name->str + len, ":log") == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void take_entries(apr_pool_t *p, const redisReply *list,
+                         apr_size_t max, sse_bus_entry_t **got, int *ngot)
+{
+    apr_size_t i;
+    int n = 0;
+
+    *got = apr_pcalloc(p, (list->elements + 1) * sizeof(**got));
+    for (i = 0; i < list->elements; i++) {
+        n += parse_entry(p, list->element[i], max, &(*got)[n]);
+    }
+    *ngot = n;
+}
+
+apr_status_t sse_rbus_read(redisContext *c, int n, const char *const *ns,
+                           const apr_uint64_t *after, int block_ms,
+                           int count, apr_size_t max_payload, apr_pool_t *p,
+                           sse_bus_entry_t **got, int *ngot,
+                           const char **err)
+{
+    const char **argv = apr_palloc(p, (6 + 2 * (apr_size_t)n) * sizeof(*argv));
+    redisReply *r;
+    apr_size_t i;
+    int argc = 0, k;
+
+    argv[argc++] = "XREAD";
+    argv[argc++] = "COUNT";
+    argv[argc++] = apr_itoa(p, count);
+    argv[argc++] = "BLOCK";
+    argv[argc++] = apr_itoa(p, block_ms);
+    argv[argc++] = "STREAMS";
+    for (k = 0; k < n; k++) {
+        argv[argc++] = apr_pstrcat(p, ns[k], ":log", NULL);
+    }
+    for (k = 0; k < n; k++) {
+        argv[argc++] = apr_psprintf(p, "%" APR_UINT64_T_FMT "-0", after[k]);
+        got[k] = NULL;
+        ngot[k] = 0;
+    }
+    r = redisCommandArgv(c, argc, argv, NULL);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        *err = apr_pstrdup(p, reply_error(c, r));
+        freeReplyObject(r);
+        return SSE_EBUS;
+    }
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *s = r->element[i];
+        if (s->type == REDIS_REPLY_ARRAY && s->elements == 2
+            && s->element[1]->type == REDIS_REPLY_ARRAY
+            && (k = stream_index(s->element[0], n, ns)) >= 0) {
+            take_entries(p, s->element[1], max_payload, &got[k], &ngot[k]);
+        }
+    }
+    freeReplyObject(r);
+    return APR_SUCCESS;
+}
