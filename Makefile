@@ -4,7 +4,10 @@ PYTHON    ?= /usr/bin/python3
 CORE_SRC   = src/sse_id.c src/sse_frame.c src/sse_route.c src/sse_registry.c \
              src/sse_removal.c src/sse_client.c src/sse_layout.c \
              src/sse_lock.c src/sse_repair.c src/sse_retired.c \
-             src/sse_ring.c src/sse_report.c src/sse_timer.c
+             src/sse_ring.c src/sse_report.c src/sse_timer.c \
+             src/sse_redis_conn.c
+# what the core links against (t/sanitize.sh reads it too)
+CORE_LIBS  = -ljansson -lhiredis
 GLUE_SRC   = mod_sse_mgr.c mod_sse_state.c mod_sse_ops.c mod_sse_handler.c \
 	         mod_sse_dispatch.c mod_sse_wake.c mod_sse_stream.c mod_sse_park.c \
 	         mod_sse_admit.c \
@@ -40,7 +43,7 @@ t/modules/.libs/mod_sse_apitest.so: t/modules/mod_sse_apitest.c include/mod_sse_
 
 .libs/mod_sse_mgr.so: $(GLUE_SRC) $(CORE_SRC) src/*.h include/*.h mod_sse_*.h
 	$(SAY) "  APXS  $@"
-	$(Q)$(APXS_C) -o mod_sse_mgr.la -Wc,"$(WARN) -std=gnu99" -I. $(GLUE_SRC) $(CORE_SRC) -ljansson
+	$(Q)$(APXS_C) -o mod_sse_mgr.la -Wc,"$(WARN) -std=gnu99" -I. $(GLUE_SRC) $(CORE_SRC) $(CORE_LIBS)
 
 # The module into httpd's modules directory (the .so only: no libtool
 # archive), and on Debian the a2enmod files (an edited .conf is kept).
@@ -86,7 +89,7 @@ deps:
 
 t/unit/run_tests: t/unit/*.c $(CORE_SRC) src/*.h
 	$(SAY) "  CC    $@"
-	$(Q)$(CC) -std=gnu99 $(WARN) -g -I. $(APR_CFLAGS) -o $@ t/unit/*.c $(CORE_SRC) $(APR_LIBS) -ljansson -lpthread
+	$(Q)$(CC) -std=gnu99 $(WARN) -g -I. $(APR_CFLAGS) -o $@ t/unit/*.c $(CORE_SRC) $(APR_LIBS) $(CORE_LIBS) -lpthread
 
 unit: t/unit/run_tests
 	t/unit/run_tests
