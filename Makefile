@@ -94,12 +94,18 @@ t/unit/run_tests: t/unit/*.c $(CORE_SRC) src/*.h
 unit: t/unit/run_tests
 	t/unit/run_tests
 
+# sse_redis_connect() from the command line, for t/test_redis_conn.py
+t/probe/redis_probe: t/probe/redis_probe.c src/sse_redis_conn.c src/sse_redis_conn.h
+	$(SAY) "  CC    $@"
+	$(Q)$(CC) -std=gnu99 $(WARN) -g -I. $(APR_CFLAGS) -o $@ t/probe/redis_probe.c src/sse_redis_conn.c $(APR_LIBS) -lhiredis
+
 # the demo server's module (docs/demo.md): the optional functions only
 examples/.libs/mod_sse_demo.so: examples/mod_sse_demo.c include/mod_sse_mgr.h
 	$(SAY) "  APXS  $@"
 	$(Q)cd examples && $(APXS_C) -Wc,"$(WARN) -std=gnu99" -I.. mod_sse_demo.c
 
-test: deps all examples/.libs/mod_sse_demo.so t/modules/.libs/mod_sse_apitest.so t/unit/run_tests
+test: deps all examples/.libs/mod_sse_demo.so t/modules/.libs/mod_sse_apitest.so t/unit/run_tests \
+      t/probe/redis_probe
 	@sh t/run-tests.sh
 
 demo: deps-build all examples/.libs/mod_sse_demo.so
@@ -123,7 +129,7 @@ soak: deps all
 	$(PYTHON) t/soak.py
 
 clean:
-	rm -rf .libs *.la *.lo *.slo *.o src/*.lo src/*.slo src/*.o src/.libs t/unit/run_tests \
+	rm -rf .libs *.la *.lo *.slo *.o src/*.lo src/*.slo src/*.o src/.libs t/unit/run_tests t/probe/redis_probe \
 	       t/modules/.libs t/modules/*.la t/modules/*.lo t/modules/*.slo t/modules/*.o \
 	       examples/.libs examples/*.la examples/*.lo examples/*.slo examples/*.o \
 	       build.log t/modules/build.log examples/build.log
