@@ -17,7 +17,10 @@ from redis_conn_harness import (REDIS_SENTINEL, REDIS_SERVER, FullBacklog,
                                 sentinel_master_state, wait_until)
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROBE = os.path.join(TOP, "t", "probe", "redis_probe")
+# REDIS_PROBE: another build of it (e.g. under ASan: the checks below fail
+# on any sanitizer report on its stderr)
+PROBE = os.environ.get("REDIS_PROBE") or os.path.join(TOP, "t", "probe",
+                                                      "redis_probe")
 
 pytestmark = pytest.mark.skipif(
     not (os.access(REDIS_SERVER, os.X_OK)
@@ -31,8 +34,9 @@ PASSWORD_URL = ":p%40ss%2Fw%3Ard@"
 
 @pytest.fixture(scope="module", autouse=True)
 def probe():
-    subprocess.run(["make", "-s", "t/probe/redis_probe"], cwd=TOP,
-                   check=True)
+    if not os.environ.get("REDIS_PROBE"):
+        subprocess.run(["make", "-s", "t/probe/redis_probe"], cwd=TOP,
+                       check=True)
     return PROBE
 
 
@@ -77,6 +81,8 @@ def run_probe(url, *command, timeout_ms=1000, n=1):
     proc = subprocess.run([PROBE, "-t", str(timeout_ms), "-n", str(n), url]
                           + [str(c) for c in command],
                           capture_output=True, text=True, timeout=60)
+    assert not re.search(r"Sanitizer|runtime error", proc.stderr), (
+        "the probe's memory checks failed on %s:\n%s" % (url, proc.stderr))
     lines = proc.stdout.splitlines()
     attempts = [Attempt(l) for l in lines
                 if l.startswith(("connected ", "error "))]
@@ -241,8 +247,9 @@ def sentinel_url(sentinels, master="m", db=2, extra=()):
                                             master, db)
 
 
+@pytest.mark.parametrize("how", ["sigkill", "sentinel-failover"])
 def test_sentinel_leads_to_the_master_and_follows_a_failover(tmp_path,
-                                                             procs, fakes):
+                                                             procs, how):
     master, replica, sentinels = start_sentinel_group(tmp_path, procs)
 
     a, rest, _ = connect_once(sentinel_url(sentinels), "CLIENT", "INFO")
@@ -256,29 +263,48 @@ def test_sentinel_leads_to_the_master_and_follows_a_failover(tmp_path,
     assert a.reason.endswith("is a sentinel, not the master (use "
                              "redis-sentinel://)"), a.reason
 
-    # SIGKILL the master: the sentinels see it down after 1 s, elect a
-    # leader and promote the replica; until then connecting fails
-    master.kill()
+    # SIGKILL: the sentinels see the master down after 1 s, elect a leader
+    # and promote the replica; until then connecting fails. SENTINEL
+    # FAILOVER: one sentinel promotes the replica at once and demotes the
+    # master, which a stale answer may still name: it must be refused.
+    if how == "sigkill":
+        master.kill()
+    else:
+        assert redis_call(sentinels[0].port, "SENTINEL", "FAILOVER",
+                          "m") == "OK"
     killed = time.monotonic()
-    errors = []
+    errors, still_old = [], []
 
     def promoted():
         a, _, _ = connect_once(sentinel_url(sentinels), timeout_ms=300)
         if not a.ok:
             errors.append(a.reason)
+        elif a.port == master.port:
+            still_old.append(a)     # ROLE said master: not yet demoted
         return a if a.ok and a.port == replica.port else None
 
     a = wait_until("a connection to the promoted replica", promoted,
                    timeout=40, interval=0.1)
     took = time.monotonic() - killed
-    print("failover: kill -> new master reachable in %.2f s; %d failed "
-          "attempts; reasons seen: %r" % (took, len(errors),
-                                          sorted(set(errors))))
+    print("failover (%s): new master reachable after %.2f s; %d "
+          "connections to the old master meanwhile; %d failed attempts; "
+          "reasons seen: %r" % (how, took, len(still_old), len(errors),
+                                sorted(set(errors))))
     assert redis_call(replica.port, "ROLE", password=PASSWORD)[0] == "master"
     for reason in errors:
         assert "\n" not in reason and "master 'm'" in reason, reason
     a, rest, _ = connect_once(sentinel_url(sentinels), "SET", "k", "v")
     assert a.ok and rest == ["reply status OK", "reconnect 0"], rest
+    if how != "sigkill":
+        # the old master, now a replica, answers a write with READONLY:
+        # the engine must reconnect
+        wait_until("the old master demoted",
+                   lambda: redis_call(master.port, "ROLE",
+                                      password=PASSWORD)[0] == "slave")
+        a, _, _ = connect_once("redis://%s127.0.0.1:%d" % (PASSWORD_URL,
+                                                           master.port))
+        assert a.reason == ("127.0.0.1:%d is a replica, not the master"
+                            % master.port), a.reason
 
 
 def test_the_sentinel_that_answered_is_asked_first_next_time(tmp_path,
