@@ -213,7 +213,7 @@ def test_silent_and_unreachable_sentinels_are_skipped_within_the_timeout(
     assert a.ms < 2 * 400 + 600, "two sentinels took %d ms" % a.ms
 
 
-# ---- Sentinel -----------------------------------------------------------------
+# ---- Sentinel ---------------------------------------------------------------
 
 def start_sentinel_group(tmp_path, procs):
     """A master and a replica (both with PASSWORD), three sentinels that
