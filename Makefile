@@ -5,7 +5,9 @@ CORE_SRC   = src/sse_id.c src/sse_frame.c src/sse_route.c src/sse_registry.c \
              src/sse_removal.c src/sse_client.c src/sse_layout.c \
              src/sse_lock.c src/sse_repair.c src/sse_retired.c \
              src/sse_ring.c src/sse_report.c src/sse_timer.c \
-             src/sse_bus_apply.c src/sse_bus_redis.c src/sse_redis_conn.c
+             src/sse_redis_conn.c src/sse_bus_apply.c src/sse_bus_redis.c
+# what the core links against (t/sanitize.sh reads it too)
+CORE_LIBS  = -ljansson -lhiredis
 GLUE_SRC   = mod_sse_mgr.c mod_sse_state.c mod_sse_ops.c mod_sse_handler.c \
 	         mod_sse_dispatch.c mod_sse_wake.c mod_sse_stream.c mod_sse_park.c mod_sse_bus.c \
 	         mod_sse_admit.c \
@@ -41,7 +43,7 @@ t/modules/.libs/mod_sse_apitest.so: t/modules/mod_sse_apitest.c include/mod_sse_
 
 .libs/mod_sse_mgr.so: $(GLUE_SRC) $(CORE_SRC) src/*.h include/*.h mod_sse_*.h
 	$(SAY) "  APXS  $@"
-	$(Q)$(APXS_C) -o mod_sse_mgr.la -Wc,"$(WARN) -std=gnu99" -I. $(GLUE_SRC) $(CORE_SRC) -ljansson -lhiredis
+	$(Q)$(APXS_C) -o mod_sse_mgr.la -Wc,"$(WARN) -std=gnu99" -I. $(GLUE_SRC) $(CORE_SRC) $(CORE_LIBS)
 
 # The module into httpd's modules directory (the .so only: no libtool
 # archive), and on Debian the a2enmod files (an edited .conf is kept).
@@ -87,17 +89,23 @@ deps:
 
 t/unit/run_tests: t/unit/*.c $(CORE_SRC) src/*.h
 	$(SAY) "  CC    $@"
-	$(Q)$(CC) -std=gnu99 $(WARN) -g -I. $(APR_CFLAGS) -o $@ t/unit/*.c $(CORE_SRC) $(APR_LIBS) -ljansson -lhiredis -lpthread
+	$(Q)$(CC) -std=gnu99 $(WARN) -g -I. $(APR_CFLAGS) -o $@ t/unit/*.c $(CORE_SRC) $(APR_LIBS) $(CORE_LIBS) -lpthread
 
 unit: t/unit/run_tests
 	t/unit/run_tests
+
+# sse_redis_connect() from the command line, for t/test_redis_conn.py
+t/probe/redis_probe: t/probe/redis_probe.c src/sse_redis_conn.c src/sse_redis_conn.h
+	$(SAY) "  CC    $@"
+	$(Q)$(CC) -std=gnu99 $(WARN) -g -I. $(APR_CFLAGS) -o $@ t/probe/redis_probe.c src/sse_redis_conn.c $(APR_LIBS) -lhiredis
 
 # the demo server's module (docs/demo.md): the optional functions only
 examples/.libs/mod_sse_demo.so: examples/mod_sse_demo.c include/mod_sse_mgr.h
 	$(SAY) "  APXS  $@"
 	$(Q)cd examples && $(APXS_C) -Wc,"$(WARN) -std=gnu99" -I.. mod_sse_demo.c
 
-test: deps all examples/.libs/mod_sse_demo.so t/modules/.libs/mod_sse_apitest.so t/unit/run_tests
+test: deps all examples/.libs/mod_sse_demo.so t/modules/.libs/mod_sse_apitest.so t/unit/run_tests \
+      t/probe/redis_probe
 	@sh t/run-tests.sh
 
 demo: deps-build all examples/.libs/mod_sse_demo.so
@@ -121,7 +129,7 @@ soak: deps all
 	$(PYTHON) t/soak.py
 
 clean:
-	rm -rf .libs *.la *.lo *.slo *.o src/*.lo src/*.slo src/*.o src/.libs t/unit/run_tests \
+	rm -rf .libs *.la *.lo *.slo *.o src/*.lo src/*.slo src/*.o src/.libs t/unit/run_tests t/probe/redis_probe \
 	       t/modules/.libs t/modules/*.la t/modules/*.lo t/modules/*.slo t/modules/*.o \
 	       examples/.libs examples/*.la examples/*.lo examples/*.slo examples/*.o \
 	       build.log t/modules/build.log examples/build.log

@@ -6,8 +6,9 @@
 #   sh t/install-deps.sh test    all that, and the tests' tools (make test)
 set -e
 what=${1:-test}
-# building: apxs and its headers, jansson, a C compiler
-PKGS="apache2 apache2-dev libjansson-dev pkg-config make gcc"
+# building: apxs and its headers, jansson, hiredis (the Redis bus), a C
+# compiler
+PKGS="apache2 apache2-dev libjansson-dev libhiredis-dev pkg-config make gcc"
 if [ "$what" = deb ] || [ "$what" = test ]; then
     # dpkg-buildpackage and dh; dh_apache2 (the virtual dh-apache2) comes
     # with apache2-dev. debian/control says Rules-Requires-Root: no, so no
@@ -19,8 +20,10 @@ if [ "$what" = test ]; then
     # frames t/test_http2.py must choose itself (a stuck window, a reset,
     # GOAWAY), chromium for the demo page's real-browser test
     # (t/test_browser.py), driven by playwright-core from npm, which
-    # cannot download a browser of its own
+    # cannot download a browser of its own; redis-server and
+    # redis-sentinel for the bus's connection tests (t/test_redis_conn.py)
     PKGS="$PKGS python3 python3-pytest python3-h2 curl chromium"
+    PKGS="$PKGS redis-server redis-sentinel"
 fi
 missing=""
 for p in $PKGS; do

@@ -25,7 +25,8 @@ SAN="$SAN $SANITIZE_CFLAGS"
 # -- what building needs, installed only when missing
 need=""
 for p in gcc libasan8 libubsan1 clang-14 libclang-rt-14-dev llvm-14 \
-         apache2-dev libapr1-dev libaprutil1-dev libjansson-dev pkg-config; do
+         apache2-dev libapr1-dev libaprutil1-dev libjansson-dev libhiredis-dev \
+         pkg-config; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
         || need="$need $p"
 done
@@ -44,7 +45,7 @@ mkvar() {
         | make -s --no-print-directory -f Makefile -f - "print-$1"
 }
 CORE_SRC=$(mkvar CORE_SRC) && GLUE_SRC=$(mkvar GLUE_SRC) \
-    && WARN=$(mkvar WARN) || exit 2
+    && CORE_LIBS=$(mkvar CORE_LIBS) && WARN=$(mkvar WARN) || exit 2
 APR_CFLAGS=$(pkg-config --cflags apr-1 apr-util-1) || exit 2
 APR_LIBS=$(pkg-config --libs apr-1 apr-util-1) || exit 2
 rm -rf "$LOGS"
@@ -64,7 +65,7 @@ for cc in gcc "$CLANG"; do
     [ "$cc" = gcc ] || w=$(echo "$WARN" | sed 's/-Werror//')
     # shellcheck disable=SC2086
     $cc -std=gnu99 $w -g -O1 $SAN -fno-sanitize-recover=all -I. \
-        $APR_CFLAGS -o "$bin" t/unit/*.c $CORE_SRC $APR_LIBS -ljansson \
+        $APR_CFLAGS -o "$bin" t/unit/*.c $CORE_SRC $APR_LIBS $CORE_LIBS \
         -lpthread >"$bin.build.log" 2>&1 \
         || { cat "$bin.build.log"
              echo "sanitize: FAILED: unit tests do not build"; exit 1; }
@@ -98,7 +99,7 @@ if [ -z "$SANITIZE_UNIT_ONLY" ]; then
     $CLANG -shared -fPIC -shared-libasan -std=gnu99 \
         $(echo "$WARN" | sed 's/-Werror//') -g -O1 $SAN -DSSE_CHECKS \
         $($APXS -q EXTRA_CPPFLAGS) -I"$($APXS -q INCLUDEDIR)" $APR_CFLAGS \
-        -I. -o "$MOD" $GLUE_SRC $CORE_SRC -ljansson >"$OUT/build.log" 2>&1 \
+        -I. -o "$MOD" $GLUE_SRC $CORE_SRC $CORE_LIBS >"$OUT/build.log" 2>&1 \
         || { cat "$OUT/build.log"
              echo "sanitize: FAILED: the module does not build"; exit 1; }
     grep -c 'warning:' "$OUT/build.log" \
