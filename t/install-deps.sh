@@ -21,6 +21,9 @@ if [ "$what" = test ]; then
     # (t/test_browser.py), driven by playwright-core from npm, which
     # cannot download a browser of its own
     PKGS="$PKGS python3 python3-pytest python3-h2 curl chromium"
+    # Redis for the SSEBus tests (t/test_bus*.py, t/redis_harness.py):
+    # servers, sentinels, and redis-cli for a person looking on
+    PKGS="$PKGS redis-server redis-sentinel redis-tools"
 fi
 missing=""
 for p in $PKGS; do
