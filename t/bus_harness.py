@@ -119,7 +119,8 @@ class Cluster:
                               interval=0.2)
         except AssertionError:
             raise AssertionError("not every host showed BusState: %s within "
-                                 "%.0fs: %r" % (state, timeout, seen))
+                                 "%.0fs: %r" % (state, timeout, seen)) \
+                from None
 
     def ingest_pid(self, i):
         return self.status(i).get("BusIngestPid")
