@@ -19,11 +19,10 @@ other settings, make_cluster(bus=make_sentinels()) for Sentinel.
 """
 
 import json
-import random
 import time
 
 from redis_harness import RedisServer, SentinelSet
-from sse_client import StreamClosed, StreamTimeout, http
+from sse_client import StreamTimeout
 from sse_harness import STATUS_CONF, HttpdEnv, status_auto, wait_until
 
 SECRET = "bus-test-secret-0123456789abcdef"

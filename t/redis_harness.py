@@ -20,7 +20,7 @@ import socket
 import subprocess
 import time
 
-from sse_harness import _alive, free_port, wait_until
+from sse_harness import free_port, wait_until
 
 REDIS_SERVER = os.environ.get("REDIS_SERVER") or shutil.which(
     "redis-server") or "/usr/bin/redis-server"
