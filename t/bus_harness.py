@@ -98,9 +98,18 @@ class Cluster:
 
     # -- status ----------------------------------------------------------
 
-    def status(self, i):
-        """Registry 0's ?auto figures on host @i."""
-        return status_auto(self.hosts[i])[0]
+    def status(self, i, retry_for=5.0):
+        """Registry 0's ?auto figures on host @i. A connection cut is
+        retried: after a child is killed, one that its listener had
+        accepted is reset."""
+        deadline = time.monotonic() + retry_for
+        while True:
+            try:
+                return status_auto(self.hosts[i])[0]
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def wait_bus(self, state="up", timeout=20.0, hosts=None):
         """Every host (of @hosts) shows BusState @state; their figures."""

@@ -9,6 +9,11 @@ not declare with env.expect_log() fails it, as does a child that died of
 a signal (logged at [notice]) unless the test declared it killed children
 with env.expect_child_signal().
 
+The SSEBus tests add make_redis (a redis-server of the test's own),
+make_sentinels (master, replica, three sentinels), make_cluster (N hosts
+sharing SSESecret and SSEBus) and cluster (three of them over a fresh
+redis); see t/redis_harness.py and t/bus_harness.py.
+
 MPM=event (or MPM=prefork,worker) restricts the MPMs; SSE_MGR_MODULE names
 the module to load (default: <repo>/.libs/mod_sse_mgr.so).
 """
