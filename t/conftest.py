@@ -9,6 +9,11 @@ not declare with env.expect_log() fails it, as does a child that died of
 a signal (logged at [notice]) unless the test declared it killed children
 with env.expect_child_signal().
 
+The SSEBus tests add make_redis (a redis-server of the test's own),
+make_sentinels (master, replica, three sentinels), make_cluster (N hosts
+sharing SSESecret and SSEBus) and cluster (three of them over a fresh
+redis); see t/redis_harness.py and t/bus_harness.py.
+
 MPM=event (or MPM=prefork,worker) restricts the MPMs; SSE_MGR_MODULE names
 the module to load (default: <repo>/.libs/mod_sse_mgr.so).
 """
@@ -23,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sse_client import SSEStream  # noqa: E402
 from sse_harness import (APITEST, APITEST_CONF, HttpdEnv,  # noqa: E402
                          selected_mpms)
+from redis_harness import RedisServer, SentinelSet  # noqa: E402
 
 
 def pytest_report_header(config):
@@ -91,6 +97,83 @@ def apitest(make_httpd):
     return make_httpd(extra_conf=APITEST_CONF)
 
 
+# -- Redis and SSEBus clusters (t/redis_harness.py, t/bus_harness.py) ------
+
+@pytest.fixture
+def make_redis(tmp_path_factory):
+    """make_redis(aof=False, start=True, **kw) -> RedisServer of this
+    test's own (its own dir and port); stopped at the end of the test."""
+    servers = []
+
+    def _make(aof=False, start=True, **kw):
+        r = RedisServer(tmp_path_factory.mktemp("redis"), aof=aof, **kw)
+        servers.append(r)
+        if start:
+            r.start()
+        return r
+
+    yield _make
+    RedisServer.stop_all(servers)
+
+
+@pytest.fixture
+def make_sentinels(tmp_path_factory):
+    """make_sentinels(**kw) -> a started SentinelSet (a master, a replica,
+    three sentinels); stopped at the end of the test."""
+    sets = []
+
+    def _make(start=True, **kw):
+        ss = SentinelSet(tmp_path_factory.mktemp("sentinel"), **kw)
+        sets.append(ss)
+        if start:
+            ss.start()
+        return ss
+
+    yield _make
+    for ss in sets:
+        RedisServer.stop_all(ss.sentinels + ss.servers)
+
+
+@pytest.fixture
+def make_cluster(mpm, tmp_path_factory, make_redis):
+    """make_cluster(n=3, bus=None, aof=False, directives={}, extra_conf="",
+    start=True, **kw) -> bus_harness.Cluster of n hosts sharing SSESecret
+    and SSEBus (bus: a RedisServer, SentinelSet or URL; default a fresh
+    RedisServer, with AOF if aof); hosts stopped at the end of the test,
+    before the redis servers."""
+    from bus_harness import Cluster
+    clusters = []
+
+    def _make(n=3, bus=None, aof=False, directives=None, extra_conf="",
+              start=True, **kw):
+        if bus is None:
+            bus = make_redis(aof=aof)
+        c = Cluster(mpm, [tmp_path_factory.mktemp("bus-%s" % mpm)
+                          for _ in range(n)], bus, directives=directives,
+                    extra_conf=extra_conf, **kw)
+        c.redis = bus
+        clusters.append(c)
+        if start:
+            c.start()
+        return c
+
+    yield _make
+    errors = []
+    for c in clusters:
+        try:
+            c.stop()
+        except Exception as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def cluster(make_cluster):
+    """Three hosts over a fresh redis (no AOF), started."""
+    return make_cluster()
+
+
 @pytest.fixture(autouse=True)
 def _error_log_guard():
     """Fail the test on [warn]-or-worse lines it did not expect, and on a
@@ -116,3 +199,4 @@ def _error_log_guard():
 
 def pytest_sessionfinish(session, exitstatus):
     HttpdEnv.stop_all()
+    RedisServer.stop_all()

@@ -23,7 +23,9 @@ if [ "$what" = test ]; then
     # cannot download a browser of its own; redis-server and
     # redis-sentinel for the bus's connection tests (t/test_redis_conn.py)
     PKGS="$PKGS python3 python3-pytest python3-h2 curl chromium"
-    PKGS="$PKGS redis-server redis-sentinel"
+    # Redis for the SSEBus tests (t/test_bus*.py, t/redis_harness.py):
+    # servers, sentinels, and redis-cli for a person looking on
+    PKGS="$PKGS redis-server redis-sentinel redis-tools"
 fi
 missing=""
 for p in $PKGS; do
