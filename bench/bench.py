@@ -732,6 +732,7 @@ def main():
         if key not in S.servers:
             absent[key] = "not asked for (BENCH_SERVERS)"
     res = {"floor": {}, "hold": {}, "session": {}}
+    clu = None
     sse = all_servers["sse"]
     if sse in servers:
         try:
@@ -757,13 +758,31 @@ def main():
                 for srv in servers:
                     res["session"].setdefault(srv.key, {})[n] = \
                         run_session(srv, n)
+        if "cluster" in S.scenarios:
+            import cluster
+            clu = cluster.run(sys.modules[__name__], servers, absent)
     finally:
         for srv in servers:
             srv.stop()
     info["load_end"] = loadavg()
     info["minutes"] = (time.monotonic() - info["t0"]) / 60
     import bench_report
-    text = bench_report.render(S, info, res, servers, absent, RAW)
+    import cluster
+    try:
+        with open(S.results) as f:
+            old = f.read()
+    except OSError:
+        old = ""
+    if "cluster" in S.scenarios:
+        section = cluster.render(clu, info)
+    else:
+        section = cluster.section_of(old)   # kept from an earlier run
+    if S.scenarios == ["cluster"]:
+        text = cluster.splice(old, section)     # the rest stays as it is
+    else:
+        text = bench_report.render(S, info, res, servers, absent, RAW)
+        if section:
+            text = cluster.splice(text, section)
     with open(S.results, "w") as f:
         f.write(text)
     log("wrote %s (%.1f min)" % (S.results, info["minutes"]))

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The peers bench/run.sh compares mod_sse_mgr with, installed only when
 # missing (CI does not run the bench): nginx + nchan from Debian, and the
-# original Node package with Express from npm into bench/node/.
+# original Node package with Express from npm into bench/node/; for the
+# cluster scenario redis-server from Debian.
 # Nothing is started or configured in /etc: run.sh runs each peer with its
 # own prefix under bench/out/.
 set -e
@@ -11,6 +12,12 @@ for p in nginx libnginx-mod-nchan; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
         || missing="$missing $p"
 done
+# the cluster scenario (BENCH_SCENARIOS=cluster): one Redis between hosts
+case " $BENCH_SCENARIOS " in
+*" cluster "*)
+    command -v redis-server >/dev/null 2>&1 \
+        || missing="$missing redis-server redis-tools" ;;
+esac
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -n "$missing" ]; then

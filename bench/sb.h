@@ -114,6 +114,23 @@ typedef struct sb_usage {
 } sb_usage_t;
 
 int sb_usage_read(int root_pid, sb_usage_t *u);
+/* the same, summed over several process trees (cluster: both hosts and
+ * Redis) */
+int sb_usage_read_set(const int *roots, int nroots, sb_usage_t *u);
+
+/* ---- Redis INFO commandstats (sb_proc.c), for the cluster runs ------- */
+
+#define SB_REDIS_CMDS 96
+
+typedef struct sb_redis {
+    int n;                      /* commands seen; -1: Redis did not answer */
+    char name[SB_REDIS_CMDS][40];
+    long long calls[SB_REDIS_CMDS], usec[SB_REDIS_CMDS];
+} sb_redis_t;
+
+int sb_redis_read(int port, sb_redis_t *r);
+void sb_redis_line(const char *phase, const char *per, double units,
+                   const sb_redis_t *before, const sb_redis_t *after);
 
 /* ---- statistics (sb_proc.c) ------------------------------------------ */
 
@@ -143,7 +160,13 @@ typedef struct sb_opts {
     int src_base;               /* first source address 127.0.0.<base> */
     int pub_conns, pub_depth;   /* targeted publisher window */
     int idle_s, hold_s, stall_s, cap_s, msg_timeout_s;
-    int server_pid;
+    int server_pid;             /* the first of pids */
+    int pids[8], npids;         /* -P pid[,pid...]: CPU summed over these
+                                   process trees (a cluster's hosts) */
+    int pub_port;               /* -Q: where publishes go (cluster: the
+                                   other host); default the port */
+    int redis_port;             /* -R: snapshot its INFO commandstats
+                                   around each phase */
     char phases[8];             /* f F t T: fan-out, targeted; HTTP, C API */
     char key[SB_NAME_MAX];
     char prefix[64];            /* SSEPrefix */

@@ -18,6 +18,12 @@
  *   lateness of every heartbeat the others receive over WINDOW_S
  *   (sb_punct.c).
  *
+ * Cluster (bench/cluster.py): -Q PORT sends every publish to that port
+ *   (host B) while the listeners use -p (host A); -R PORT snapshots that
+ *   Redis's INFO commandstats around set-up, an idle window and each
+ *   phase ("R redis ..." lines); -P takes several pids, whose process
+ *   trees' CPU is summed (both hosts and Redis).
+ *
  * -z BYTES: the phases p (fan-out) and q (targeted) publish a JSON body of
  *   exactly BYTES bytes (sb_payload) over HTTP, and the floor writes the
  *   event mod_sse_mgr writes for such a body. Every listener checks each
@@ -122,7 +128,9 @@ static void usage(void)
             "  [-x prefix] [-t tag] [-P server_pid] [-w workers]\n"
             "  [-b source_base] [-c pub_conns] [-d pub_depth]\n"
             "  [-i idle_s] [-H hold_s] [-s stall_s] [-C cap_s]\n"
-            "  [-M msg_timeout_s] [-a phases] [-z payload_bytes]\n");
+            "  [-M msg_timeout_s] [-a phases] [-z payload_bytes]\n"
+            "  [-Q publish_port] [-R redis_port] (-P pid,pid,...: CPU of\n"
+            "  every tree summed)\n");
     exit(2);
 }
 
@@ -137,6 +145,19 @@ static int parse_levels(sb_opts_t *o, const char *s)
     }
     free(copy);
     return o->nlevels;
+}
+
+static void parse_pids(sb_opts_t *o, const char *s)
+{
+    char *copy = strdup(s), *tok, *save = NULL;
+
+    o->npids = 0;
+    for (tok = strtok_r(copy, ",", &save); tok && o->npids < 8;
+         tok = strtok_r(NULL, ",", &save)) {
+        o->pids[o->npids++] = atoi(tok);
+    }
+    o->server_pid = o->npids ? o->pids[0] : 0;
+    free(copy);
 }
 
 static void parse(int argc, char **argv, sb_opts_t *o)
@@ -158,7 +179,8 @@ static void parse(int argc, char **argv, sb_opts_t *o)
     strcpy(o->tag, "b");
     o->burst = 400;
     while ((ch = getopt(argc, argv,
-                        "p:f:n:L:m:k:x:t:P:w:b:c:d:i:H:s:C:M:a:B:e:u:z:"))
+                        "p:f:n:L:m:k:x:t:P:w:b:c:d:i:H:s:C:M:a:B:e:u:z:"
+                        "Q:R:"))
            != -1) {
         switch (ch) {
         case 'p': o->port = atoi(optarg); break;
@@ -171,7 +193,9 @@ static void parse(int argc, char **argv, sb_opts_t *o)
         case 'x': snprintf(o->prefix, sizeof(o->prefix), "%s", optarg);
                   break;
         case 't': snprintf(o->tag, sizeof(o->tag), "%s", optarg); break;
-        case 'P': o->server_pid = atoi(optarg); break;
+        case 'P': parse_pids(o, optarg); break;
+        case 'Q': o->pub_port = atoi(optarg); break;
+        case 'R': o->redis_port = atoi(optarg); break;
         case 'w': o->workers = atoi(optarg); break;
         case 'b': o->src_base = atoi(optarg); break;
         case 'c': o->pub_conns = atoi(optarg); break;
@@ -206,6 +230,13 @@ static void check(sb_opts_t *o)
         || o->burst < 1 || (o->payload && (o->payload < SB_PAY_MIN
                                            || o->payload > SB_PAY_MAX))) {
         usage();
+    }
+    if (o->pub_port <= 0) {
+        o->pub_port = o->port;
+    }
+    if (o->npids == 0) {
+        o->pids[0] = o->server_pid;
+        o->npids = 1;
     }
     if (o->workers <= 0) {
         o->workers = (o->n + SB_FD_CAP - 1) / SB_FD_CAP;
@@ -445,11 +476,27 @@ static void end_line(void)
 static void run_session(void)
 {
     const char *ph = sb->o.phases;
-    int msg0 = 0;
+    int msg0 = 0, rp = sb->o.redis_port;
+    static sb_redis_t r0, r1, r2;
+    int64_t t1;
 
+    if (rp) {
+        sb_redis_read(rp, &r0);
+    }
     __atomic_store_n(&sb->target, sb->o.n, __ATOMIC_RELEASE);
     setup_line(wait_settled(sb->o.n, -1));
-    idle_for(0.5, -1);
+    if (rp) {
+        idle_for(0.2, -1);      /* the last listeners' own commands */
+        sb_redis_read(rp, &r1);
+        sb_redis_line("setup", "listener", SB_GET(sb->ready), &r0, &r1);
+    }
+    t1 = sb_now();
+    idle_for(rp ? 2.0 : 0.5, -1);
+    if (rp) {
+        sb_redis_read(rp, &r2);
+        sb_redis_line("idle", "second", (double)(sb_now() - t1) / 1e9,
+                      &r1, &r2);
+    }
     if (strchr(ph, 'f')) {
         sb_fanout(SB_VIA_HTTP, msg0, 0);
         msg0 += sb->o.msgs;
@@ -497,7 +544,9 @@ static void run_floor(void)
 {
     int lfd = floor_listen();
 
-    sb->o.server_pid = getpid();
+    sb->o.server_pid = sb->o.pids[0] = getpid();
+    sb->o.npids = 1;
+    sb->o.pub_port = sb->o.port;
     spawn();
     __atomic_store_n(&sb->target, sb->o.n, __ATOMIC_RELEASE);
     setup_line(wait_settled(sb->o.n, lfd));

@@ -13,6 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "sb.h"
@@ -130,6 +134,18 @@ static double task_cpu_ns(int pid)
     return sum;
 }
 
+static int is_root(int pid, const int *roots, int nroots)
+{
+    int k;
+
+    for (k = 0; k < nroots; k++) {
+        if (roots[k] == pid) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int count_fds(int pid)
 {
     char path[64];
@@ -150,6 +166,11 @@ static int count_fds(int pid)
 
 int sb_usage_read(int root, sb_usage_t *u)
 {
+    return sb_usage_read_set(&root, 1, u);
+}
+
+int sb_usage_read_set(const int *roots, int nroots, sb_usage_t *u)
+{
     static pp_t pp[SB_MAX_PROCS];
     static char in[SB_MAX_PROCS];
     long long f[24], hz = sysconf(_SC_CLK_TCK);
@@ -158,7 +179,11 @@ int sb_usage_read(int root, sb_usage_t *u)
 
     memset(u, 0, sizeof(*u));
     for (i = 0; i < n; i++) {
-        in[i] = pp[i].pid == root;
+        int k;
+        in[i] = 0;
+        for (k = 0; k < nroots; k++) {
+            in[i] |= roots[k] > 0 && pp[i].pid == roots[k];
+        }
     }
     while (grew) {              /* descendants, to any depth */
         int j;
@@ -179,7 +204,7 @@ int sb_usage_read(int root, sb_usage_t *u)
         ns = task_cpu_ns(pp[i].pid);
         u->cpu_ms += ns >= 0 ? ns / 1e6 : (double)(f[14] + f[15]) * 1e3
                                           / (double)hz;
-        if (pp[i].pid != root) {
+        if (!is_root(pp[i].pid, roots, nroots)) {
             u->tick_ms += (double)(f[14] + f[15]) * 1e3 / (double)hz;
         }
         u->threads += (int)f[20];
@@ -220,4 +245,147 @@ void sb_stats_of(int64_t *v, long n, sb_stats_t *st)
     r = (long)((99 * n + 99) / 100);    /* ceil(0.99 n) */
     st->p99 = (double)v[(r < 1 ? 1 : r) - 1];
     st->max = (double)v[n - 1];
+}
+
+/* ---- Redis INFO commandstats ----------------------------------------- */
+
+/* One blocking round trip on a connection of its own: "INFO
+ * commandstats", its bulk reply parsed into (command, calls, usec).
+ * Every snapshot's own INFO is counted by the next one: sb_redis_line
+ * leaves "info" out. 0, or -1 (r->n = -1) when Redis did not answer. */
+int sb_redis_read(int port, sb_redis_t *r)
+{
+    static const char cmd[] = "INFO commandstats\r\n";
+    static char buf[65536];
+    struct sockaddr_in sa;
+    struct timeval tv = { 2, 0 };
+    size_t got = 0;
+    long want = -1;
+    char *p, *nl;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    memset(r, 0, sizeof(*r));
+    r->n = -1;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((unsigned short)port);
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (fd < 0) {
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0
+        || write(fd, cmd, sizeof(cmd) - 1) != (ssize_t)(sizeof(cmd) - 1)) {
+        close(fd);
+        return -1;
+    }
+    for (;;) {                  /* "$<len>\r\n<len bytes>\r\n" */
+        ssize_t k = read(fd, buf + got, sizeof(buf) - 1 - got);
+        if (k <= 0) {
+            break;
+        }
+        got += (size_t)k;
+        buf[got] = '\0';
+        if (want < 0 && (nl = strstr(buf, "\r\n")) != NULL) {
+            if (buf[0] != '$') {
+                break;
+            }
+            want = atol(buf + 1) + (long)(nl + 2 - buf) + 2;
+        }
+        if ((want >= 0 && (long)got >= want) || got == sizeof(buf) - 1) {
+            break;
+        }
+    }
+    close(fd);
+    if (want < 0 || (long)got < want) {
+        return -1;
+    }
+    r->n = 0;
+    for (p = buf; (p = strstr(p, "cmdstat_")) != NULL
+                  && r->n < SB_REDIS_CMDS; p++) {
+        char *colon = strchr(p, ':'), *c, *u;
+        size_t len;
+        if (colon == NULL) {
+            break;
+        }
+        len = (size_t)(colon - (p + 8));
+        if (len >= sizeof(r->name[0])) {
+            continue;
+        }
+        memcpy(r->name[r->n], p + 8, len);
+        r->name[r->n][len] = '\0';
+        nl = strstr(colon, "\r\n");
+        c = strstr(colon, "calls=");
+        u = strstr(colon, "usec=");
+        r->calls[r->n] = c && (!nl || c < nl) ? atoll(c + 6) : 0;
+        r->usec[r->n] = u && (!nl || u < nl) ? atoll(u + 5) : 0;
+        r->n++;
+    }
+    return 0;
+}
+
+static long long redis_of(const sb_redis_t *r, const char *name,
+                          long long *usec)
+{
+    int i;
+
+    for (i = 0; i < r->n; i++) {
+        if (!strcmp(r->name[i], name)) {
+            *usec = r->usec[i];
+            return r->calls[i];
+        }
+    }
+    *usec = 0;
+    return 0;
+}
+
+/* R redis phase=<phase> per=<unit> units=<u> total=<calls> per_unit=<x>
+ *   scripts=<eval/evalsha/fcall calls> calls=<cmd>:<n>,...
+ *   each=<cmd>:<n/u>,...   (the "info" of the snapshots left out)
+ * commandstats counts the commands a Lua script runs as well as the
+ * script's own call: the client's round trips are the script calls plus
+ * the commands no script ran, which commandstats cannot tell apart. Its
+ * usec double-counts the same way: not reported. */
+void sb_redis_line(const char *phase, const char *per, double units,
+                   const sb_redis_t *a, const sb_redis_t *b)
+{
+    char calls[2048], each[2048];
+    size_t cl = 0, el = 0;
+    long long total = 0, scripts = 0;
+    int i;
+
+    if (a->n < 0 || b->n < 0) {
+        printf("R redis phase=%s per=%s error=no_answer\n", phase, per);
+        fflush(stdout);
+        return;
+    }
+    calls[0] = each[0] = '\0';
+    for (i = 0; i < b->n; i++) {
+        long long u0, c0 = redis_of(a, b->name[i], &u0);
+        long long d = b->calls[i] - c0;
+        if (d <= 0 || !strcmp(b->name[i], "info")) {
+            continue;
+        }
+        total += d;
+        if (!strncmp(b->name[i], "eval", 4)
+            || !strncmp(b->name[i], "fcall", 5)) {
+            scripts += d;
+        }
+        if (cl < sizeof(calls) - 64) {
+            cl += (size_t)snprintf(calls + cl, sizeof(calls) - cl, "%s%s:%lld",
+                                   cl ? "," : "", b->name[i], d);
+        }
+        if (el < sizeof(each) - 64) {
+            el += (size_t)snprintf(each + el, sizeof(each) - el, "%s%s:%.3f",
+                                   el ? "," : "", b->name[i],
+                                   units > 0 ? (double)d / units : 0.0);
+        }
+    }
+    printf("R redis phase=%s per=%s units=%.3f total=%lld per_unit=%.3f "
+           "scripts_per_unit=%.3f calls=%s each=%s\n", phase, per, units,
+           total, units > 0 ? (double)total / units : 0.0,
+           units > 0 ? (double)scripts / units : 0.0,
+           cl ? calls : "-", el ? each : "-");
+    fflush(stdout);
 }

@@ -147,7 +147,7 @@ void sb_pub_init(int epfd)
 static sb_conn_t *pub_get(int k)
 {
     if (pub[k] == NULL) {
-        pub[k] = sb_conn_open(SB_CTRL, k, NULL, sb->o.port,
+        pub[k] = sb_conn_open(SB_CTRL, k, NULL, sb->o.pub_port,
                               SB_FIFO * (512 + (size_t)sb->o.payload));
     }
     return pub[k];
@@ -309,11 +309,15 @@ void sb_fanout(int via, int msg0, int pay)
     long long self0 = cpu_us_self(), rx0 = SB_GET(sb->rx_bytes);
     sb_usage_t u0, u1;
     static char buf[SB_REQ_MAX];
+    static sb_redis_t r0, r1;
 
     pub_err = resent = 0;
     tx_bytes = tx_reqs = 0;
     __atomic_store_n(&sb->paychk, 0, __ATOMIC_RELEASE);
-    sb_usage_read(o->server_pid, &u0);
+    if (o->redis_port) {
+        sb_redis_read(o->redis_port, &r0);
+    }
+    sb_usage_read_set(o->pids, o->npids, &u0);
     for (k = 0; k < o->msgs; k++) {
         int K = msg0 + k, len;
         int64_t deadline;
@@ -346,11 +350,18 @@ void sb_fanout(int via, int msg0, int pay)
         timeouts += sb_now() >= deadline;
         pump_for(20);           /* let this message's wake settle */
     }
-    sb_usage_read(o->server_pid, &u1);
+    sb_usage_read_set(o->pids, o->npids, &u1);
+    if (o->redis_port) {
+        sb_redis_read(o->redis_port, &r1);
+    }
     fan_report(via, msg0, expect,
                via == SB_VIA_FLOOR ? (double)(cpu_us_self() - self0) / 1e3
                                    : u1.cpu_ms - u0.cpu_ms,
                timeouts, pay, SB_GET(sb->rx_bytes) - rx0);
+    if (o->redis_port) {        /* after the fanout line it belongs to */
+        sb_redis_line(pay ? "fanout-payload" : "fanout", "publish",
+                      o->msgs, &r0, &r1);
+    }
 }
 
 /* ---- targeted ------------------------------------------------------- */
@@ -535,6 +546,7 @@ void sb_targeted(int via, int pay)
     long long rx0 = SB_GET(sb->rx_bytes);
     int64_t t0, cap_at;
     sb_usage_t u0, u1;
+    static sb_redis_t r0, r1;
 
     for (i = 0; i < o->n; i++) {
         if (sb->lst[i].state == SB_L_READY) {
@@ -546,7 +558,10 @@ void sb_targeted(int via, int pay)
     __atomic_store_n(&sb->paychk, 0, __ATOMIC_RELEASE);
     nretry = 0;
     t_last_resp = 0;
-    sb_usage_read(o->server_pid, &u0);
+    if (o->redis_port) {
+        sb_redis_read(o->redis_port, &r0);
+    }
+    sb_usage_read_set(o->pids, o->npids, &u0);
     t0 = sb_now();
     cap_at = t0 + (int64_t)o->cap_s * 1000000000LL;
     if (via == SB_VIA_HTTP) {
@@ -561,9 +576,16 @@ void sb_targeted(int via, int pay)
     }
     wait_receipts(ph, T, capped ? sb_now() + 1000000000LL : cap_at);
     capped |= SB_GET(sb->tgt_count[ph]) < T;
-    sb_usage_read(o->server_pid, &u1);
+    sb_usage_read_set(o->pids, o->npids, &u1);
+    if (o->redis_port) {
+        sb_redis_read(o->redis_port, &r1);
+    }
     tgt_report(via, T, t0, u1.cpu_ms - u0.cpu_ms, capped, pay,
                SB_GET(sb->rx_bytes) - rx0);
+    if (o->redis_port) {
+        sb_redis_line(pay ? "targeted-payload" : "targeted", "publish",
+                      (double)tgt_resp, &r0, &r1);
+    }
     free(tg);
 }
 
