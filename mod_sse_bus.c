@@ -128,6 +128,17 @@ static apr_status_t make_lock_file(apr_pool_t *pconf, server_rec *s)
     return APR_SUCCESS;
 }
 
+apr_status_t sse_bus_check_config(server_rec *s)
+{
+    if (bus_url && sse_gconf.secret == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SSE_LOGNO(00200)
+                     "SSEBus needs SSESecret, the same on every host: ids "
+                     "made on one host must check on all");
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t sse_bus_post_config(apr_pool_t *pconf, server_rec *s)
 {
     server_rec *vs;
@@ -146,12 +157,6 @@ apr_status_t sse_bus_post_config(apr_pool_t *pconf, server_rec *s)
     }
     if (bus_url == NULL) {
         return APR_SUCCESS;
-    }
-    if (sse_gconf.secret == NULL) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SSE_LOGNO(00200)
-                     "SSEBus needs SSESecret, the same on every host: ids "
-                     "made on one host must check on all");
-        return APR_EINVAL;
     }
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, SSE_LOGNO(00202)
                  "SSEBus %s: registries share their listeners and events "

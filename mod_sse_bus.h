@@ -20,6 +20,8 @@ const char *sse_bus_cmd(cmd_parms *cmd, void *dc, const char *arg);
 void sse_bus_pre_config(void);
 /** Is a bus configured (this generation)? */
 int sse_bus_on(void);
+/** With -t too: SSEBus needs SSESecret. */
+apr_status_t sse_bus_check_config(server_rec *s);
 apr_status_t sse_bus_post_config(apr_pool_t *pconf, server_rec *s);
 void sse_bus_child_init(apr_pool_t *pchild, server_rec *s);
 

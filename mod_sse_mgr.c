@@ -368,6 +368,9 @@ static int sse_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                      apr_time_sec(s->timeout));
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (sse_bus_check_config(s) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     /* here, not in post_config, so that `apache2 -t` says it too */
     if (sse_state_check_mutex(ptemp, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
