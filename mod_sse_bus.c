@@ -200,9 +200,35 @@ static int may_try(void)
     return ok;
 }
 
+/* A connection of the pool, and how far Redis's clock is from ours (for
+ * the scripts' deadlines). */
+typedef struct {
+    redisContext *c;
+    apr_int64_t offset_ms;
+} sse_conn_t;
+
+/* Redis's clock minus ours, in ms, from TIME (half a round trip off). */
+static int clock_offset(redisContext *c, apr_int64_t *offset)
+{
+    apr_int64_t before = sse_now_ms();
+    redisReply *r = redisCommand(c, "TIME");
+    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2
+             && r->element[0]->type == REDIS_REPLY_STRING
+             && r->element[1]->type == REDIS_REPLY_STRING;
+
+    if (ok) {
+        *offset = apr_atoi64(r->element[0]->str) * 1000
+                  + apr_atoi64(r->element[1]->str) / 1000
+                  - (before + sse_now_ms()) / 2;
+    }
+    freeReplyObject(r);
+    return ok;
+}
+
 static apr_status_t conn_make(void **res, void *params, apr_pool_t *p)
 {
     server_rec *s = params;
+    sse_conn_t *conn;
     char err[256];
     redisContext *c;
 
@@ -211,20 +237,29 @@ static apr_status_t conn_make(void **res, void *params, apr_pool_t *p)
         return SSE_EBUS_DOWN;
     }
     c = sse_redis_connect(bus_url, BUS_TIMEOUT_MS, err, sizeof(err));
-    if (c == NULL) {
-        went_down(s, err);
+    conn = c ? malloc(sizeof(*conn)) : NULL;
+    if (conn == NULL || !clock_offset(c, &conn->offset_ms)) {
+        went_down(s, c ? "TIME failed" : err);
+        free(conn);
+        if (c) {
+            redisFree(c);
+        }
         return SSE_EBUS_DOWN;
     }
     came_up(s);
-    *res = c;
+    conn->c = c;
+    *res = conn;
     return APR_SUCCESS;
 }
 
 static apr_status_t conn_free(void *res, void *params, apr_pool_t *p)
 {
+    sse_conn_t *conn = res;
+
     (void)params;
     (void)p;
-    redisFree(res);
+    redisFree(conn->c);
+    free(conn);
     return APR_SUCCESS;
 }
 
@@ -233,10 +268,15 @@ static apr_status_t conn_free(void *res, void *params, apr_pool_t *p)
 typedef struct {
     server_rec *s;
     sse_registry_t *reg;
+    sse_conn_t *conn;
     redisContext *c;
     sse_rbus_t b;
     const char *err;
 } sse_call_t;
+
+/* A script must run this long before its caller gives up on the answer:
+ * one that runs later (Redis was stopped) changes nothing. */
+#define BUS_DEADLINE_MARGIN_MS  300
 
 static apr_status_t call_begin(server_rec *s, sse_call_t *k)
 {
@@ -252,11 +292,14 @@ static apr_status_t call_begin(server_rec *s, sse_call_t *k)
     }
     k->s = s;
     k->reg = conf->reg;
-    k->c = res;
+    k->conn = res;
+    k->c = k->conn->c;
     k->b.ns = conf->bus_ns;
     k->b.history = sse_registry_sizes(conf->reg)->history;
     k->b.floor = sse_registry_bus_floor(conf->reg);
     k->b.now_ms = sse_now_ms();
+    k->b.deadline_ms = k->b.now_ms + k->conn->offset_ms + BUS_TIMEOUT_MS
+                       - BUS_DEADLINE_MARGIN_MS;
     k->b.err = &k->err;
     return APR_SUCCESS;
 }
@@ -268,11 +311,11 @@ static apr_status_t call_end(sse_call_t *k, apr_status_t rv)
         went_down(k->s, k->err ? k->err : "command failed");
         __atomic_fetch_add(&sse_registry_bus_stats(k->reg)->errors, 1,
                            __ATOMIC_RELAXED);
-        apr_reslist_invalidate(conns, k->c);
+        apr_reslist_invalidate(conns, k->conn);
         return SSE_EBUS_DOWN;
     }
     came_up(k->s);
-    apr_reslist_release(conns, k->c);
+    apr_reslist_release(conns, k->conn);
     return rv;
 }
 
@@ -539,7 +582,7 @@ static void apply(sse_ingest_t *in, sse_bus_reg_t *br,
 static apr_status_t touch(sse_ingest_t *in, redisContext *c,
                           sse_bus_reg_t *br, const char **err)
 {
-    sse_rbus_t b = { br->ns, 0, 0, sse_now_ms(), err };
+    sse_rbus_t b = { .ns = br->ns, .now_ms = sse_now_ms(), .err = err };
     apr_uint32_t from = 0;
     apr_status_t rv = APR_SUCCESS;
     apr_pool_t *p;
@@ -566,8 +609,10 @@ static apr_status_t cleanup(sse_ingest_t *in, redisContext *c,
                             sse_bus_reg_t *br, const char **err)
 {
     apr_int64_t dormant = apr_time_as_msec(sse_conf_dormant());
-    sse_rbus_t b = { br->ns, sse_registry_sizes(br->reg)->history,
-                     sse_registry_bus_floor(br->reg), sse_now_ms(), err };
+    sse_rbus_t b = { .ns = br->ns,
+                     .history = sse_registry_sizes(br->reg)->history,
+                     .floor = sse_registry_bus_floor(br->reg),
+                     .now_ms = sse_now_ms(), .err = err };
     apr_status_t rv;
     int n, total = 0;
 

@@ -13,9 +13,18 @@
 /* ---- the scripts ------------------------------------------------------ */
 
 /* ARGV[1] namespace, [2] log length, [3] floor, [4] clock (us), [5] now
- * (ms); a script's own arguments from ARGV[6] on. */
+ * (ms), [6] deadline in Redis's clock (ms; 0: none); a script's own
+ * arguments from ARGV[7] on. A script that finds its deadline passed (it
+ * waited in a stopped Redis while its caller gave up and answered 503)
+ * changes nothing: 503 means it did not happen. */
 #define LUA_PRELUDE                                                         \
     "local ns = ARGV[1]\n"                                                  \
+    "if tonumber(ARGV[6]) > 0 then\n"                                      \
+    "  local t = redis.call('TIME')\n"                                     \
+    "  if t[1] * 1000 + t[2] / 1000 > tonumber(ARGV[6]) then\n"            \
+    "    return {-9}\n"                                                    \
+    "  end\n"                                                              \
+    "end\n"                                                                \
     "local function fmt(n) return string.format('%.0f', n) end\n"           \
     "local function nextseq()\n"                                            \
     "  local meta, floor = ns .. ':meta', tonumber(ARGV[3])\n"              \
@@ -52,43 +61,43 @@
     "  return 1\n"                                                          \
     "end\n"
 
-/* [6] key [7] payload */
+/* [7] key [8] payload */
 static const char lua_notify[] = LUA_PRELUDE
-    "local n = redis.call('SCARD', ns .. ':k:' .. ARGV[6])\n"
+    "local n = redis.call('SCARD', ns .. ':k:' .. ARGV[7])\n"
     "if n == 0 then return {0, 0} end\n"
     "local s = nextseq()\n"
-    "append(s, 't', 'k', 'k', ARGV[6], 'p', ARGV[7])\n"
+    "append(s, 't', 'k', 'k', ARGV[7], 'p', ARGV[8])\n"
     "return {s, n}\n";
 
-/* [6] id [7] name [8] task id [9] payload */
+/* [7] id [8] name [9] task id [10] payload */
 static const char lua_complete[] = LUA_PRELUDE
-    "if redis.call('EXISTS', ns .. ':l:' .. ARGV[6]) == 0 then\n"
+    "if redis.call('EXISTS', ns .. ':l:' .. ARGV[7]) == 0 then\n"
     "  return {0, -1}\n"
     "end\n"
-    "local n = redis.call('SCARD', ns .. ':n:' .. ARGV[7])\n"
+    "local n = redis.call('SCARD', ns .. ':n:' .. ARGV[8])\n"
     "local s = nextseq()\n"
-    "append(s, 't', 'n', 'k', ARGV[7], 'd', ARGV[8], 'p', ARGV[9])\n"
+    "append(s, 't', 'n', 'k', ARGV[8], 'd', ARGV[9], 'p', ARGV[10])\n"
     "return {s, n}\n";
 
-/* [6] id [7] name [8] max listeners [9] active since (ms)
+/* [7] id [8] name [9] max listeners [10] active since (ms)
  * -> {seq, serial, created, created seq, last seq, registered, keys},
  *    {-1} retired, {-2} full */
 static const char lua_connect[] = LUA_PRELUDE
-    "local id = ARGV[6]\n"
+    "local id = ARGV[7]\n"
     "local l, ids = ns .. ':l:' .. id, ns .. ':ids'\n"
     "if redis.call('EXISTS', ns .. ':r:' .. id) == 1 then return {-1} end\n"
     "local created = 0\n"
     "if redis.call('EXISTS', l) == 0 then\n"
-    "  if redis.call('ZCARD', ids) >= tonumber(ARGV[8]) then\n"
+    "  if redis.call('ZCARD', ids) >= tonumber(ARGV[9]) then\n"
     "    local old = redis.call('ZRANGE', ids, 0, 0, 'WITHSCORES')\n"
-    "    if tonumber(old[2]) >= tonumber(ARGV[9]) then return {-2} end\n"
+    "    if tonumber(old[2]) >= tonumber(ARGV[10]) then return {-2} end\n"
     "    remove(old[1], 0)\n"
     "    append(nextseq(), 't', 'u', 'i', old[1], 'r', '0')\n"
     "  end\n"
     "  local cur = redis.call('HGET', ns .. ':meta', 'seq') or '0'\n"
-    "  redis.call('HSET', l, 'name', ARGV[7], 'created', cur, 'last', cur,\n"
+    "  redis.call('HSET', l, 'name', ARGV[8], 'created', cur, 'last', cur,\n"
     "             'reg', ARGV[5])\n"
-    "  redis.call('SADD', ns .. ':n:' .. ARGV[7], id)\n"
+    "  redis.call('SADD', ns .. ':n:' .. ARGV[8], id)\n"
     "  created = 1\n"
     "end\n"
     "local serial = redis.call('HINCRBY', l, 'conn', 1)\n"
@@ -100,59 +109,59 @@ static const char lua_connect[] = LUA_PRELUDE
     "return {s, serial, created, f[1], f[2], f[3],\n"
     "        redis.call('HGETALL', ns .. ':lk:' .. id)}\n";
 
-/* [6] id [7] serial [8] last seq */
+/* [7] id [8] serial [9] last seq */
 static const char lua_release[] = LUA_PRELUDE
-    "local l = ns .. ':l:' .. ARGV[6]\n"
-    "if redis.call('HGET', l, 'conn') ~= ARGV[7] then return {0} end\n"
-    "if tonumber(ARGV[8]) > tonumber(redis.call('HGET', l, 'last') or '0')\n"
-    "then redis.call('HSET', l, 'last', ARGV[8]) end\n"
+    "local l = ns .. ':l:' .. ARGV[7]\n"
+    "if redis.call('HGET', l, 'conn') ~= ARGV[8] then return {0} end\n"
+    "if tonumber(ARGV[9]) > tonumber(redis.call('HGET', l, 'last') or '0')\n"
+    "then redis.call('HSET', l, 'last', ARGV[9]) end\n"
     "redis.call('HSET', l, 'open', '0')\n"
-    "redis.call('ZADD', ns .. ':ids', 'XX', ARGV[5], ARGV[6])\n"
+    "redis.call('ZADD', ns .. ':ids', 'XX', ARGV[5], ARGV[7])\n"
     "return {1}\n";
 
-/* [6] id [7] key [8] max keys -> {seq} added, {0} held, {-1} no
+/* [7] id [8] key [9] max keys -> {seq} added, {0} held, {-1} no
  * listener, {-2} full */
 static const char lua_listen[] = LUA_PRELUDE
-    "local id, key = ARGV[6], ARGV[7]\n"
+    "local id, key = ARGV[7], ARGV[8]\n"
     "local lk = ns .. ':lk:' .. id\n"
     "if redis.call('EXISTS', ns .. ':l:' .. id) == 0 then return {-1} end\n"
     "redis.call('ZADD', ns .. ':ids', 'XX', ARGV[5], id)\n"
     "if redis.call('HEXISTS', lk, key) == 1 then return {0} end\n"
-    "if redis.call('HLEN', lk) >= tonumber(ARGV[8]) then return {-2} end\n"
+    "if redis.call('HLEN', lk) >= tonumber(ARGV[9]) then return {-2} end\n"
     "local s = nextseq()\n"
     "redis.call('HSET', lk, key, fmt(s))\n"
     "redis.call('SADD', ns .. ':k:' .. key, id)\n"
     "append(s, 't', 'l', 'i', id, 'k', key)\n"
     "return {s}\n";
 
-/* [6] id [7] retire for (ms) [8] retired until (ms) */
+/* [7] id [8] retire for (ms) [9] retired until (ms) */
 static const char lua_remove[] = LUA_PRELUDE
-    "if remove(ARGV[6], ARGV[7]) == 0 then return {-1} end\n"
+    "if remove(ARGV[7], ARGV[8]) == 0 then return {-1} end\n"
     "local s = nextseq()\n"
-    "append(s, 't', 'u', 'i', ARGV[6], 'r', ARGV[8])\n"
+    "append(s, 't', 'u', 'i', ARGV[7], 'r', ARGV[9])\n"
     "return {s}\n";
 
-/* [6] retire for (ms) [7] retired until (ms) */
+/* [7] retire for (ms) [8] retired until (ms) */
 static const char lua_clear[] = LUA_PRELUDE
     "local ids = redis.call('ZRANGE', ns .. ':ids', 0, -1)\n"
-    "for _, id in ipairs(ids) do remove(id, ARGV[6]) end\n"
+    "for _, id in ipairs(ids) do remove(id, ARGV[7]) end\n"
     "local s = nextseq()\n"
-    "append(s, 't', 'x', 'r', ARGV[7])\n"
+    "append(s, 't', 'x', 'r', ARGV[8])\n"
     "return {s, #ids}\n";
 
-/* [6] inactive since (ms) */
+/* [7] inactive since (ms) */
 static const char lua_cleanup[] = LUA_PRELUDE
     "local ids = redis.call('ZRANGEBYSCORE', ns .. ':ids', '-inf',\n"
-    "                       '(' .. ARGV[6], 'LIMIT', 0, 500)\n"
+    "                       '(' .. ARGV[7], 'LIMIT', 0, 500)\n"
     "for _, id in ipairs(ids) do\n"
     "  remove(id, 0)\n"
     "  append(nextseq(), 't', 'u', 'i', id, 'r', '0')\n"
     "end\n"
     "return {0, #ids}\n";
 
-/* from [6]: per stream: id, serial, key count, then key, since... */
+/* from [7]: per stream: id, serial, key count, then key, since... */
 static const char lua_touch[] = LUA_PRELUDE
-    "local i, now, ids = 6, ARGV[5], ns .. ':ids'\n"
+    "local i, now, ids = 7, ARGV[5], ns .. ':ids'\n"
     "local cur = redis.call('HGET', ns .. ':meta', 'seq') or '0'\n"
     "while i <= #ARGV do\n"
     "  local id, nk = ARGV[i], tonumber(ARGV[i + 2])\n"
@@ -175,14 +184,14 @@ static const char lua_touch[] = LUA_PRELUDE
     "end\n"
     "return {0}\n";
 
-/* [6] active since (ms) -> {id, registered, activity, connected, keys}* */
+/* [7] active since (ms) -> {id, registered, activity, connected, keys}* */
 static const char lua_list[] = LUA_PRELUDE
     "local ids = redis.call('ZRANGE', ns .. ':ids', 0, -1, 'WITHSCORES')\n"
     "local out = {}\n"
     "for i = 1, #ids, 2 do\n"
     "  local id = ids[i]\n"
     "  local f = redis.call('HMGET', ns .. ':l:' .. id, 'reg', 'open')\n"
-    "  local on = f[2] == '1' and tonumber(ids[i + 1]) >= tonumber(ARGV[6])\n"
+    "  local on = f[2] == '1' and tonumber(ids[i + 1]) >= tonumber(ARGV[7])\n"
     "  out[#out + 1] = {id, f[1] or '0', ids[i + 1], on and 1 or 0,\n"
     "                   redis.call('HKEYS', ns .. ':lk:' .. id)}\n"
     "end\n"
@@ -197,7 +206,7 @@ typedef struct {
     apr_size_t *len;
     const char *fixed[MAX_ARGS + 3];    /* the usual room */
     apr_size_t fixed_len[MAX_ARGS + 3];
-    char nums[5][24];
+    char nums[6][24];
     int argc;
 } sse_args_t;
 
@@ -232,6 +241,7 @@ static void args_start(sse_args_t *a, const sse_rbus_t *b)
     arg_num(a, a->nums[1], (apr_int64_t)b->floor);
     arg_num(a, a->nums[2], b->now_ms * 1000);
     arg_num(a, a->nums[3], b->now_ms);
+    arg_num(a, a->nums[4], b->deadline_ms);
 }
 
 static const char *reply_error(const redisContext *c, const redisReply *r)
@@ -271,6 +281,13 @@ static redisReply *run(redisContext *c, const char *script, sse_args_t *a,
         r = redisCommandArgv(c, a->argc, a->argv, a->len);
         a->argv[0] = "EVALSHA";
         a->len[0] = 7;
+    }
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1
+        && r->element[0]->type == REDIS_REPLY_INTEGER
+        && r->element[0]->integer == -9) {
+        *err = "the command reached Redis after its deadline: not run";
+        freeReplyObject(r);
+        return NULL;
     }
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         *err = reply_error(c, r);
@@ -397,7 +414,7 @@ apr_status_t sse_rbus_connect(redisContext *c, const sse_rbus_t *b,
     args_start(&a, b);
     arg_str(&a, id);
     arg(&a, id, name_len);
-    arg_num(&a, a.nums[4], max);
+    arg_num(&a, a.nums[5], max);
     {
         char since[24];
         arg_num(&a, since, b->now_ms - active_ms);
@@ -467,7 +484,7 @@ apr_status_t sse_rbus_listen(redisContext *c, const sse_rbus_t *b,
     args_start(&a, b);
     arg_str(&a, id);
     arg_str(&a, key);
-    arg_num(&a, a.nums[4], max);
+    arg_num(&a, a.nums[5], max);
     rv = simple(c, b, lua_listen, &a, &s, NULL);
     if (rv == APR_SUCCESS && s < 0) {
         rv = s == -1 ? APR_ENOENT : APR_ENOSPC;

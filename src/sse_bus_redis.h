@@ -46,6 +46,8 @@ typedef struct {
     apr_uint32_t history;       /**< trim the log to about this */
     apr_uint64_t floor;         /**< sse_registry_bus_floor() */
     apr_int64_t now_ms;
+    apr_int64_t deadline_ms;    /**< in Redis's clock: a script that runs
+                                     later changes nothing; 0: none */
     const char **err;           /**< out, on SSE_EBUS: why (static or
                                      from the pool of the call) */
 } sse_rbus_t;
