@@ -168,10 +168,32 @@ def make_cluster(mpm, tmp_path_factory, make_redis):
         pytest.fail("\n".join(errors), pytrace=False)
 
 
+@pytest.fixture(scope="module")
+def _shared_cluster(mpm, tmp_path_factory):
+    """Three hosts over one redis, shared by the tests of a module (per
+    MPM), as the shared `httpd` is: tests that use it make their own ids,
+    names and keys; one that needs other settings uses make_cluster."""
+    from bus_harness import Cluster
+    r = RedisServer(tmp_path_factory.mktemp("redis"))
+    r.start()
+    c = Cluster(mpm, [tmp_path_factory.mktemp("bus-%s" % mpm)
+                      for _ in range(3)], r)
+    c.redis = r
+    try:
+        c.start()
+        yield c
+    finally:
+        try:
+            c.stop()
+        finally:
+            RedisServer.stop_all([r])
+
+
 @pytest.fixture
-def cluster(make_cluster):
-    """Three hosts over a fresh redis (no AOF), started."""
-    return make_cluster()
+def cluster(_shared_cluster):
+    """Three hosts over one redis (no AOF), started; shared by the module's
+    tests (they make their own ids, names and keys)."""
+    return _shared_cluster
 
 
 @pytest.fixture(autouse=True)

@@ -10,4 +10,4 @@ for a in "$@"; do
         *) exec /usr/bin/python3 -m pytest -p no:cacheprovider -q -rfE "$@" ;;
     esac
 done
-exec /usr/bin/python3 -m pytest -p no:cacheprovider -q -rfE t "$@"
+exec /usr/bin/python3 -m pytest -p no:cacheprovider -q -rfE --durations=15 t "$@"
