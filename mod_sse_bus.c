@@ -53,10 +53,11 @@ static int down;                    /* Redis failed, not yet back */
 static apr_time_t next_try;         /* while down: no connect before */
 static volatile int stopping;
 static apr_thread_t *ingest_thread;
-static apr_queue_t *releases;       /* sse_release_t, for release_main */
+static apr_queue_t *releases;       /* sse_release_t, for worker_main */
 static apr_thread_t *release_thread;
 
 #define BUS_RELEASES        1024    /* ended streams waiting to be told */
+#define BUS_WORKER_TICK_MS  200     /* the worker looks for them this often */
 
 /* A stream that ended, to tell Redis (off the thread that ended it: the
  * dispatcher serves every parked stream and must never wait). */
@@ -491,20 +492,74 @@ void sse_bus_release(server_rec *s, const char *id, const sse_hold_t *hold,
     }
 }
 
-static void *APR_THREAD_FUNC release_main(apr_thread_t *t, void *baton)
+/* This child's streams are active: say so in Redis, a batch at a time
+ * (and make their records again should Redis have lost them). Each
+ * child tells its own, off the ingest's path. */
+static void touch(server_rec *s, sse_bus_stream_t *batch)
 {
+    apr_uint32_t pid = (apr_uint32_t)getpid(), from = 0;
+    apr_status_t rv = APR_SUCCESS;
+    sse_call_t k;
+    apr_pool_t *p;
+    int n;
+
+    if (sse_srv_conf(s)->reg == NULL) {
+        return;
+    }
+    apr_pool_create(&p, NULL);
+    while (rv == APR_SUCCESS
+           && (n = sse_registry_bus_streams(sse_srv_conf(s)->reg, pid, &from,
+                                            batch, BUS_TOUCH_BATCH)) > 0
+           && (rv = call_begin(s, &k)) == APR_SUCCESS) {
+        rv = call_end(&k, sse_rbus_touch(k.c, &k.b, p, batch, n));
+        apr_pool_clear(p);
+    }
+    apr_pool_destroy(p);
+}
+
+static void touch_all(server_rec *main_s, sse_bus_stream_t *batch)
+{
+    server_rec *vs;
+
+    for (vs = main_s; vs && !stopping; vs = vs->next) {
+        if (sse_srv_conf(vs)->owner && sse_srv_conf(vs)->bus_ns) {
+            touch(vs, batch);
+        }
+    }
+}
+
+/* Each child's bus worker: tells Redis the streams that ended here, and
+ * once per SSEHeartbeat refreshes the streams this child holds. */
+static void *APR_THREAD_FUNC worker_main(apr_thread_t *t, void *baton)
+{
+    sse_bus_stream_t *batch = malloc(BUS_TOUCH_BATCH * sizeof(*batch));
+    apr_interval_time_t every = sse_conf_heartbeat();
+    apr_time_t next_touch = apr_time_now() + every;
+    server_rec *main_s = baton;
+    apr_status_t rv;
     void *item;
     sse_call_t k;
 
-    (void)baton;
-    while (apr_queue_pop(releases, &item) == APR_SUCCESS) {
-        sse_release_t *rel = item;
-        if (call_begin(rel->s, &k) == APR_SUCCESS) {
-            call_end(&k, sse_rbus_release(k.c, &k.b, rel->id, rel->serial,
-                                          rel->sent));
+    while (batch && !stopping) {
+        /* APR-util 1.6 has no timed pop: look five times a second */
+        while ((rv = apr_queue_trypop(releases, &item)) == APR_SUCCESS) {
+            sse_release_t *rel = item;
+            if (call_begin(rel->s, &k) == APR_SUCCESS) {
+                call_end(&k, sse_rbus_release(k.c, &k.b, rel->id,
+                                              rel->serial, rel->sent));
+            }
+            free(rel);
         }
-        free(rel);
+        if (rv != APR_EAGAIN && rv != APR_EINTR) {
+            break;                      /* terminated: the child stops */
+        }
+        apr_sleep(apr_time_from_msec(BUS_WORKER_TICK_MS));
+        if (apr_time_now() >= next_touch) {
+            touch_all(main_s, batch);
+            next_touch = apr_time_now() + every;
+        }
     }
+    free(batch);
     apr_thread_exit(t, APR_SUCCESS);
     return NULL;
 }
@@ -523,8 +578,7 @@ typedef struct {
     apr_array_header_t *regs;   /* sse_bus_reg_t */
     apr_file_t *lock;
     int locked;
-    apr_time_t next_touch, next_cleanup;
-    sse_bus_stream_t *streams;  /* BUS_TOUCH_BATCH, for touch() */
+    apr_time_t next_cleanup;
 } sse_ingest_t;
 
 static void nap(apr_interval_time_t t)
@@ -577,32 +631,6 @@ static void apply(sse_ingest_t *in, sse_bus_reg_t *br,
     sse_dispatch_wake(br->reg);
 }
 
-/* This host's streams are active: say so in Redis, a batch at a time
- * (and make their records again if Redis lost them). */
-static apr_status_t touch(sse_ingest_t *in, redisContext *c,
-                          sse_bus_reg_t *br, const char **err)
-{
-    sse_rbus_t b = { .ns = br->ns, .now_ms = sse_now_ms(), .err = err };
-    apr_uint32_t from = 0;
-    apr_status_t rv = APR_SUCCESS;
-    apr_pool_t *p;
-    int n;
-
-    if (in->streams == NULL) {
-        in->streams = apr_palloc(in->pool, BUS_TOUCH_BATCH
-                                           * sizeof(*in->streams));
-    }
-    apr_pool_create(&p, in->pool);
-    while (rv == APR_SUCCESS
-           && (n = sse_registry_bus_streams(br->reg, &from, in->streams,
-                                            BUS_TOUCH_BATCH)) > 0) {
-        rv = sse_rbus_touch(c, &b, p, in->streams, n);
-        apr_pool_clear(p);
-    }
-    apr_pool_destroy(p);
-    return rv;
-}
-
 /* The cluster's dormant cleanup, and this host's copies of listeners
  * whose streams ended here long ago. */
 static apr_status_t cleanup(sse_ingest_t *in, redisContext *c,
@@ -634,22 +662,14 @@ static apr_status_t periodic(sse_ingest_t *in, redisContext *c,
                              const char **err)
 {
     apr_time_t now = apr_time_now();
-    apr_interval_time_t every = sse_conf_heartbeat();
     apr_status_t rv = APR_SUCCESS;
     int i;
 
     for (i = 0; rv == APR_SUCCESS && i < in->regs->nelts; i++) {
         sse_bus_reg_t *br = &APR_ARRAY_IDX(in->regs, i, sse_bus_reg_t);
-        if (now >= in->next_touch) {
-            rv = touch(in, c, br, err);
-        }
-        if (rv == APR_SUCCESS && now >= in->next_cleanup) {
+        if (now >= in->next_cleanup) {
             rv = cleanup(in, c, br, err);
         }
-    }
-    if (now >= in->next_touch) {
-        in->next_touch = now + (every > apr_time_from_sec(1)
-                                    ? every : apr_time_from_sec(1));
     }
     if (now >= in->next_cleanup) {
         apr_interval_time_t ci = sse_gconf.cleanup >= 0
@@ -815,7 +835,7 @@ void sse_bus_child_init(apr_pool_t *pchild, server_rec *s)
                      "SSEBus: cannot make this child's connection pool");
     }
     if (apr_queue_create(&releases, BUS_RELEASES, pchild) != APR_SUCCESS
-        || apr_thread_create(&release_thread, NULL, release_main, NULL,
+        || apr_thread_create(&release_thread, NULL, worker_main, s,
                              pchild) != APR_SUCCESS) {
         releases = NULL;
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, SSE_LOGNO(00212)

@@ -141,12 +141,13 @@ typedef struct {
 } sse_bus_stream_t;
 
 /**
- * The streams this host holds now, from slot @a *from on (call again
- * until it returns 0): to refresh their activity in the log's records,
- * and to make those records again should Redis have lost them.
+ * The streams process @a pid holds now, from slot @a *from on (call
+ * again until it returns 0): to refresh their activity in the log's
+ * records, and to make those records again should Redis have lost them.
  */
-int sse_registry_bus_streams(sse_registry_t *reg, apr_uint32_t *from,
-                             sse_bus_stream_t *out, int max);
+int sse_registry_bus_streams(sse_registry_t *reg, apr_uint32_t pid,
+                             apr_uint32_t *from, sse_bus_stream_t *out,
+                             int max);
 
 /** The bus counters in the segment, to update (by the ingest, without
  * the mutex: single writer) or read (status). */

@@ -244,8 +244,9 @@ leave:
     return rv ? rv : rv2;
 }
 
-int sse_registry_bus_streams(sse_registry_t *reg, apr_uint32_t *from,
-                             sse_bus_stream_t *out, int max)
+int sse_registry_bus_streams(sse_registry_t *reg, apr_uint32_t pid,
+                             apr_uint32_t *from, sse_bus_stream_t *out,
+                             int max)
 {
     apr_status_t rv;
     apr_uint32_t i, k;
@@ -256,7 +257,7 @@ int sse_registry_bus_streams(sse_registry_t *reg, apr_uint32_t *from,
     }
     for (i = *from; i < reg->h->sz.max_listeners && n < max; i++) {
         const sse_slot_t *sl = &reg->slot[i];
-        if (sl->state != SLOT_CONNECTED) {
+        if (sl->state != SLOT_CONNECTED || sl->holder_pid != pid) {
             continue;
         }
         memcpy(out[n].id, sl->id, sizeof(out[n].id));
