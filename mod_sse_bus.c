@@ -386,13 +386,22 @@ apr_status_t sse_bus_cleanup(server_rec *s, int *removed)
     BUS_CALL(s, k, sse_rbus_cleanup(k.c, &k.b, dormant, removed));
 }
 
+/* How often a child refreshes its streams' records: often enough for
+ * the dormant cleanup (a quarter of SSEDormantTimeout), at most once a
+ * minute, and not more often than SSEHeartbeat. */
+static apr_interval_time_t touch_every(void)
+{
+    apr_interval_time_t t = sse_conf_dormant() / 4;
+
+    t = t < apr_time_from_sec(60) ? t : apr_time_from_sec(60);
+    return t > sse_conf_heartbeat() ? t : sse_conf_heartbeat();
+}
+
 /* A listener counts as connected while its host refreshed it lately:
- * three rounds of the refresh (sse_bus ingest). */
+ * three rounds of the refresh. */
 static apr_int64_t active_ms(void)
 {
-    apr_int64_t hb = apr_time_as_msec(sse_conf_heartbeat());
-
-    return 3 * (hb > 1000 ? hb : 1000) + BUS_TIMEOUT_MS;
+    return 3 * apr_time_as_msec(touch_every()) + BUS_TIMEOUT_MS;
 }
 
 apr_status_t sse_bus_list(server_rec *s, apr_pool_t *p, const char **json)
@@ -495,7 +504,7 @@ void sse_bus_release(server_rec *s, const char *id, const sse_hold_t *hold,
 /* This child's streams are active: say so in Redis, a batch at a time
  * (and make their records again should Redis have lost them). Each
  * child tells its own, off the ingest's path. */
-static void touch(server_rec *s, sse_bus_stream_t *batch)
+static apr_status_t touch(server_rec *s, sse_bus_stream_t *batch)
 {
     apr_uint32_t pid = (apr_uint32_t)getpid(), from = 0;
     apr_status_t rv = APR_SUCCESS;
@@ -504,7 +513,7 @@ static void touch(server_rec *s, sse_bus_stream_t *batch)
     int n;
 
     if (sse_srv_conf(s)->reg == NULL) {
-        return;
+        return APR_SUCCESS;
     }
     apr_pool_create(&p, NULL);
     while (rv == APR_SUCCESS
@@ -515,31 +524,60 @@ static void touch(server_rec *s, sse_bus_stream_t *batch)
         apr_pool_clear(p);
     }
     apr_pool_destroy(p);
+    return rv;
 }
 
-static void touch_all(server_rec *main_s, sse_bus_stream_t *batch)
+/* APR_SUCCESS when every registry's streams were refreshed. */
+static apr_status_t touch_all(server_rec *main_s, sse_bus_stream_t *batch)
 {
+    apr_status_t rv = APR_SUCCESS;
     server_rec *vs;
 
     for (vs = main_s; vs && !stopping; vs = vs->next) {
-        if (sse_srv_conf(vs)->owner && sse_srv_conf(vs)->bus_ns) {
-            touch(vs, batch);
+        if (sse_srv_conf(vs)->owner && sse_srv_conf(vs)->bus_ns
+            && touch(vs, batch) != APR_SUCCESS) {
+            rv = APR_EGENERAL;
         }
     }
+    return rv;
+}
+
+/* Has a registry's log had a hole (Redis may have lost its records)
+ * since the last look? */
+static int new_gap(server_rec *main_s, apr_uint64_t *seen)
+{
+    apr_uint64_t gaps = 0;
+    server_rec *vs;
+    int changed;
+
+    for (vs = main_s; vs; vs = vs->next) {
+        if (sse_srv_conf(vs)->owner && sse_srv_conf(vs)->bus_ns) {
+            gaps += __atomic_load_n(
+                &sse_registry_bus_stats(sse_srv_conf(vs)->reg)->gaps,
+                __ATOMIC_RELAXED);
+        }
+    }
+    changed = gaps != *seen;
+    *seen = gaps;
+    return changed;
 }
 
 /* Each child's bus worker: tells Redis the streams that ended here, and
- * once per SSEHeartbeat refreshes the streams this child holds. */
+ * refreshes the records of the streams this child holds (touch_every(),
+ * and at once after a hole in the log: Redis may have lost them). */
 static void *APR_THREAD_FUNC worker_main(apr_thread_t *t, void *baton)
 {
     sse_bus_stream_t *batch = malloc(BUS_TOUCH_BATCH * sizeof(*batch));
-    apr_interval_time_t every = sse_conf_heartbeat();
+    apr_interval_time_t every = touch_every();
     apr_time_t next_touch = apr_time_now() + every;
     server_rec *main_s = baton;
+    apr_uint64_t gaps_seen = 0;
+    int due = 0;
     apr_status_t rv;
     void *item;
     sse_call_t k;
 
+    new_gap(main_s, &gaps_seen);
     while (batch && !stopping) {
         /* APR-util 1.6 has no timed pop: look five times a second */
         while ((rv = apr_queue_trypop(releases, &item)) == APR_SUCCESS) {
@@ -554,8 +592,10 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *t, void *baton)
             break;                      /* terminated: the child stops */
         }
         apr_sleep(apr_time_from_msec(BUS_WORKER_TICK_MS));
-        if (apr_time_now() >= next_touch) {
-            touch_all(main_s, batch);
+        due |= new_gap(main_s, &gaps_seen) || apr_time_now() >= next_touch;
+        /* one that failed (Redis away) is tried again at the next tick */
+        if (due && touch_all(main_s, batch) == APR_SUCCESS) {
+            due = 0;
             next_touch = apr_time_now() + every;
         }
     }
@@ -681,6 +721,33 @@ static apr_status_t periodic(sse_ingest_t *in, redisContext *c,
     return rv;
 }
 
+/* Did Redis lose the records this host applied (it restarted empty)?
+ * Then every child makes its streams' records again at once (their bus
+ * workers watch the gap count), not at their next refresh. */
+static void check_lost(sse_ingest_t *in, redisContext *c)
+{
+    int i;
+
+    for (i = 0; i < in->regs->nelts; i++) {
+        sse_bus_reg_t *br = &APR_ARRAY_IDX(in->regs, i, sse_bus_reg_t);
+        redisReply *r;
+        if (sse_registry_bus_floor(br->reg) == 0) {
+            continue;
+        }
+        r = redisCommand(c, "EXISTS %s:meta", br->ns);
+        if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, in->s,
+                         SSE_LOGNO(00214) "SSEBus %s: Redis lost the records "
+                         "of %s (restarted without its data): the streams "
+                         "open here record their listeners again",
+                         bus_url->text, br->ns);
+            __atomic_fetch_add(&sse_registry_bus_stats(br->reg)->gaps, 1,
+                               __ATOMIC_RELAXED);
+        }
+        freeReplyObject(r);
+    }
+}
+
 /* Read and apply until the connection fails or the child stops. */
 static void ingest(sse_ingest_t *in, redisContext *c)
 {
@@ -697,6 +764,7 @@ static void ingest(sse_ingest_t *in, redisContext *c)
     for (i = 0; i < n; i++) {
         ns[i] = APR_ARRAY_IDX(in->regs, i, sse_bus_reg_t).ns;
     }
+    check_lost(in, c);
     while (!stopping) {
         apr_pool_clear(p);
         for (i = 0; i < n; i++) {
