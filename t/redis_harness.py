@@ -1,7 +1,9 @@
 """Redis for the SSEBus tests: a redis-server of a test's own (its own
 directory, config file and free port on 127.0.0.1), a minimal RESP client
 (no redis-cli, no pip package), and a Sentinel set (a master, a replica
-and three sentinels) for failover.
+and three sentinels) for failover; with a password (requirepass) where
+asked. Besides, two fakes for the connection layer's tests (a listener
+that answers nothing or drips bytes, and a port whose SYNs are dropped).
 
 Every process started here is remembered and stopped by stop_all() (the
 conftest calls it at the end of the session), besides the fixtures'
@@ -9,7 +11,8 @@ finalizers; and each is started with PR_SET_PDEATHSIG, so that a pytest
 that dies takes them with it. Start and restart them from the test's main
 thread (the death signal follows the thread that started the process).
 
-Independent of t/redis_conn_harness.py (the C-level connection test's).
+Used by the SSEBus tests (t/test_bus*.py, t/bus_harness.py) and the
+connection tests (t/test_redis_conn.py, through t/probe/redis_probe).
 """
 
 import ctypes
@@ -18,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 from sse_harness import free_port, wait_until
@@ -64,11 +68,17 @@ class RespError(Exception):
 class RespClient:
     """One connection speaking RESP2: command(*args) -> reply (str for
     simple strings, bytes for bulk strings, int, list, None; an error
-    reply raises RespError)."""
+    reply raises RespError). With @password, AUTH first."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=5.0):
+    def __init__(self, port, host="127.0.0.1", timeout=5.0, password=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.buf = b""
+        if password is not None:
+            try:
+                self.command("AUTH", password)
+            except BaseException:
+                self.close()
+                raise
 
     def close(self):
         try:
@@ -138,9 +148,10 @@ class RespClient:
         return reply
 
 
-def call(port, *args, timeout=5.0):
-    """One command on a connection of its own."""
-    with RespClient(port, timeout=timeout) as c:
+def call(port, *args, timeout=5.0, password=None):
+    """One command on a connection of its own (after AUTH with
+    @password)."""
+    with RespClient(port, timeout=timeout, password=password) as c:
         return c.command(*args)
 
 
@@ -179,12 +190,16 @@ class RedisServer:
     """A redis-server (or, sentinel=True, a sentinel) with its own
     directory under @workdir, config file and port. aof=True: appendonly
     yes, appendfsync always (nothing acknowledged is lost to a SIGKILL).
-    Without AOF nothing is persisted (save "")."""
+    Without AOF nothing is persisted (save ""). password: requirepass
+    (and masterauth, for a replica of a server with the same one); every
+    command here sends it. replicaof: the port of the master on 127.0.0.1
+    this server replicates."""
 
     _all = []
 
     def __init__(self, workdir, name="redis", aof=False, port=None,
-                 extra_conf="", sentinel=False):
+                 extra_conf="", sentinel=False, password=None,
+                 replicaof=None):
         self.name = name
         self.dir = os.path.join(os.path.abspath(str(workdir)), name)
         os.makedirs(self.dir, exist_ok=True)
@@ -192,6 +207,8 @@ class RedisServer:
         self.aof = aof
         self.extra_conf = extra_conf
         self.sentinel = sentinel
+        self.password = password
+        self.replicaof = replicaof
         self.conf_file = os.path.join(self.dir, "sentinel.conf" if sentinel
                                       else "redis.conf")
         self.log_file = os.path.join(self.dir, "redis.log")
@@ -214,6 +231,11 @@ class RedisServer:
                       "appendonly %s" % ("yes" if self.aof else "no")]
             if self.aof:
                 lines.append("appendfsync always")
+            if self.password is not None:
+                lines += ["requirepass %s" % self.password,
+                          "masterauth %s" % self.password]
+            if self.replicaof:
+                lines.append("replicaof 127.0.0.1 %d" % self.replicaof)
         lines.append(self.extra_conf)
         return "\n".join(lines) + "\n"
 
@@ -243,6 +265,10 @@ class RedisServer:
         except FileNotFoundError:
             return ""
 
+    def log_tail(self, n=30):
+        """The last @n lines of its log, for a failure message."""
+        return "".join(self.read_log().splitlines(True)[-n:]) or "(no log)"
+
     def start(self, timeout=15.0):
         if self.running():
             raise RuntimeError("%r already runs" % self)
@@ -260,9 +286,9 @@ class RedisServer:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError("%r exited (%d) at start:\n%s"
+                raise RuntimeError("%r exited (%d) at start; its log:\n%s"
                                    % (self, self.proc.returncode,
-                                      self.read_log()[-3000:]))
+                                      self.log_tail()))
             try:
                 if self.ping(timeout=1.0):
                     break
@@ -270,9 +296,9 @@ class RedisServer:
                 pass
             if time.monotonic() > deadline:
                 self.kill()
-                raise RuntimeError("%r did not answer PING within %.0fs:\n%s"
-                                   % (self, timeout,
-                                      self.read_log()[-3000:]))
+                raise RuntimeError("%r did not answer PING within %.0fs; "
+                                   "its log:\n%s"
+                                   % (self, timeout, self.log_tail()))
             time.sleep(0.05)
         return self
 
@@ -280,7 +306,7 @@ class RedisServer:
         """True when the server answers PING now. A server still loading
         its AOF answers -LOADING: not ready."""
         try:
-            return call(self.port, "PING", timeout=timeout) == "PONG"
+            return self.cmd("PING", timeout=timeout) == "PONG"
         except RespError as e:
             if str(e).startswith("LOADING"):
                 return False
@@ -344,10 +370,11 @@ class RedisServer:
     # -- commands ------------------------------------------------------
 
     def client(self, timeout=5.0):
-        return RespClient(self.port, timeout=timeout)
+        return RespClient(self.port, timeout=timeout, password=self.password)
 
     def cmd(self, *args, timeout=5.0):
-        return call(self.port, *args, timeout=timeout)
+        return call(self.port, *args, timeout=timeout,
+                    password=self.password)
 
     def info(self, section="default"):
         return parse_info(self.cmd("INFO", section))
@@ -394,35 +421,40 @@ class SentinelSet:
     """A master, a replica and three sentinels (quorum 2), all on
     127.0.0.1, each with its own directory and writable config. bus_url
     is the SSEBus value. Fast timings: a master down for
-    @down_after_ms is failed over."""
+    @down_after_ms is failed over. password: the master's and the
+    replica's (the sentinels are given it as auth-pass; they have none of
+    their own)."""
 
     def __init__(self, workdir, master_name="mymaster", aof=False,
                  sentinels=3, quorum=2, down_after_ms=1000,
-                 failover_timeout_ms=6000):
+                 failover_timeout_ms=6000, password=None):
         self.master_name = master_name
         self.down_after_ms = down_after_ms
         # a replica syncs at once (not after the default 5 s wait for
         # more replicas to share a diskless transfer)
         fast = "repl-diskless-sync-delay 0"
         self.servers = [RedisServer(workdir, name="master", aof=aof,
-                                    extra_conf=fast)]
+                                    extra_conf=fast, password=password)]
         self.servers.append(RedisServer(
-            workdir, name="replica", aof=aof,
-            extra_conf="%s\nreplicaof 127.0.0.1 %d"
-            % (fast, self.servers[0].port)))
+            workdir, name="replica", aof=aof, extra_conf=fast,
+            password=password, replicaof=self.servers[0].port))
         self.sentinels = []
         for i in range(sentinels):
             s = RedisServer(workdir, name="sentinel%d" % i, sentinel=True)
             # the config must be in place before start (the port is the
             # sentinel's own); a sentinel rewrites it as it learns
-            s.extra_conf = "\n".join([
+            lines = [
                 "sentinel monitor %s 127.0.0.1 %d %d"
                 % (master_name, self.servers[0].port, quorum),
                 "sentinel down-after-milliseconds %s %d"
                 % (master_name, down_after_ms),
                 "sentinel failover-timeout %s %d"
                 % (master_name, failover_timeout_ms),
-                "sentinel parallel-syncs %s 1" % master_name])
+                "sentinel parallel-syncs %s 1" % master_name]
+            if password is not None:
+                lines.append("sentinel auth-pass %s %s"
+                             % (master_name, password))
+            s.extra_conf = "\n".join(lines)
             s.write_config()
             self.sentinels.append(s)
 
@@ -580,3 +612,71 @@ class SentinelSet:
         return "SentinelSet(%s: %s)" % (self.master_name, ", ".join(
             "%s:%d" % (r.name, r.port) for r in self.servers +
             self.sentinels))
+
+
+# -- fakes: what a real server will not do ------------------------------------
+
+class SilentServer:
+    """A TCP listener that accepts and says nothing, or, with @answer,
+    sends those bytes one chunk every @interval seconds."""
+
+    def __init__(self, answer=(), interval=0.0):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.answer = list(answer)
+        self.interval = interval
+        self.conns = []
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(0.1)
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.conns.append(c)
+            try:
+                for chunk in self.answer:
+                    if self.stopping:
+                        break
+                    c.sendall(chunk)
+                    time.sleep(self.interval)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(2)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+class FullBacklog:
+    """A port whose listen queue is full: a SYN there is dropped, so a
+    connect() hangs until its timeout, like an unreachable host."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.fill = []
+        for _ in range(3):
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect(("127.0.0.1", self.port))
+            except BlockingIOError:
+                pass
+            self.fill.append(c)
+
+    def close(self):
+        for c in self.fill:
+            c.close()
+        self.sock.close()

@@ -11,10 +11,9 @@ import time
 
 import pytest
 
-from redis_conn_harness import (REDIS_SENTINEL, REDIS_SERVER, FullBacklog,
-                                SilentServer, free_port, info_field,
-                                redis_call, redis_sentinel, redis_server,
-                                sentinel_master_state, wait_until)
+from redis_harness import (MISSING, FullBacklog, RespError, SilentServer,
+                           have_redis, have_sentinel)
+from sse_harness import free_port, wait_until
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # REDIS_PROBE: another build of it (e.g. under ASan: the checks below fail
@@ -22,11 +21,8 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBE = os.environ.get("REDIS_PROBE") or os.path.join(TOP, "t", "probe",
                                                       "redis_probe")
 
-pytestmark = pytest.mark.skipif(
-    not (os.access(REDIS_SERVER, os.X_OK)
-         and os.access(REDIS_SENTINEL, os.X_OK)),
-    reason="redis-server and redis-sentinel are not installed "
-           "(sh t/install-deps.sh)")
+pytestmark = pytest.mark.skipif(not (have_redis() and have_sentinel()),
+                                reason=MISSING)
 
 PASSWORD = "p@ss/w:rd"                  # every character a URL must escape
 PASSWORD_URL = ":p%40ss%2Fw%3Ard@"
@@ -38,21 +34,6 @@ def probe():
         subprocess.run(["make", "-s", "t/probe/redis_probe"], cwd=TOP,
                        check=True)
     return PROBE
-
-
-@pytest.fixture
-def procs(tmp_path):
-    """procs(proc) -> proc, started; every one stopped (killed if need be)
-    when the test ends, whatever happened."""
-    started = []
-
-    def _start(proc, password=None):
-        started.append(proc)
-        return proc.start(password=password)
-
-    yield _start
-    for proc in reversed(started):
-        proc.stop()
 
 
 @pytest.fixture
@@ -99,9 +80,11 @@ def connect_once(url, *command, timeout_ms=1000):
 
 # ---- redis:// --------------------------------------------------------------
 
-def test_password_and_db_reach_the_master(tmp_path, procs):
-    master = procs(redis_server(tmp_path, "master", password=PASSWORD),
-                   password=PASSWORD)
+# Redis processes come from conftest's make_redis and make_sentinels
+# (t/redis_harness.py): killed when the test ends, whatever happened.
+
+def test_password_and_db_reach_the_master(make_redis):
+    master = make_redis(name="master", password=PASSWORD)
     url = "redis://%s127.0.0.1:%d/3" % (PASSWORD_URL, master.port)
     a, rest, rc = connect_once(url, "CLIENT", "INFO")
     assert a.ok and rc == 0, "no connection with the right password: %s" % (
@@ -111,10 +94,9 @@ def test_password_and_db_reach_the_master(tmp_path, procs):
         "the context is not on db 3 (SELECT not done?): %r" % rest)
 
 
-def test_a_wrong_or_missing_password_is_refused_with_the_reason(tmp_path,
-                                                                procs):
-    master = procs(redis_server(tmp_path, "master", password=PASSWORD),
-                   password=PASSWORD)
+def test_a_wrong_or_missing_password_is_refused_with_the_reason(
+        make_redis):
+    master = make_redis(name="master", password=PASSWORD)
     a, _, rc = connect_once("redis://:wrong-sekret@127.0.0.1:%d" % master.port)
     assert not a.ok and rc == 1
     assert a.reason.startswith("redis 127.0.0.1:%d: AUTH refused: WRONGPASS"
@@ -126,17 +108,16 @@ def test_a_wrong_or_missing_password_is_refused_with_the_reason(tmp_path,
         % a.reason)
 
 
-def test_a_replica_is_refused(tmp_path, procs):
-    master = procs(redis_server(tmp_path, "master"))
-    replica = procs(redis_server(tmp_path, "replica",
-                                 replicaof=master.port))
+def test_a_replica_is_refused(make_redis):
+    master = make_redis(name="master")
+    replica = make_redis(name="replica", replicaof=master.port)
     a, _, rc = connect_once("redis://127.0.0.1:%d" % replica.port)
     assert not a.ok and rc == 1
     assert a.reason == ("127.0.0.1:%d is a replica, not the master"
                         % replica.port), a.reason
 
 
-def test_a_refused_port_fails_at_once(tmp_path):
+def test_a_refused_port_fails_at_once():
     port = free_port()
     a, _, _ = connect_once("redis://127.0.0.1:%d" % port)
     assert a.reason == "redis 127.0.0.1:%d: Connection refused" % port
@@ -215,29 +196,22 @@ def test_silent_and_unreachable_sentinels_are_skipped_within_the_timeout(
 
 # ---- Sentinel ---------------------------------------------------------------
 
-def start_sentinel_group(tmp_path, procs):
-    """A master and a replica (both with PASSWORD), three sentinels that
-    know both and each other."""
-    master = procs(redis_server(tmp_path, "master", password=PASSWORD),
-                   password=PASSWORD)
-    replica = procs(redis_server(tmp_path, "replica", password=PASSWORD,
-                                 replicaof=master.port), password=PASSWORD)
-    wait_until("the replica in sync",
-               lambda: info_field(redis_call(replica.port, "INFO",
-                                             "replication",
-                                             password=PASSWORD),
-                                  "master_link_status") == "up")
-    sentinels = [procs(redis_sentinel(tmp_path, "sentinel%d" % i, "m",
-                                      master.port, password=PASSWORD))
-                 for i in range(3)]
-    for s in sentinels:
-        wait_until("sentinel on %d knowing the replica and the others"
-                   % s.port,
-                   lambda: (lambda st: st["num-slaves"] == "1"
-                            and st["num-other-sentinels"] == "2")(
-                       sentinel_master_state(s.port, "m")),
-                   timeout=30)
-    return master, replica, sentinels
+def start_sentinel_group(make_sentinels):
+    """A master and a replica (both with PASSWORD), three sentinels (quorum
+    2, master down after 1 s, failover timeout 5 s) that know both and each
+    other: started once the replica is in sync and the sentinels settled."""
+    ss = make_sentinels(master_name="m", password=PASSWORD,
+                        down_after_ms=1000, failover_timeout_ms=5000)
+    master, replica = ss.servers
+    return master, replica, ss.sentinels
+
+
+def role(server):
+    """ROLE's first word; None while the server cannot say."""
+    try:
+        return server.role()
+    except (OSError, RespError):
+        return None
 
 
 def sentinel_url(sentinels, master="m", db=2, extra=()):
@@ -248,9 +222,9 @@ def sentinel_url(sentinels, master="m", db=2, extra=()):
 
 
 @pytest.mark.parametrize("how", ["sigkill", "sentinel-failover"])
-def test_sentinel_leads_to_the_master_and_follows_a_failover(tmp_path,
-                                                             procs, how):
-    master, replica, sentinels = start_sentinel_group(tmp_path, procs)
+def test_sentinel_leads_to_the_master_and_follows_a_failover(
+        make_sentinels, how):
+    master, replica, sentinels = start_sentinel_group(make_sentinels)
 
     a, rest, _ = connect_once(sentinel_url(sentinels), "CLIENT", "INFO")
     assert a.ok and a.port == master.port, a.line
@@ -270,8 +244,7 @@ def test_sentinel_leads_to_the_master_and_follows_a_failover(tmp_path,
     if how == "sigkill":
         master.kill()
     else:
-        assert redis_call(sentinels[0].port, "SENTINEL", "FAILOVER",
-                          "m") == "OK"
+        assert sentinels[0].cmd("SENTINEL", "FAILOVER", "m") == "OK"
     killed = time.monotonic()
     errors, still_old = [], []
 
@@ -283,14 +256,14 @@ def test_sentinel_leads_to_the_master_and_follows_a_failover(tmp_path,
             still_old.append(a)     # ROLE said master: not yet demoted
         return a if a.ok and a.port == replica.port else None
 
-    a = wait_until("a connection to the promoted replica", promoted,
-                   timeout=40, interval=0.1)
+    a = wait_until(promoted, 40, "a connection to the promoted replica",
+                   interval=0.1)
     took = time.monotonic() - killed
     print("failover (%s): new master reachable after %.2f s; %d "
           "connections to the old master meanwhile; %d failed attempts; "
           "reasons seen: %r" % (how, took, len(still_old), len(errors),
                                 sorted(set(errors))))
-    assert redis_call(replica.port, "ROLE", password=PASSWORD)[0] == "master"
+    assert replica.role() == "master"
     for reason in errors:
         assert "\n" not in reason and "master 'm'" in reason, reason
     a, rest, _ = connect_once(sentinel_url(sentinels), "SET", "k", "v")
@@ -298,18 +271,17 @@ def test_sentinel_leads_to_the_master_and_follows_a_failover(tmp_path,
     if how != "sigkill":
         # the old master, now a replica, answers a write with READONLY:
         # the engine must reconnect
-        wait_until("the old master demoted",
-                   lambda: redis_call(master.port, "ROLE",
-                                      password=PASSWORD)[0] == "slave")
+        wait_until(lambda: role(master) == "slave", 20,
+                   "the old master demoted")
         a, _, _ = connect_once("redis://%s127.0.0.1:%d" % (PASSWORD_URL,
                                                            master.port))
         assert a.reason == ("127.0.0.1:%d is a replica, not the master"
                             % master.port), a.reason
 
 
-def test_the_sentinel_that_answered_is_asked_first_next_time(tmp_path,
-                                                              procs, fakes):
-    master, _, sentinels = start_sentinel_group(tmp_path, procs)
+def test_the_sentinel_that_answered_is_asked_first_next_time(
+        make_sentinels, fakes):
+    master, _, sentinels = start_sentinel_group(make_sentinels)
     blackhole = FullBacklog()
     fakes.append(blackhole)
     url = sentinel_url(sentinels[:1], extra=[blackhole.port])

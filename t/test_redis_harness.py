@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from redis_harness import (MISSING, RedisServer, RespClient, RespError,
-                           have_redis)
+                           call, have_redis)
 from sse_harness import _alive, wait_until
 
 pytestmark = pytest.mark.skipif(not have_redis(), reason=MISSING)
@@ -139,6 +139,41 @@ def test_each_server_has_its_own_dir_and_port(make_redis):
     assert os.path.isfile(a.conf_file) and os.path.isfile(b.conf_file)
     a.cmd("SET", "only-a", "1")
     assert b.keys() == []
+
+
+def test_a_password_is_required_and_every_command_sends_it(make_redis):
+    r = make_redis(password="p@ss/w:rd")
+    assert r.ping() and r.cmd("SET", "k", "v") == "OK"
+    with r.client() as c:
+        assert c.command("GET", "k") == b"v"
+    with pytest.raises(RespError, match="^NOAUTH"):
+        call(r.port, "PING")
+    with pytest.raises(RespError, match="^WRONGPASS"):
+        call(r.port, "PING", password="wrong")
+
+
+def test_a_replicaof_server_replicates_with_the_password(make_redis):
+    m = make_redis(name="m", password="pw")
+    rep = make_redis(name="rep", password="pw", replicaof=m.port)
+    assert rep.role() == "slave" and m.role() == "master"
+    m.cmd("SET", "k", "v")
+    wait_until(lambda: rep.cmd("GET", "k") == b"v", 10,
+               "the replica has the write")
+
+
+def test_a_server_that_cannot_start_says_why_from_its_log(tmp_path):
+    taken = socket.socket()     # bound, not listening: redis cannot bind
+    taken.bind(("127.0.0.1", 0))
+    r = RedisServer(tmp_path, port=taken.getsockname()[1])
+    try:
+        with pytest.raises(RuntimeError) as e:
+            r.start()
+    finally:
+        taken.close()
+        RedisServer.stop_all([r])
+    assert "exited" in str(e.value) and "its log:" in str(e.value)
+    assert "Address already in use" in str(e.value), str(e.value)
+    assert not r.running()
 
 
 # -- Sentinel -------------------------------------------------------------
