@@ -3,8 +3,11 @@
  * mod_sse_stream.c.
  *
  * Every child binds a wake-up socket (mod_sse_wake.c). A publisher in any
- * process appends to the ring, releases the lock, and sends one byte to
- * each child that holds streams. The woken dispatcher routes the
+ * process appends to the ring, raises the wake flag of each child that
+ * holds a target, releases the lock, and sends one byte to those whose
+ * flag was clear (sse_registry_set_waker). The dispatcher clears its flag
+ * before it reads the ring's head: until then no publisher sends it
+ * another byte, and what they append is in that read. It routes the
  * new ring entries once, under the lock, to this child's streams through
  * a local index (slot -> streams): it queues their sequence numbers and
  * wakes each target once the lock is released: a stream on its request's
@@ -49,6 +52,8 @@ struct sse_local_t {
     sse_stream_t **by_slot;
     apr_uint32_t nslots;
     apr_uint64_t cursor;        /* next ring entry to route */
+    apr_uint32_t wake_hint;     /* this child's entry in the registry's
+                                   child table, as last found */
     int nstreams;               /* under disp.mu */
 };
 
@@ -92,11 +97,6 @@ static struct {
     ino_t pidfile_ino;
     apr_time_t next_check;      /* draining: next look at the server */
 } disp;
-void sse_dispatch_wake(sse_registry_t *reg)
-{
-    sse_wake_holders(reg, 0);
-}
-
 void sse_dispatch_wake_all(sse_registry_t *reg)
 {
     sse_wake_holders(reg, 1);
@@ -233,9 +233,14 @@ static int local_streams(sse_local_t *l)
 
 static void dispatch_local(sse_local_t *l)
 {
+    apr_uint64_t head;
+
+    /* the wake-up taken before the head is read: a publish after this
+     * wakes this child again, one before it is below the head */
+    sse_registry_wake_taken(l->reg, disp.pid, &l->wake_hint);
     /* head first: a stream indexed after the count below replays every
      * entry before this head itself */
-    apr_uint64_t head = sse_registry_head(l->reg);
+    head = sse_registry_head(l->reg);
 
     if (head != l->cursor && local_streams(l) == 0) {
         l->cursor = head;       /* nothing here to route to */

@@ -14,8 +14,6 @@ apr_status_t sse_dispatch_child_init(apr_pool_t *pchild, server_rec *s);
 void sse_dispatch_child_stopping(apr_pool_t *pchild, int graceful);
 /** Parent, at start-up: log when httpd may stop children with streams. */
 void sse_dispatch_check_mpm(server_rec *s);
-/** Wake the processes holding streams of @a reg (after a publish). */
-void sse_dispatch_wake(sse_registry_t *reg);
 /** Wake every process that has held streams of @a reg (after a clear). */
 void sse_dispatch_wake_all(sse_registry_t *reg);
 /** Wake process @a pid (0: none), e.g. the holder of a stream just ended. */
