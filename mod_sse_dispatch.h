@@ -36,6 +36,15 @@ void sse_dispatch_detach(sse_stream_t *st);
 int sse_dispatch_take(sse_stream_t *st, apr_uint64_t *seqs, int *n,
                       int *resync);
 
+/**
+ * A parked stream's entries @a seqs (@a n of them) as the dispatcher
+ * copied them while routing (the registry counted them taken then), into
+ * @a evs. Dispatcher thread only.
+ * @return 1 if it had every one; 0: fetch them from the ring
+ */
+int sse_dispatch_copies(const sse_stream_t *st, const apr_uint64_t *seqs,
+                        int n, sse_event_t *evs);
+
 /** This child's pid, as streams register under it. */
 apr_uint32_t sse_dispatch_pid(void);
 

@@ -207,9 +207,12 @@ typedef struct {
  * @param slot       the listener's slot, or SSE_SLOT_ALL
  * @param holder_gen which stream of that slot
  * @param ev         the entry (kind, seq)
+ * @return 1 when the caller copied @a ev for that stream, which will
+ *         write it (the slot counts it taken, as sse_registry_fetch
+ *         does: the ring overwriting it is then no missed event); else 0
  */
-typedef void sse_route_fn(void *baton, apr_uint32_t slot,
-                          apr_uint32_t holder_gen, const sse_event_t *ev);
+typedef int sse_route_fn(void *baton, apr_uint32_t slot,
+                         apr_uint32_t holder_gen, const sse_event_t *ev);
 
 /** Bytes the segment needs for these sizes. */
 apr_size_t sse_registry_size(const sse_registry_sizes_t *sz);

@@ -331,6 +331,16 @@ void sse_registry_fetch(sse_registry_t *reg, const sse_hold_t *hold,
     sse_reg_unlock(reg, &rv);
 }
 
+/* Hand @a e to the stream of @a sl; one that copied it took it. */
+static void route_to(sse_registry_t *reg, sse_slot_t *sl,
+                     const sse_event_t *e, sse_route_fn *fn, void *baton)
+{
+    if (fn(baton, slot_index(reg, sl), sl->holder_gen, e)
+        && e->seq > sl->taken_seq) {
+        sl->taken_seq = e->seq;
+    }
+}
+
 static void route_one(sse_registry_t *reg, const sse_event_t *e,
                       apr_uint32_t pid, sse_route_fn *fn, void *baton)
 {
@@ -343,7 +353,7 @@ static void route_one(sse_registry_t *reg, const sse_event_t *e,
             sl = &reg->slot[n1 - 1];
             if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid
                 && targets(e, sl)) {
-                fn(baton, n1 - 1, sl->holder_gen, e);
+                route_to(reg, sl, e, fn, baton);
             }
         }
         break;
@@ -352,14 +362,14 @@ static void route_one(sse_registry_t *reg, const sse_event_t *e,
             sl = &reg->slot[(n1 - 1) / SSE_MAX_KEYS];
             if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid
                 && targets(e, sl)) {
-                fn(baton, (n1 - 1) / SSE_MAX_KEYS, sl->holder_gen, e);
+                route_to(reg, sl, e, fn, baton);
             }
         }
         break;
     case SSE_EV_NOP:
         break;
     default:    /* ends: the holder knows whether it has that stream */
-        fn(baton, e->slot, e->holder_gen, e);
+        (void)fn(baton, e->slot, e->holder_gen, e);
         break;
     }
 }
