@@ -164,40 +164,6 @@ void sse_registry_set_lock_guard(void (*enter)(void), void (*leave)(void))
     guard_leave = leave;
 }
 
-/* Tries before a blocking take of a pthread mutex: holds are short (a
- * route, a copy, an ack: about a microsecond), while a contended take of
- * APR's robust, priority-inheriting mutex always sleeps in the kernel,
- * and on a busy machine the sleeper runs again only milliseconds later.
- * Any other mechanism's try is a system call: no spinning there. */
-#define SSE_LOCK_SPINS 64
-
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __asm__ __volatile__("pause");
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
-static apr_status_t take(sse_registry_t *reg)
-{
-    int spins;
-
-    if (reg->nonblocking) {
-        return apr_global_mutex_trylock(reg->lock);
-    }
-    if (apr_global_mutex_mech(reg->lock) == APR_LOCK_PROC_PTHREAD) {
-        for (spins = 0; spins < SSE_LOCK_SPINS; spins++) {
-            if (apr_global_mutex_trylock(reg->lock) == APR_SUCCESS) {
-                return APR_SUCCESS;
-            }
-            cpu_relax();
-        }
-    }
-    return apr_global_mutex_lock(reg->lock);
-}
-
 apr_status_t sse_reg_lock(sse_registry_t *reg)
 {
     apr_status_t rv;
@@ -205,7 +171,8 @@ apr_status_t sse_reg_lock(sse_registry_t *reg)
     if (guard_enter) {
         guard_enter();
     }
-    rv = take(reg);
+    rv = reg->nonblocking ? apr_global_mutex_trylock(reg->lock)
+                          : apr_global_mutex_lock(reg->lock);
     if (rv != APR_SUCCESS && guard_leave) {
         guard_leave();
     }
