@@ -46,9 +46,8 @@
 #include "mod_sse_park.h"
 
 #define SSE_TICK_MS     1000    /* safety net against a lost wake-up */
-#define SSE_COPIES      256     /* entries copied while routing, per pass
+#define SSE_COPIES      64      /* entries copied while routing, per pass
                                    and registry */
-#define SSE_ACKS        64      /* deferred acks recorded per hold */
 
 struct sse_local_t {
     sse_registry_t *reg;
@@ -91,9 +90,6 @@ static struct {
                                    after it is released */
     sse_stream_t *adopt;        /* handed over, to be parked */
     sse_stream_t *serve;        /* parked streams with work */
-    sse_stream_t *acks;         /* the dispatcher thread's own: parked
-                                   streams with a deferred ack */
-    int nacks;
     apr_thread_t *thread;
     apr_pollset_t *ps;          /* the wake-up socket and parked streams */
     sse_local_t **locals;
@@ -437,86 +433,6 @@ static void run_adopted(void)
     }
 }
 
-/* ---- deferred acks: every parked stream written in a pass, at once --- */
-
-void sse_dispatch_ack_later(sse_stream_t *st, int count)
-{
-    SSE_ASSERT(st->mode == SSE_MODE_PARKED);
-    st->ack_count += count;
-    if (!st->on_ack) {
-        st->on_ack = 1;
-        st->ack_next = disp.acks;
-        disp.acks = st;
-        disp.nacks++;
-    }
-}
-
-static void ack_unlink(sse_stream_t *st)
-{
-    sse_stream_t **link;
-
-    for (link = &disp.acks; *link; link = &(*link)->ack_next) {
-        if (*link == st) {
-            *link = st->ack_next;
-            break;
-        }
-    }
-    st->on_ack = 0;
-    st->ack_count = 0;
-    disp.nacks--;
-}
-
-void sse_dispatch_ack_now(sse_stream_t *st)
-{
-    apr_uint64_t from, to;
-    int count = st->ack_count;
-
-    if (!st->on_ack) {
-        return;
-    }
-    ack_unlink(st);
-    /* it ends: a missed range would be told at its next stream */
-    (void)sse_registry_ack(st->reg, &st->hold, st->written, count,
-                           sse_now_ms(), &from, &to);
-}
-
-/* Up to SSE_ACKS streams of the first one's registry, off the list. */
-static int take_acks(sse_stream_t **sts, sse_ack_t *acks)
-{
-    sse_registry_t *reg = disp.acks->reg;
-    sse_stream_t *st, *next;
-    int n = 0;
-
-    for (st = disp.acks; st && n < SSE_ACKS; st = next) {
-        next = st->ack_next;
-        if (st->reg != reg) {
-            continue;
-        }
-        acks[n].hold = &st->hold;
-        acks[n].sent = st->written;
-        acks[n].count = st->ack_count;
-        sts[n++] = st;
-        ack_unlink(st);
-    }
-    return n;
-}
-
-static void flush_acks(void)
-{
-    sse_stream_t *sts[SSE_ACKS];
-    sse_ack_t acks[SSE_ACKS];
-    int i, n;
-
-    while (disp.acks) {
-        n = take_acks(sts, acks);
-        (void)sse_registry_ack_many(sts[0]->reg, acks, n, sse_now_ms());
-        for (i = 0; i < n; i++) {
-            sse_park_acked(sts[i], acks[i].rv, acks[i].missed_from,
-                           acks[i].missed_to);
-        }
-    }
-}
-
 /* The parked streams that have work, out from under disp.mu. */
 static sse_stream_t *take_to_serve(void)
 {
@@ -540,11 +456,7 @@ static void run_to_serve(void)
     for (st = take_to_serve(); st; st = next) {
         next = st->serve_next;
         sse_park_serve(st);     /* one ended meanwhile is skipped */
-        if (disp.nacks >= SSE_ACKS) {
-            flush_acks();
-        }
     }
-    flush_acks();
 }
 
 static void poll_once(void)
@@ -574,7 +486,6 @@ static void end_everything(void)
 {
     int waited;
 
-    flush_acks();
     if (disp.state != SSE_DISP_ENDING) {
         enter_ending();
     }
@@ -616,7 +527,7 @@ static void *APR_THREAD_FUNC dispatcher(apr_thread_t *thd, void *data)
              i++) {
             dispatch_local(disp.locals[i]);
         }
-        run_to_serve();         /* and records what was written */
+        run_to_serve();
         if (disp.state == SSE_DISP_ENDING) {
             (void)sse_park_end_all();
         }

@@ -45,15 +45,6 @@ int sse_dispatch_take(sse_stream_t *st, apr_uint64_t *seqs, int *n,
 int sse_dispatch_copies(const sse_stream_t *st, const apr_uint64_t *seqs,
                         int n, sse_event_t *evs);
 
-/** Parked stream @a st wrote @a count events up to st->written: the
- * dispatcher records them with the others of its pass, in one hold of
- * the lock, at the end of the pass. Dispatcher thread only. */
-void sse_dispatch_ack_later(sse_stream_t *st, int count);
-
-/** Record @a st's deferred ack now (it ends). Any thread; a stream that
- * has none pending costs nothing. */
-void sse_dispatch_ack_now(sse_stream_t *st);
-
 /** This child's pid, as streams register under it. */
 apr_uint32_t sse_dispatch_pid(void);
 

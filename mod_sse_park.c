@@ -373,21 +373,6 @@ void sse_park_serve(sse_stream_t *st)
     apr_pool_clear(park.scratch);
 }
 
-void sse_park_acked(sse_stream_t *st, apr_status_t rv, apr_uint64_t from,
-                    apr_uint64_t to)
-{
-    if (st->on_closing) {
-        return;
-    }
-    if (rv == APR_SUCCESS) {
-        rv = sse_stream_acked(st, from, to);
-    }
-    if (rv != APR_SUCCESS) {
-        park_end(st, rv);
-    }
-    apr_pool_clear(park.scratch);
-}
-
 void sse_park_adopted(sse_stream_t *st)
 {
     apr_status_t rv;

@@ -29,10 +29,6 @@ apr_status_t sse_park_init(apr_pool_t *pchild, apr_pollset_t *ps);
 void sse_park_adopted(sse_stream_t *st);
 void sse_park_event(sse_stream_t *st, apr_int16_t ev);
 void sse_park_serve(sse_stream_t *st);
-/** The dispatcher recorded @a st's deferred ack: @a rv what
- * sse_registry_ack_many() said for it, the missed range to tell. */
-void sse_park_acked(sse_stream_t *st, apr_status_t rv, apr_uint64_t from,
-                    apr_uint64_t to);
 /** Heartbeats and delayed closes; @return ms until next due (≤ max). */
 apr_interval_time_t sse_park_tick(apr_interval_time_t max);
 /** End every parked stream (stopping); @return how many remain open. */

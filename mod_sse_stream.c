@@ -73,17 +73,19 @@ static apr_status_t flush(sse_stream_t *st)
     return (rv == APR_SUCCESS && c->aborted) ? APR_ECONNABORTED : rv;
 }
 
-/* Tell the client about events of its listener that the ring lost
- * before they could be written (a burst beyond SSEHistory). */
-apr_status_t sse_stream_acked(sse_stream_t *st, apr_uint64_t from,
-                              apr_uint64_t to)
+/* Record delivery; tell the client about events of its listener that the
+ * ring lost before they could be written (a burst beyond SSEHistory). */
+static apr_status_t ack(sse_stream_t *st, int count)
 {
+    apr_uint64_t from, to;
     apr_size_t len;
     const char *b;
     apr_status_t rv;
 
-    if (to == 0) {
-        return APR_SUCCESS;
+    rv = sse_registry_ack(st->reg, &st->hold, st->written, count,
+                          sse_now_ms(), &from, &to);
+    if (rv != APR_SUCCESS || to == 0) {
+        return rv;
     }
     ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, st->c, SSE_LOGNO(00047)
                   "events %" APR_UINT64_T_FMT "..%" APR_UINT64_T_FMT " were "
@@ -92,23 +94,6 @@ apr_status_t sse_stream_acked(sse_stream_t *st, apr_uint64_t from,
     b = sse_frame_missed(st->scratch, from, to, &len);
     rv = put(st, b, len);
     return rv == APR_SUCCESS ? flush(st) : rv;
-}
-
-/* Record delivery. A parked stream's is recorded with the others the
- * dispatcher writes in this pass, in one hold of the lock
- * (sse_dispatch_ack_later). */
-static apr_status_t ack(sse_stream_t *st, int count)
-{
-    apr_uint64_t from, to;
-    apr_status_t rv;
-
-    if (st->mode == SSE_MODE_PARKED) {
-        sse_dispatch_ack_later(st, count);
-        return APR_SUCCESS;
-    }
-    rv = sse_registry_ack(st->reg, &st->hold, st->written, count,
-                          sse_now_ms(), &from, &to);
-    return rv == APR_SUCCESS ? sse_stream_acked(st, from, to) : rv;
 }
 
 /* Delivered means written to the socket. A parked stream whose socket is
@@ -355,7 +340,6 @@ apr_status_t sse_stream_serve(sse_stream_t *st)
 
 void sse_stream_finish(sse_stream_t *st, apr_status_t rv)
 {
-    sse_dispatch_ack_now(st);   /* what it wrote counts */
     sse_dispatch_detach(st);
     if (APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_ETIMEDOUT(rv)) {
         sse_registry_count_slow(st->reg);   /* not reading: Timeout or

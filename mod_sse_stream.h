@@ -70,10 +70,6 @@ struct sse_stream_t {
     int on_closing;             /* ended, on park.closing by close_next:
                                    never served again */
     sse_stream_t *close_next;
-    int ack_count;              /* written, not yet acked: on disp.acks
-                                   by ack_next while on_ack */
-    int on_ack;
-    sse_stream_t *ack_next;
 };
 
 
@@ -93,12 +89,6 @@ apr_status_t sse_stream_client_gone(sse_stream_t *st, apr_int16_t ev);
 
 /** The socket took all that was sent: count it delivered. */
 apr_status_t sse_stream_written(sse_stream_t *st);
-
-/** After a deferred ack (parked streams, sse_dispatch_ack_later): tell
- * the client of the events the ring lost, [@a from, @a to] (0, 0:
- * none). @return non-success: end it */
-apr_status_t sse_stream_acked(sse_stream_t *st, apr_uint64_t from,
-                              apr_uint64_t to);
 
 /** Out of the index, listener resumable; logs how it ended. */
 void sse_stream_finish(sse_stream_t *st, apr_status_t rv);

@@ -511,58 +511,29 @@ apr_status_t sse_registry_release(sse_registry_t *reg,
     return rv;
 }
 
-/* Under the mutex. */
-static void ack_one(sse_registry_t *reg, sse_ack_t *a, apr_int64_t now_ms)
-{
-    sse_slot_t *sl = sse_reg_held(reg, a->hold);
-
-    a->missed_from = a->missed_to = 0;
-    a->rv = sl ? APR_SUCCESS : APR_EOF;
-    if (sl) {
-        reg->h->stats.delivered += (apr_uint64_t)a->count;
-        sl->delivered += (apr_uint64_t)a->count;
-        advance(sl, a->sent, now_ms);
-        a->missed_from = sl->missed_from;
-        a->missed_to = sl->missed_to;
-        sl->missed_from = sl->missed_to = 0;
-    }
-}
-
 apr_status_t sse_registry_ack(sse_registry_t *reg, const sse_hold_t *hold,
                               apr_uint64_t sent, int count,
                               apr_int64_t now_ms, apr_uint64_t *missed_from,
                               apr_uint64_t *missed_to)
 {
-    sse_ack_t a;
     apr_status_t rv;
+    sse_slot_t *sl = NULL;
 
-    a.hold = hold;
-    a.sent = sent;
-    a.count = count;
-    rv = sse_registry_ack_many(reg, &a, 1, now_ms);
-    *missed_from = rv ? 0 : a.missed_from;
-    *missed_to = rv ? 0 : a.missed_to;
-    return rv ? rv : a.rv;
-}
-
-apr_status_t sse_registry_ack_many(sse_registry_t *reg, sse_ack_t *acks,
-                                   int n, apr_int64_t now_ms)
-{
-    apr_status_t rv;
-    int i;
-
+    *missed_from = *missed_to = 0;
     if ((rv = sse_reg_lock(reg)) != APR_SUCCESS) {
-        for (i = 0; i < n; i++) {
-            acks[i].missed_from = acks[i].missed_to = 0;
-            acks[i].rv = rv;
-        }
         return rv;
     }
-    for (i = 0; i < n; i++) {
-        ack_one(reg, &acks[i], now_ms);
+    sl = sse_reg_held(reg, hold);
+    if (sl) {
+        reg->h->stats.delivered += (apr_uint64_t)count;
+        sl->delivered += (apr_uint64_t)count;
+        advance(sl, sent, now_ms);
+        *missed_from = sl->missed_from;
+        *missed_to = sl->missed_to;
+        sl->missed_from = sl->missed_to = 0;
     }
     sse_reg_unlock(reg, &rv);
-    return rv;
+    return rv ? rv : (sl ? APR_SUCCESS : APR_EOF);
 }
 
 /* ---- listen keys and publishing -------------------------------------- */

@@ -392,26 +392,6 @@ apr_status_t sse_registry_ack(sse_registry_t *reg, const sse_hold_t *hold,
                               apr_int64_t now_ms, apr_uint64_t *missed_from,
                               apr_uint64_t *missed_to);
 
-/** One stream's ack in sse_registry_ack_many(). */
-typedef struct {
-    const sse_hold_t *hold;     /**< in: the stream */
-    apr_uint64_t sent;          /**< in: delivered up to here */
-    int count;                  /**< in: events since its last ack */
-    apr_uint64_t missed_from;   /**< out: as sse_registry_ack() */
-    apr_uint64_t missed_to;
-    apr_status_t rv;            /**< out: APR_SUCCESS or APR_EOF, as
-                                     sse_registry_ack() returns */
-} sse_ack_t;
-
-/**
- * sse_registry_ack() for @a n streams in one hold of the mutex (a
- * dispatcher acks every parked stream it wrote in a pass at once).
- * @return APR_SUCCESS, or the mutex's error (nothing was recorded, and
- *         every ack's rv is that error)
- */
-apr_status_t sse_registry_ack_many(sse_registry_t *reg, sse_ack_t *acks,
-                                   int n, apr_int64_t now_ms);
-
 /**
  * Copy up to @a max events for @a hold with seq > @a after, in order: the
  * first @a max of them; call again from the last one copied for more.
