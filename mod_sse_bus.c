@@ -16,6 +16,8 @@
  *   this host's streams in Redis and runs the cluster's dormant cleanup.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -66,6 +68,17 @@ typedef struct {
     apr_uint64_t serial, sent;
     char id[SSE_ID_MAX + 1];
 } sse_release_t;
+
+/* Our threads take no signal: the MPM's handlers (prefork ends a child
+ * from its SIGTERM handler, destroying pchild, which joins these very
+ * threads) must run on the thread the MPM expects. */
+static void no_signals(void)
+{
+    sigset_t all;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
 
 /* ---- configuration ---------------------------------------------------- */
 
@@ -567,7 +580,7 @@ static int new_gap(server_rec *main_s, apr_uint64_t *seen)
  * and at once after a hole in the log: Redis may have lost them). */
 static void *APR_THREAD_FUNC worker_main(apr_thread_t *t, void *baton)
 {
-    sse_bus_stream_t *batch = malloc(BUS_TOUCH_BATCH * sizeof(*batch));
+    sse_bus_stream_t *batch;
     apr_interval_time_t every = touch_every();
     apr_time_t next_touch = apr_time_now() + every;
     server_rec *main_s = baton;
@@ -577,6 +590,8 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *t, void *baton)
     void *item;
     sse_call_t k;
 
+    no_signals();
+    batch = malloc(BUS_TOUCH_BATCH * sizeof(*batch));
     new_gap(main_s, &gaps_seen);
     while (batch && !stopping) {
         /* APR-util 1.6 has no timed pop: look five times a second */
@@ -605,6 +620,7 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *t, void *baton)
 }
 
 /* ---- the ingest ------------------------------------------------------- */
+
 
 typedef struct {
     server_rec *s;              /* the owner of the registry */
@@ -797,6 +813,7 @@ static void *APR_THREAD_FUNC ingest_main(apr_thread_t *t, void *baton)
     apr_interval_time_t backoff = apr_time_from_msec(250);
     char err[256];
 
+    no_signals();
     while (!stopping) {
         redisContext *c;
         if (!in->locked) {
