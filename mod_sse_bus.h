@@ -8,10 +8,12 @@
 #define MOD_SSE_BUS_H
 
 #include "mod_sse_mgr_private.h"
+#include "include/mod_sse_mgr.h"
 #include "src/sse_bus.h"
 
-/** A command to the bus failed: answer 503 + Retry-After. */
-#define SSE_EBUS_DOWN (APR_OS_START_USERERR + 180)
+/** A command to the bus failed: answer 503 + Retry-After (the C API's
+ * SSE_MGR_EBUS). */
+#define SSE_EBUS_DOWN SSE_MGR_EBUS
 
 /** Seconds a client is asked to wait when the bus is down. */
 #define SSE_BUS_RETRY_AFTER "2"

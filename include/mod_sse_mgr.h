@@ -18,6 +18,8 @@
  * - APR_ENOSPC    a bound was reached (listen keys per listener)
  * - APR_EGENERAL  mod_sse_mgr has no shared state in this process (it
  *                 failed to start); see the error log
+ * - SSE_MGR_EBUS   with SSEBus: Redis did not answer in time (the
+ *                 operation did not happen); try again later
  */
 #ifndef MOD_SSE_MGR_H
 #define MOD_SSE_MGR_H
@@ -29,6 +31,8 @@
 #define SSE_MGR_HAS_PUBLISH 1
 /** The header declares the payload functions (0.1.0). */
 #define SSE_MGR_HAS_PAYLOAD 1
+/** With SSEBus: Redis did not answer in time, nothing happened. */
+#define SSE_MGR_EBUS (APR_OS_START_USERERR + 180)
 
 /**
  * Issue a new unforgeable id `<name>_<suffix>` for @a name.

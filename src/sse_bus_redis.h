@@ -38,7 +38,7 @@
 #include "sse_bus.h"
 
 /** A command to Redis failed (see *err). */
-#define SSE_EBUS (APR_OS_START_USERERR + 180)
+#define SSE_EBUS (APR_OS_START_USERERR + 181)
 
 /** What every change needs besides its own arguments. */
 typedef struct {
