@@ -113,7 +113,7 @@ UNIT_TEST(test_bus_a_stream_finds_events_applied_before_it_came)
     REQUIRE_RV(APR_SUCCESS, apply(&fx, e, 4, NULL, NULL), "apply");
     REQUIRE(bus_tab(&fx, 1, "k", 50, &last, &h), "connect");
     n = fx_read(&fx, &h, h.cursor, evs, &rv);
-    REQUIRE((3) == (n), "its three events, none of the other key");
+    REQUIRE(n == 3, "its three events, none of the other key");
     CHECK_INT(101, (int)evs[0].seq, "in order");
     CHECK_INT(102, (int)evs[1].seq, "in order");
     CHECK_INT(104, (int)evs[2].seq, "in order");
@@ -187,7 +187,7 @@ UNIT_TEST(test_bus_a_newer_connect_elsewhere_ends_the_stream_here)
     e = id_entry(12, SSE_BUS_CONNECT, id);
     e.serial = 4;
     REQUIRE_RV(APR_SUCCESS, apply(&fx, &e, 1, &n_ended, ended), "newer");
-    REQUIRE((1) == (n_ended), "one process to wake");
+    REQUIRE(n_ended == 1, "one process to wake");
     CHECK_INT(PID_A, (int)ended[0], "the holder");
     fx_read(&fx, &h, h.cursor, evs, &rv);
     CHECK_RV(APR_EOF, rv, "the stream no longer holds its listener");
