@@ -16,6 +16,7 @@
  *   this host's streams in Redis and runs the cluster's dormant cleanup.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -42,6 +43,10 @@
 #define BUS_BLOCK_MS        1000    /* XREAD BLOCK */
 #define BUS_READ_COUNT      512     /* entries per XREAD and registry */
 #define BUS_WAIT_MS         5000    /* a connect waits for its entry */
+#define BUS_RESEND_MS       15000   /* a publish whose answer was lost is
+                                       sent again this long (a Sentinel
+                                       failover takes seconds) */
+#define BUS_RESEND_PAUSE_MS 100
 #define BUS_LOCK_FILE       "sse_mgr-ingest.lock"
 #define BUS_TOUCH_BATCH     64      /* streams per refresh script */
 
@@ -219,6 +224,7 @@ static int may_try(void)
 typedef struct {
     redisContext *c;
     apr_int64_t offset_ms;
+    sse_once_t once;            /* its name, and its count of publishes */
 } sse_conn_t;
 
 /* Redis's clock minus ours, in ms, from TIME (half a round trip off). */
@@ -237,6 +243,21 @@ static int clock_offset(redisContext *c, apr_int64_t *offset)
     }
     freeReplyObject(r);
     return ok;
+}
+
+/* A random name for a connection's publishes (sse_once_t). */
+static void name_sender(char out[17])
+{
+    unsigned char raw[8];
+    int i;
+
+    if (apr_generate_random_bytes(raw, sizeof(raw)) != APR_SUCCESS) {
+        apr_uint64_t t = (apr_uint64_t)apr_time_now() ^ (apr_uint64_t)getpid();
+        memcpy(raw, &t, sizeof(raw));
+    }
+    for (i = 0; i < 8; i++) {
+        apr_snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    }
 }
 
 static apr_status_t conn_make(void **res, void *params, apr_pool_t *p)
@@ -262,6 +283,8 @@ static apr_status_t conn_make(void **res, void *params, apr_pool_t *p)
     }
     came_up(s);
     conn->c = c;
+    conn->once.n = 0;
+    name_sender(conn->once.sender);
     *res = conn;
     return APR_SUCCESS;
 }
@@ -286,11 +309,38 @@ typedef struct {
     redisContext *c;
     sse_rbus_t b;
     const char *err;
+    int unsure;
 } sse_call_t;
 
 /* A script must run this long before its caller gives up on the answer:
  * one that runs later (Redis was stopped) changes nothing. */
 #define BUS_DEADLINE_MARGIN_MS  300
+
+/* Has Redis closed this idle connection (it stopped, or restarted)? Then
+ * a command sent on it would fail with its fate unknown (publish()). */
+static int closed_by_peer(const redisContext *c)
+{
+    struct pollfd p = { c->fd, POLLIN | POLLRDHUP, 0 };
+
+    return poll(&p, 1, 0) != 0;
+}
+
+/* A pooled connection that is still open: one Redis closed is dropped. */
+static apr_status_t acquire(void **res)
+{
+    int tries;
+
+    for (tries = 0; tries < 4; tries++) {
+        if (apr_reslist_acquire(conns, res) != APR_SUCCESS) {
+            return SSE_EBUS_DOWN;
+        }
+        if (!closed_by_peer(((sse_conn_t *)*res)->c)) {
+            return APR_SUCCESS;
+        }
+        apr_reslist_invalidate(conns, *res);
+    }
+    return SSE_EBUS_DOWN;
+}
 
 static apr_status_t call_begin(server_rec *s, sse_call_t *k)
 {
@@ -301,7 +351,7 @@ static apr_status_t call_begin(server_rec *s, sse_call_t *k)
     if (conns == NULL || conf->reg == NULL || conf->bus_ns == NULL) {
         return APR_EGENERAL;
     }
-    if (apr_reslist_acquire(conns, &res) != APR_SUCCESS) {
+    if (acquire(&res) != APR_SUCCESS) {
         return SSE_EBUS_DOWN;
     }
     k->s = s;
@@ -315,6 +365,7 @@ static apr_status_t call_begin(server_rec *s, sse_call_t *k)
     k->b.deadline_ms = k->b.now_ms + k->conn->offset_ms + BUS_TIMEOUT_MS
                        - BUS_DEADLINE_MARGIN_MS;
     k->b.err = &k->err;
+    k->b.unsure = &k->unsure;
     return APR_SUCCESS;
 }
 
@@ -341,26 +392,106 @@ static apr_status_t call_end(sse_call_t *k, apr_status_t rv)
 
 /* ---- the operations --------------------------------------------------- */
 
+/* ---- publishing, once ----------------------------------------------- */
+
+/* What is published: a notification of key, or a completion for id. */
+typedef struct {
+    const char *key, *id, *taskid, *payload;
+    apr_size_t plen;
+} sse_pub_t;
+
+static apr_status_t pub_run(sse_call_t *k, const sse_pub_t *p, int *n)
+{
+    if (p->key) {
+        return sse_rbus_notify(k->c, &k->b, p->key, p->payload, p->plen, n);
+    }
+    return sse_rbus_complete(k->c, &k->b, p->id, p->taskid, p->payload,
+                             p->plen, n);
+}
+
+/* Until the script sent at @a since can no longer start (its deadline,
+ * in our clock). */
+static void past_deadline(apr_int64_t since)
+{
+    apr_int64_t wait = since + BUS_TIMEOUT_MS - BUS_DEADLINE_MARGIN_MS
+                       - sse_now_ms();
+
+    if (wait > 0) {
+        apr_sleep(apr_time_from_msec(wait + 1));
+    }
+}
+
+/* The connection of a publish failed after the publish went out: it may
+ * have run (Redis died after running it, and a replica that has it may
+ * be the master now). Send it again with the same sse_once_t to whatever
+ * master answers, once the first can no longer start: the script answers
+ * as the first did if it ran, else runs now. Only when no master answers
+ * within BUS_RESEND_MS is the outcome unknown. */
+static apr_status_t resend(server_rec *s, const sse_pub_t *p,
+                           sse_once_t once, apr_int64_t since, int *n)
+{
+    apr_int64_t give_up = since + BUS_RESEND_MS;
+    sse_call_t k;
+    apr_status_t rv;
+
+    while (sse_now_ms() < give_up && !stopping) {
+        past_deadline(since);
+        if (call_begin(s, &k) == APR_SUCCESS) {
+            k.b.once = &once;
+            rv = pub_run(&k, p, n);
+            if (rv != SSE_EBUS) {
+                return call_end(&k, rv);
+            }
+            since = k.unsure ? k.b.now_ms : since;
+            call_end(&k, rv);
+        }
+        apr_sleep(apr_time_from_msec(BUS_RESEND_PAUSE_MS));
+    }
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, SSE_LOGNO(00215)
+                 "SSEBus %s: Redis went away while it ran a publish, and no "
+                 "master answered within %d ms: whether it was delivered is "
+                 "not known", bus_url->text, BUS_RESEND_MS);
+    return SSE_EUNSURE;
+}
+
+static apr_status_t publish(server_rec *s, const sse_pub_t *p, int *n)
+{
+    sse_once_t once;
+    sse_call_t k;
+    apr_status_t rv;
+
+    *n = 0;
+    rv = call_begin(s, &k);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    once = k.conn->once;
+    once.n = ++k.conn->once.n;
+    k.b.once = &once;
+    rv = pub_run(&k, p, n);
+    if (rv == SSE_EBUS && k.unsure) {
+        call_end(&k, rv);
+        return resend(s, p, once, k.b.now_ms, n);
+    }
+    return call_end(&k, rv);
+}
+
 apr_status_t sse_bus_notify(server_rec *s, const char *key,
                             const char *payload, apr_size_t plen,
                             int *delivered)
 {
-    sse_call_t k;
+    sse_pub_t p = { key, NULL, NULL, payload, plen };
 
-    *delivered = 0;
-    BUS_CALL(s, k, sse_rbus_notify(k.c, &k.b, key, payload, plen,
-                                   delivered));
+    return publish(s, &p, delivered);
 }
 
 apr_status_t sse_bus_complete(server_rec *s, const char *id,
                               const char *taskid, const char *payload,
                               apr_size_t plen, int *delivered)
 {
-    sse_call_t k;
+    sse_pub_t p = { NULL, id, taskid, payload, plen };
 
-    *delivered = 0;
-    BUS_CALL(s, k, sse_rbus_complete(k.c, &k.b, id, taskid, payload, plen,
-                                     delivered));
+    return publish(s, &p, delivered);
 }
 
 apr_status_t sse_bus_listen(server_rec *s, const char *id, const char *key,

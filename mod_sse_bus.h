@@ -15,6 +15,10 @@
  * SSE_MGR_EBUS). */
 #define SSE_EBUS_DOWN SSE_MGR_EBUS
 
+/** Redis went away while it ran a publish and no master answered again
+ * in time: it may have happened (504; the C API's SSE_MGR_EUNSURE). */
+#define SSE_EUNSURE SSE_MGR_EUNSURE
+
 /** Seconds a client is asked to wait when the bus is down. */
 #define SSE_BUS_RETRY_AFTER "2"
 

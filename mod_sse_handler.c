@@ -99,6 +99,10 @@ static int fail(request_rec *r, apr_status_t rv, const char *what)
                        SSE_BUS_RETRY_AFTER);
         return text(r, HTTP_SERVICE_UNAVAILABLE,
                     "the cluster's bus is unavailable, retry later");
+    case SSE_EUNSURE:
+        return text(r, HTTP_GATEWAY_TIME_OUT,
+                    "the cluster's bus went away while it ran this publish: "
+                    "it may have been delivered");
     case APR_ENOSPC:
         return text(r, HTTP_BAD_REQUEST,
                     apr_psprintf(r->pool, "too many listen keys for this "

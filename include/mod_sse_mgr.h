@@ -20,6 +20,10 @@
  *                 failed to start); see the error log
  * - SSE_MGR_EBUS   with SSEBus: Redis did not answer in time (the
  *                 operation did not happen); try again later
+ * - SSE_MGR_EUNSURE with SSEBus: Redis went away while it ran this
+ *                 publish and no master answered within 15 s: it may
+ *                 have been delivered (sending it again may deliver it
+ *                 twice)
  */
 #ifndef MOD_SSE_MGR_H
 #define MOD_SSE_MGR_H
@@ -33,6 +37,8 @@
 #define SSE_MGR_HAS_PAYLOAD 1
 /** With SSEBus: Redis did not answer in time, nothing happened. */
 #define SSE_MGR_EBUS (APR_OS_START_USERERR + 180)
+/** With SSEBus: a publish's outcome is unknown (see above). */
+#define SSE_MGR_EUNSURE (APR_OS_START_USERERR + 182)
 
 /**
  * Issue a new unforgeable id `<name>_<suffix>` for @a name.

@@ -1,5 +1,6 @@
 /* The bus's Redis engine (sse_bus_redis.h): one Lua script per change,
  * the log read with XREAD. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,23 +62,41 @@
     "  return 1\n"                                                          \
     "end\n"
 
-/* [7] key [8] payload */
-static const char lua_notify[] = LUA_PRELUDE
-    "local n = redis.call('SCARD', ns .. ':k:' .. ARGV[7])\n"
+/* A publish: [7] its sender, [8] the sender's count (sse_once_t). One
+ * that finds the pair recorded (it was sent again: its first run's
+ * answer was lost with a connection) answers as the first did. */
+#define LUA_ONCE                                                            \
+    "local once = ARGV[7] ~= '' and ns .. ':o:' .. ARGV[7]\n"               \
+    "if once then\n"                                                        \
+    "  local v = redis.call('GET', once)\n"                                 \
+    "  if v and string.match(v, '^[^:]*') == ARGV[8] then\n"                \
+    "    return {0, tonumber(string.match(v, ':(.*)$'))}\n"                 \
+    "  end\n"                                                               \
+    "end\n"                                                                 \
+    "local function answer(s, n)\n"                                         \
+    "  if once then\n"                                                      \
+    "    redis.call('SET', once, ARGV[8] .. ':' .. n, 'PX', 60000)\n"       \
+    "  end\n"                                                               \
+    "  return {s, n}\n"                                                     \
+    "end\n"
+
+/* [9] key [10] payload */
+static const char lua_notify[] = LUA_PRELUDE LUA_ONCE
+    "local n = redis.call('SCARD', ns .. ':k:' .. ARGV[9])\n"
     "if n == 0 then return {0, 0} end\n"
     "local s = nextseq()\n"
-    "append(s, 't', 'k', 'k', ARGV[7], 'p', ARGV[8])\n"
-    "return {s, n}\n";
+    "append(s, 't', 'k', 'k', ARGV[9], 'p', ARGV[10])\n"
+    "return answer(s, n)\n";
 
-/* [7] id [8] name [9] task id [10] payload */
-static const char lua_complete[] = LUA_PRELUDE
-    "if redis.call('EXISTS', ns .. ':l:' .. ARGV[7]) == 0 then\n"
+/* [9] id [10] name [11] task id [12] payload */
+static const char lua_complete[] = LUA_PRELUDE LUA_ONCE
+    "if redis.call('EXISTS', ns .. ':l:' .. ARGV[9]) == 0 then\n"
     "  return {0, -1}\n"
     "end\n"
-    "local n = redis.call('SCARD', ns .. ':n:' .. ARGV[8])\n"
+    "local n = redis.call('SCARD', ns .. ':n:' .. ARGV[10])\n"
     "local s = nextseq()\n"
-    "append(s, 't', 'n', 'k', ARGV[8], 'd', ARGV[9], 'p', ARGV[10])\n"
-    "return {s, n}\n";
+    "append(s, 't', 'n', 'k', ARGV[10], 'd', ARGV[11], 'p', ARGV[12])\n"
+    "return answer(s, n)\n";
 
 /* [7] id [8] name [9] max listeners [10] active since (ms)
  * -> {seq, serial, created, created seq, last seq, registered, keys},
@@ -244,6 +263,14 @@ static void args_start(sse_args_t *a, const sse_rbus_t *b)
     arg_num(a, a->nums[4], b->deadline_ms);
 }
 
+/* A publish's: the common arguments and its sse_once_t. */
+static void args_once(sse_args_t *a, const sse_rbus_t *b)
+{
+    args_start(a, b);
+    arg_str(a, b->once ? b->once->sender : "");
+    arg_num(a, a->nums[5], b->once ? (apr_int64_t)b->once->n : 0);
+}
+
 static const char *reply_error(const redisContext *c, const redisReply *r)
 {
     if (r == NULL) {
@@ -252,14 +279,24 @@ static const char *reply_error(const redisContext *c, const redisReply *r)
     return r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply";
 }
 
-/* Run @a script with @a a: by its SHA1, loading it on NOSCRIPT. */
-static redisReply *run(redisContext *c, const char *script, sse_args_t *a,
-                       const char **err)
+/* Did the connection fail after the command went out? A timeout does
+ * not count: the command's deadline passed before it, so a command that
+ * has not run by then never will. Anything else (Redis died, the
+ * connection was reset) leaves it unknown whether it ran. */
+static int sent_and_lost(const redisContext *c, const redisReply *r)
+{
+    int e = errno;
+
+    return r == NULL && (c->err == REDIS_ERR_EOF
+                         || (c->err == REDIS_ERR_IO && e != EAGAIN
+                             && e != EWOULDBLOCK && e != EINTR));
+}
+
+/* @a script's SHA1 in hex, for EVALSHA. */
+static void script_sha(const char *script, char sha[2 * APR_SHA1_DIGESTSIZE + 1])
 {
     unsigned char digest[APR_SHA1_DIGESTSIZE];
-    char sha[2 * APR_SHA1_DIGESTSIZE + 1];
     apr_sha1_ctx_t ctx;
-    redisReply *r;
     int i;
 
     apr_sha1_init(&ctx);
@@ -268,34 +305,55 @@ static redisReply *run(redisContext *c, const char *script, sse_args_t *a,
     for (i = 0; i < APR_SHA1_DIGESTSIZE; i++) {
         apr_snprintf(sha + 2 * i, 3, "%02x", digest[i]);
     }
-    a->argv[1] = sha;
-    a->len[1] = strlen(sha);
+}
+
+/* Send @a a with the script as argv[1] under @a verb; b->unsure says
+ * whether a failure left it unknown. */
+static redisReply *send_script(redisContext *c, sse_args_t *a,
+                               const char *verb, const char *text,
+                               const sse_rbus_t *b)
+{
+    redisReply *r;
+
+    a->argv[0] = verb;
+    a->len[0] = strlen(verb);
+    a->argv[1] = text;
+    a->len[1] = strlen(text);
     r = redisCommandArgv(c, a->argc, a->argv, a->len);
+    if (b->unsure) {
+        *b->unsure = sent_and_lost(c, r);
+    }
+    return r;
+}
+
+/* Run @a script with @a a: by its SHA1, loading it on NOSCRIPT. */
+static redisReply *run(redisContext *c, const char *script, sse_args_t *a,
+                       const sse_rbus_t *b)
+{
+    char sha[2 * APR_SHA1_DIGESTSIZE + 1];
+    redisReply *r;
+
+    script_sha(script, sha);
+    r = send_script(c, a, "EVALSHA", sha, b);
     if (r && r->type == REDIS_REPLY_ERROR
         && strncmp(r->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject(r);
-        a->argv[0] = "EVAL";
-        a->len[0] = 4;
-        a->argv[1] = script;
-        a->len[1] = strlen(script);
-        r = redisCommandArgv(c, a->argc, a->argv, a->len);
-        a->argv[0] = "EVALSHA";
-        a->len[0] = 7;
+        r = send_script(c, a, "EVAL", script, b);
     }
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1
         && r->element[0]->type == REDIS_REPLY_INTEGER
         && r->element[0]->integer == -9) {
-        *err = "the command reached Redis after its deadline: not run";
+        *b->err = "the command reached Redis after its deadline: not run";
         freeReplyObject(r);
         return NULL;
     }
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        *err = reply_error(c, r);
+        *b->err = reply_error(c, r);
         if (r) {
             /* the message lives in the reply: keep a copy that outlives it */
             static __thread char msg[160];
-            apr_cpystrn(msg, *err, sizeof(msg));
-            *err = msg;
+            apr_cpystrn(msg, *b->err, sizeof(msg));
+            *b->err = msg;
             freeReplyObject(r);
         }
         return NULL;
@@ -326,7 +384,7 @@ static apr_status_t publish(redisContext *c, const sse_rbus_t *b,
                             const char *script, sse_args_t *a,
                             int *delivered)
 {
-    redisReply *r = run(c, script, a, b->err);
+    redisReply *r = run(c, script, a, b);
     apr_int64_t n;
 
     *delivered = 0;
@@ -348,7 +406,7 @@ apr_status_t sse_rbus_notify(redisContext *c, const sse_rbus_t *b,
 {
     sse_args_t a;
 
-    args_start(&a, b);
+    args_once(&a, b);
     arg_str(&a, key);
     arg(&a, payload, plen);
     return publish(c, b, lua_notify, &a, delivered);
@@ -366,7 +424,7 @@ apr_status_t sse_rbus_complete(redisContext *c, const sse_rbus_t *b,
     if (sse_id_parse(id, &name_len) != APR_SUCCESS) {
         return APR_EINVAL;
     }
-    args_start(&a, b);
+    args_once(&a, b);
     arg_str(&a, id);
     arg(&a, id, name_len);
     arg_str(&a, taskid);
@@ -418,7 +476,7 @@ apr_status_t sse_rbus_connect(redisContext *c, const sse_rbus_t *b,
     {
         char since[24];
         arg_num(&a, since, b->now_ms - active_ms);
-        r = run(c, lua_connect, &a, b->err);
+        r = run(c, lua_connect, &a, b);
     }
     if (r == NULL) {
         return SSE_EBUS;
@@ -444,7 +502,7 @@ static apr_status_t simple(redisContext *c, const sse_rbus_t *b,
                            const char *script, sse_args_t *a,
                            apr_int64_t *first, apr_int64_t *second)
 {
-    redisReply *r = run(c, script, a, b->err);
+    redisReply *r = run(c, script, a, b);
 
     if (r == NULL) {
         return SSE_EBUS;
@@ -613,7 +671,7 @@ apr_status_t sse_rbus_list(redisContext *c, const sse_rbus_t *b,
 
     args_start(&a, b);
     arg_num(&a, since, b->now_ms - active_ms);
-    r = run(c, lua_list, &a, b->err);
+    r = run(c, lua_list, &a, b);
     if (r == NULL) {
         json_decref(all);
         return SSE_EBUS;

@@ -40,6 +40,17 @@
 /** A command to Redis failed (see *err). */
 #define SSE_EBUS (APR_OS_START_USERERR + 181)
 
+/**
+ * What makes a publish happen once when it is sent again: its sender
+ * (a connection's random name) and the sender's count of publishes. A
+ * publish records the pair with its answer (N:o:<sender>, 60 s); one
+ * that finds its own pair recorded answers that instead of publishing.
+ */
+typedef struct {
+    char sender[17];            /**< "" : no record */
+    apr_uint64_t n;
+} sse_once_t;
+
 /** What every change needs besides its own arguments. */
 typedef struct {
     const char *ns;             /**< the namespace */
@@ -48,12 +59,17 @@ typedef struct {
     apr_int64_t now_ms;
     apr_int64_t deadline_ms;    /**< in Redis's clock: a script that runs
                                      later changes nothing; 0: none */
+    const sse_once_t *once;     /**< publishes: NULL for none */
     const char **err;           /**< out, on SSE_EBUS: why (static or
                                      from the pool of the call) */
+    int *unsure;                /**< out, on SSE_EBUS (may be NULL): 1 when
+                                     the connection failed after the
+                                     command went out (it may have run) */
 } sse_rbus_t;
 
 /** A notification of @a key, for every listener that holds it in the
- * cluster: *delivered their count; nothing is logged when it is 0. */
+ * cluster: *delivered their count; nothing is logged when it is 0.
+ * Sent again with the same b->once, it publishes nothing more. */
 apr_status_t sse_rbus_notify(redisContext *c, const sse_rbus_t *b,
                              const char *key, const char *payload,
                              apr_size_t plen, int *delivered);

@@ -680,3 +680,106 @@ class FullBacklog:
         for c in self.fill:
             c.close()
         self.sock.close()
+
+
+class LossyProxy:
+    """A TCP proxy in front of a RedisServer that can lose an answer: once
+    armed with lose_answer_to(marker, then_refuse=0), the first command
+    whose bytes hold @marker reaches Redis and runs, but the proxy closes
+    the client's connection instead of passing Redis's answer (its first
+    that is not an error, such as NOSCRIPT) on (what a
+    client sees when Redis dies after running a command); with
+    then_refuse, it then cuts every connection and closes new ones at once
+    for that many seconds (no master to reach meanwhile)."""
+
+    def __init__(self, redis):
+        self.redis = redis
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.marker = None
+        self.then_refuse = 0.0
+        self.lost = threading.Event()       # an answer was lost
+        self.refuse_until = 0.0
+        self.refused = 0
+        self.pairs = []
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+    def lose_answer_to(self, marker, then_refuse=0.0):
+        with self.lock:
+            self.marker = marker.encode()
+            self.then_refuse = then_refuse
+            self.lost.clear()
+
+    def _lose(self):
+        if self.then_refuse:
+            self.refuse_until = time.monotonic() + self.then_refuse
+            for p in list(self.pairs):
+                self._cut(p)
+        self.lost.set()
+
+    def _serve(self):
+        self.sock.settimeout(0.1)
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            if time.monotonic() < self.refuse_until:
+                self.refused += 1
+                c.close()
+                continue
+            try:
+                up = socket.create_connection(("127.0.0.1", self.redis.port))
+            except OSError:
+                c.close()
+                continue
+            pair = {"client": c, "up": up, "drop": False}
+            self.pairs.append(pair)
+            for args in ((pair, c, up, True), (pair, up, c, False)):
+                threading.Thread(target=self._pump, args=args,
+                                 daemon=True).start()
+
+    def _pump(self, pair, src, dst, upstream):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if upstream:
+                    with self.lock:
+                        if self.marker is not None and self.marker in data:
+                            self.marker = None
+                            pair["drop"] = True
+                elif pair["drop"] and not data.startswith(b"-"):
+                    self._lose()        # an error (NOSCRIPT) is passed on
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        self._cut(pair)
+
+    @staticmethod
+    def _cut(pair):
+        for s in (pair["client"], pair["up"]):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(2)
+        for p in self.pairs:
+            p["client"].close()
+            p["up"].close()
+        self.sock.close()
