@@ -47,6 +47,7 @@
                                        sent again this long (a Sentinel
                                        failover takes seconds) */
 #define BUS_RESEND_PAUSE_MS 100
+#define BUS_REPLICA_MS      500     /* a replica acknowledges within */
 #define BUS_LOCK_FILE       "sse_mgr-ingest.lock"
 #define BUS_TOUCH_BATCH     64      /* streams per refresh script */
 
@@ -59,6 +60,8 @@ static apr_thread_mutex_t *state_mu;
 static int down;                    /* Redis failed, not yet back */
 static apr_time_t next_try;         /* while down: no connect before */
 static volatile int stopping;
+static volatile apr_uint32_t replicas;  /* the master's, as last seen */
+static volatile apr_uint32_t replica_late;
 static apr_thread_t *ingest_thread;
 static apr_queue_t *releases;       /* sse_release_t, for worker_main */
 static apr_thread_t *release_thread;
@@ -245,6 +248,52 @@ static int clock_offset(redisContext *c, apr_int64_t *offset)
     return ok;
 }
 
+/* ---- replicas --------------------------------------------------------- */
+
+/* How many replicas the master has, for replicated(). */
+static void look_replicas(redisContext *c)
+{
+    const char *err;
+    int n;
+
+    if (sse_rbus_replicas(c, &n, &err) == APR_SUCCESS) {
+        __atomic_store_n(&replicas, (apr_uint32_t)n, __ATOMIC_RELAXED);
+    }
+}
+
+/* Has a replica the writes of @a c (with @a fence: every write Redis made
+ * so far)? What the ingest applies and what a publisher is told happened
+ * must survive a failover to that replica. Without replicas there is
+ * nothing to wait for; one that does not acknowledge within
+ * BUS_REPLICA_MS is not waited for until the next look (a second). */
+static apr_status_t replicated(server_rec *s, redisContext *c,
+                               const char *ns, int fence, const char **err,
+                               int *unsure)
+{
+    apr_status_t rv;
+    int acked;
+
+    if (__atomic_load_n(&replicas, __ATOMIC_RELAXED) == 0) {
+        return APR_SUCCESS;
+    }
+    rv = sse_rbus_replicated(c, ns, fence, BUS_REPLICA_MS, &acked, err,
+                             unsure);
+    if (rv == APR_SUCCESS && !acked) {
+        __atomic_store_n(&replicas, 0, __ATOMIC_RELAXED);
+    }
+    if (rv == APR_SUCCESS
+        && __atomic_exchange_n(&replica_late, !acked, __ATOMIC_RELAXED)
+           != (apr_uint32_t)!acked) {
+        ap_log_error(APLOG_MARK, acked ? APLOG_NOTICE : APLOG_WARNING, 0, s,
+                     SSE_LOGNO(00216) "SSEBus %s: %s", bus_url->text, acked
+                     ? "a replica acknowledges the log again"
+                     : "no replica acknowledged the log within 500 ms: "
+                       "until one does, a failover may lose or repeat "
+                       "events");
+    }
+    return rv;
+}
+
 /* A random name for a connection's publishes (sse_once_t). */
 static void name_sender(char out[17])
 {
@@ -282,6 +331,7 @@ static apr_status_t conn_make(void **res, void *params, apr_pool_t *p)
         return SSE_EBUS_DOWN;
     }
     came_up(s);
+    look_replicas(c);
     conn->c = c;
     conn->once.n = 0;
     name_sender(conn->once.sender);
@@ -400,13 +450,22 @@ typedef struct {
     apr_size_t plen;
 } sse_pub_t;
 
+/* Publish; answered once a replica has it (replicated()). */
 static apr_status_t pub_run(sse_call_t *k, const sse_pub_t *p, int *n)
 {
+    apr_status_t rv;
+
     if (p->key) {
-        return sse_rbus_notify(k->c, &k->b, p->key, p->payload, p->plen, n);
+        rv = sse_rbus_notify(k->c, &k->b, p->key, p->payload, p->plen, n);
     }
-    return sse_rbus_complete(k->c, &k->b, p->id, p->taskid, p->payload,
-                             p->plen, n);
+    else {
+        rv = sse_rbus_complete(k->c, &k->b, p->id, p->taskid, p->payload,
+                               p->plen, n);
+    }
+    if (rv == APR_SUCCESS && *n > 0) {
+        rv = replicated(k->s, k->c, k->b.ns, 0, k->b.err, k->b.unsure);
+    }
+    return rv;
 }
 
 /* Until the script sent at @a since can no longer start (its deadline,
@@ -706,6 +765,17 @@ static int new_gap(server_rec *main_s, apr_uint64_t *seen)
     return changed;
 }
 
+/* Look at the master's replicas again on a pooled connection. */
+static void refresh_replicas(void)
+{
+    void *res;
+
+    if (may_try() && acquire(&res) == APR_SUCCESS) {
+        look_replicas(((sse_conn_t *)res)->c);
+        apr_reslist_release(conns, res);
+    }
+}
+
 /* Each child's bus worker: tells Redis the streams that ended here, and
  * refreshes the records of the streams this child holds (touch_every(),
  * and at once after a hole in the log: Redis may have lost them). */
@@ -714,6 +784,7 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *t, void *baton)
     sse_bus_stream_t *batch;
     apr_interval_time_t every = touch_every();
     apr_time_t next_touch = apr_time_now() + every;
+    apr_time_t next_look = 0;
     server_rec *main_s = baton;
     apr_uint64_t gaps_seen = 0;
     int due = 0;
@@ -738,6 +809,10 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *t, void *baton)
             break;                      /* terminated: the child stops */
         }
         apr_sleep(apr_time_from_msec(BUS_WORKER_TICK_MS));
+        if (apr_time_now() >= next_look) {
+            refresh_replicas();
+            next_look = apr_time_now() + apr_time_from_sec(1);
+        }
         due |= new_gap(main_s, &gaps_seen) || apr_time_now() >= next_touch;
         /* one that failed (Redis away) is tried again at the next tick */
         if (due && touch_all(main_s, batch) == APR_SUCCESS) {
@@ -895,7 +970,18 @@ static void check_lost(sse_ingest_t *in, redisContext *c)
     }
 }
 
-/* Read and apply until the connection fails or the child stops. */
+static int any(const int *ngot, int n)
+{
+    int i;
+
+    for (i = 0; i < n && ngot[i] == 0; i++) {
+    }
+    return i < n;
+}
+
+/* Read and apply until the connection fails or the child stops. Entries
+ * are applied once a replica has them (replicated()): a listener never
+ * gets an event that a failover loses. */
 static void ingest(sse_ingest_t *in, redisContext *c)
 {
     int n = in->regs->nelts, i;
@@ -921,7 +1007,9 @@ static void ingest(sse_ingest_t *in, redisContext *c)
         }
         if (sse_rbus_read(c, n, ns, after, BUS_BLOCK_MS, BUS_READ_COUNT,
                           max_payload, p, got, ngot, &err) != APR_SUCCESS
-            || periodic(in, c, &err) != APR_SUCCESS) {
+            || periodic(in, c, &err) != APR_SUCCESS
+            || (any(ngot, n) && replicated(in->s, c, ns[0], 1, &err, NULL)
+                                != APR_SUCCESS)) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, in->s,
                          SSE_LOGNO(00208) "SSEBus %s: ingest: %s; "
                          "reconnecting", bus_url->text, err ? err : "?");

@@ -843,6 +843,56 @@ static void take_entries(apr_pool_t *p, const redisReply *list,
     *ngot = n;
 }
 
+apr_status_t sse_rbus_replicas(redisContext *c, int *n, const char **err)
+{
+    redisReply *r = redisCommand(c, "ROLE");
+    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 3
+             && r->element[0]->type == REDIS_REPLY_STRING
+             && strcmp(r->element[0]->str, "master") == 0
+             && r->element[2]->type == REDIS_REPLY_ARRAY;
+
+    *n = ok ? (int)r->element[2]->elements : 0;
+    if (!ok) {
+        *err = r ? "ROLE: not a master" : reply_error(c, r);
+    }
+    freeReplyObject(r);
+    return ok ? APR_SUCCESS : SSE_EBUS;
+}
+
+apr_status_t sse_rbus_replicated(redisContext *c, const char *ns, int fence,
+                                 int timeout_ms, int *acked,
+                                 const char **err, int *unsure)
+{
+    redisReply *r = NULL;
+    void *reply = NULL;
+    int ok = 1;
+
+    *acked = 0;
+    if (fence) {
+        redisAppendCommand(c, "SET %s:fence 1 PX 60000", ns);
+    }
+    redisAppendCommand(c, "WAIT 1 %d", timeout_ms);
+    if (fence) {
+        ok = redisGetReply(c, &reply) == REDIS_OK;
+        freeReplyObject(reply);
+        reply = NULL;
+    }
+    if (ok && redisGetReply(c, &reply) == REDIS_OK) {
+        r = reply;
+    }
+    if (unsure) {
+        *unsure = sent_and_lost(c, r);
+    }
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+        *err = r ? "WAIT: unexpected reply" : reply_error(c, r);
+        freeReplyObject(r);
+        return SSE_EBUS;
+    }
+    *acked = r->integer >= 1;
+    freeReplyObject(r);
+    return APR_SUCCESS;
+}
+
 apr_status_t sse_rbus_read(redisContext *c, int n, const char *const *ns,
                            const apr_uint64_t *after, int block_ms,
                            int count, apr_size_t max_payload, apr_pool_t *p,

@@ -135,6 +135,20 @@ apr_status_t sse_rbus_list(redisContext *c, const sse_rbus_t *b,
                            apr_pool_t *p, apr_int64_t active_ms,
                            char **json);
 
+/** How many replicas the master says it has (ROLE): *n. */
+apr_status_t sse_rbus_replicas(redisContext *c, int *n, const char **err);
+
+/**
+ * Wait until a replica acknowledged every write this connection made
+ * (WAIT 1), at most @a timeout_ms; with @a fence, write a key of @a ns
+ * first (pipelined), which makes "every write" every write Redis made so
+ * far: what a reader saw is then on a replica. *acked: 1 if one did.
+ * SSE_EBUS and *unsure (if not NULL) when the connection failed.
+ */
+apr_status_t sse_rbus_replicated(redisContext *c, const char *ns, int fence,
+                                 int timeout_ms, int *acked,
+                                 const char **err, int *unsure);
+
 /**
  * Read the logs of @a n namespaces after the given seqs, waiting up to
  * @a block_ms for one: at most @a count entries each, checked (an entry

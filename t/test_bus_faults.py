@@ -412,6 +412,38 @@ def test_sentinel_failover_under_load_loses_no_acknowledged_event(
     finish(c, fs, bg.acked, rng)
 
 
+@pytest.mark.skipif(not have_sentinel(), reason=MISSING)
+def test_a_replica_that_stops_acknowledging_slows_nothing_down_for_long(
+        make_cluster, make_sentinels):
+    """Hosts apply an entry, and answer its publish, once a replica has it
+    (so that a failover neither loses nor repeats it). A replica that
+    stops acknowledging is waited for at most half a second, the hosts say
+    so once, and publishes go on; when it is back they say that too."""
+    ss = make_sentinels()
+    c = make_cluster(n=2, bus=ss)
+    c.expect_bus_trouble()
+    fs = followers(c, 2, "replica")
+    c.wait_bus("up")
+    acked = {}
+    assert publish_all(c, fs, ["before"], acked) == []
+    replica = ss.replicas()[0]
+    replica.sigstop()
+    try:
+        assert publish_all(c, fs, ["stopped1", "stopped2"], acked) == []
+        wait_until(lambda: any("SSE00216" in h.read_log() and "no replica "
+                               "acknowledged" in h.read_log() for h in c),
+                   10, "a host saying the replica does not acknowledge")
+    finally:
+        replica.sigcont()
+    wait_until(lambda: (publish_all(c, fs, ["x"], {}) == [] and any(
+        "acknowledges the log again" in h.read_log() for h in c)), 20,
+        "a host saying a replica acknowledges again")
+    for f in fs:
+        f.wait_for(lambda f: f.taskids()[:3] == ["before", "stopped1",
+                                                 "stopped2"], 10,
+                   "every completion, once")
+
+
 # -- a publish whose answer is lost ---------------------------------------------
 
 @pytest.fixture
