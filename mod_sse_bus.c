@@ -250,15 +250,17 @@ static int clock_offset(redisContext *c, apr_int64_t *offset)
 
 /* ---- replicas --------------------------------------------------------- */
 
-/* How many replicas the master has, for replicated(). */
-static void look_replicas(redisContext *c)
+/* How many replicas the master has, for replicated(). 0: @a c failed. */
+static int look_replicas(redisContext *c)
 {
     const char *err;
     int n;
 
-    if (sse_rbus_replicas(c, &n, &err) == APR_SUCCESS) {
-        __atomic_store_n(&replicas, (apr_uint32_t)n, __ATOMIC_RELAXED);
+    if (sse_rbus_replicas(c, &n, &err) != APR_SUCCESS) {
+        return 0;
     }
+    __atomic_store_n(&replicas, (apr_uint32_t)n, __ATOMIC_RELAXED);
+    return 1;
 }
 
 /* Has a replica the writes of @a c (with @a fence: every write Redis made
@@ -331,7 +333,7 @@ static apr_status_t conn_make(void **res, void *params, apr_pool_t *p)
         return SSE_EBUS_DOWN;
     }
     came_up(s);
-    look_replicas(c);
+    (void)look_replicas(c);
     conn->c = c;
     conn->once.n = 0;
     name_sender(conn->once.sender);
@@ -366,13 +368,14 @@ typedef struct {
  * one that runs later (Redis was stopped) changes nothing. */
 #define BUS_DEADLINE_MARGIN_MS  300
 
-/* Has Redis closed this idle connection (it stopped, or restarted)? Then
- * a command sent on it would fail with its fate unknown (publish()). */
-static int closed_by_peer(const redisContext *c)
+/* Has this idle connection failed, or Redis closed it (it stopped, or
+ * restarted)? Then a command sent on it would fail with its fate unknown
+ * (publish()). */
+static int unusable(const redisContext *c)
 {
     struct pollfd p = { c->fd, POLLIN | POLLRDHUP, 0 };
 
-    return poll(&p, 1, 0) != 0;
+    return c->err != 0 || poll(&p, 1, 0) != 0;
 }
 
 /* A pooled connection that is still open: one Redis closed is dropped. */
@@ -384,7 +387,7 @@ static apr_status_t acquire(void **res)
         if (apr_reslist_acquire(conns, res) != APR_SUCCESS) {
             return SSE_EBUS_DOWN;
         }
-        if (!closed_by_peer(((sse_conn_t *)*res)->c)) {
+        if (!unusable(((sse_conn_t *)*res)->c)) {
             return APR_SUCCESS;
         }
         apr_reslist_invalidate(conns, *res);
@@ -771,8 +774,12 @@ static void refresh_replicas(void)
     void *res;
 
     if (may_try() && acquire(&res) == APR_SUCCESS) {
-        look_replicas(((sse_conn_t *)res)->c);
-        apr_reslist_release(conns, res);
+        if (look_replicas(((sse_conn_t *)res)->c)) {
+            apr_reslist_release(conns, res);
+        }
+        else {
+            apr_reslist_invalidate(conns, res);
+        }
     }
 }
 

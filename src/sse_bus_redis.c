@@ -292,8 +292,10 @@ static int sent_and_lost(const redisContext *c, const redisReply *r)
                              && e != EWOULDBLOCK && e != EINTR));
 }
 
+#define SHA_HEX (2 * APR_SHA1_DIGESTSIZE + 1)
+
 /* @a script's SHA1 in hex, for EVALSHA. */
-static void script_sha(const char *script, char sha[2 * APR_SHA1_DIGESTSIZE + 1])
+static void script_sha(const char *script, char sha[SHA_HEX])
 {
     unsigned char digest[APR_SHA1_DIGESTSIZE];
     apr_sha1_ctx_t ctx;
@@ -313,6 +315,7 @@ static redisReply *send_script(redisContext *c, sse_args_t *a,
                                const char *verb, const char *text,
                                const sse_rbus_t *b)
 {
+    int failed_before = c->err != 0;    /* then nothing is sent */
     redisReply *r;
 
     a->argv[0] = verb;
@@ -321,20 +324,41 @@ static redisReply *send_script(redisContext *c, sse_args_t *a,
     a->len[1] = strlen(text);
     r = redisCommandArgv(c, a->argc, a->argv, a->len);
     if (b->unsure) {
-        *b->unsure = sent_and_lost(c, r);
+        *b->unsure = !failed_before && sent_and_lost(c, r);
     }
     return r;
+}
+
+/* @a script's SHA1, computed once per thread (the scripts are the
+ * constants above: a dozen at most). */
+static const char *sha_of(const char *script)
+{
+    static __thread struct {
+        const char *script;
+        char sha[SHA_HEX];
+    } known[16];
+    int i;
+
+    for (i = 0; i < 16 && known[i].script; i++) {
+        if (known[i].script == script) {
+            return known[i].sha;
+        }
+    }
+    if (i == 16) {
+        i = 0;                          /* never: there are fewer */
+    }
+    script_sha(script, known[i].sha);
+    known[i].script = script;
+    return known[i].sha;
 }
 
 /* Run @a script with @a a: by its SHA1, loading it on NOSCRIPT. */
 static redisReply *run(redisContext *c, const char *script, sse_args_t *a,
                        const sse_rbus_t *b)
 {
-    char sha[2 * APR_SHA1_DIGESTSIZE + 1];
     redisReply *r;
 
-    script_sha(script, sha);
-    r = send_script(c, a, "EVALSHA", sha, b);
+    r = send_script(c, a, "EVALSHA", sha_of(script), b);
     if (r && r->type == REDIS_REPLY_ERROR
         && strncmp(r->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject(r);
