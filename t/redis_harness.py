@@ -616,21 +616,19 @@ class SentinelSet:
 
 # -- fakes: what a real server will not do ------------------------------------
 
-class SilentServer:
-    """A TCP listener that accepts and says nothing, or, with @answer,
-    sends those bytes one chunk every @interval seconds."""
+class _Fake:
+    """A TCP listener on a free port of 127.0.0.1 whose thread hands each
+    connection it accepts to self._accepted(c); close() stops it and
+    closes self.conns."""
 
-    def __init__(self, answer=(), interval=0.0):
+    def __init__(self, backlog=8):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
+        self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]
-        self.answer = list(answer)
-        self.interval = interval
         self.conns = []
         self.stopping = False
         self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
 
     def _serve(self):
         self.sock.settimeout(0.1)
@@ -639,15 +637,7 @@ class SilentServer:
                 c, _ = self.sock.accept()
             except OSError:
                 continue
-            self.conns.append(c)
-            try:
-                for chunk in self.answer:
-                    if self.stopping:
-                        break
-                    c.sendall(chunk)
-                    time.sleep(self.interval)
-            except OSError:
-                pass
+            self._accepted(c)
 
     def close(self):
         self.stopping = True
@@ -655,6 +645,28 @@ class SilentServer:
         for c in self.conns:
             c.close()
         self.sock.close()
+
+
+class SilentServer(_Fake):
+    """A TCP listener that accepts and says nothing, or, with @answer,
+    sends those bytes one chunk every @interval seconds."""
+
+    def __init__(self, answer=(), interval=0.0):
+        super().__init__()
+        self.answer = list(answer)
+        self.interval = interval
+        self.thread.start()
+
+    def _accepted(self, c):
+        self.conns.append(c)
+        try:
+            for chunk in self.answer:
+                if self.stopping:
+                    break
+                c.sendall(chunk)
+                time.sleep(self.interval)
+        except OSError:
+            pass
 
 
 class FullBacklog:
@@ -682,7 +694,7 @@ class FullBacklog:
         self.sock.close()
 
 
-class LossyProxy:
+class LossyProxy(_Fake):
     """A TCP proxy in front of a RedisServer that can lose an answer: once
     armed with lose_answer_to(marker, then_refuse=0), the first command
     whose bytes hold @marker reaches Redis and runs, but the proxy closes
@@ -693,12 +705,8 @@ class LossyProxy:
     for that many seconds (no master to reach meanwhile)."""
 
     def __init__(self, redis):
+        super().__init__(backlog=64)
         self.redis = redis
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.marker = None
         self.then_refuse = 0.0
         self.lost = threading.Event()       # an answer was lost
@@ -706,8 +714,6 @@ class LossyProxy:
         self.refused = 0
         self.pairs = []
         self.lock = threading.Lock()
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     @property
@@ -727,27 +733,22 @@ class LossyProxy:
                 self._cut(p)
         self.lost.set()
 
-    def _serve(self):
-        self.sock.settimeout(0.1)
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            if time.monotonic() < self.refuse_until:
-                self.refused += 1
-                c.close()
-                continue
-            try:
-                up = socket.create_connection(("127.0.0.1", self.redis.port))
-            except OSError:
-                c.close()
-                continue
-            pair = {"client": c, "up": up, "drop": False}
-            self.pairs.append(pair)
-            for args in ((pair, c, up, True), (pair, up, c, False)):
-                threading.Thread(target=self._pump, args=args,
-                                 daemon=True).start()
+    def _accepted(self, c):
+        if time.monotonic() < self.refuse_until:
+            self.refused += 1
+            c.close()
+            return
+        try:
+            up = socket.create_connection(("127.0.0.1", self.redis.port))
+        except OSError:
+            c.close()
+            return
+        self.conns += [c, up]
+        pair = {"client": c, "up": up, "drop": False}
+        self.pairs.append(pair)
+        for args in ((pair, c, up, True), (pair, up, c, False)):
+            threading.Thread(target=self._pump, args=args,
+                             daemon=True).start()
 
     def _pump(self, pair, src, dst, upstream):
         try:
@@ -775,11 +776,3 @@ class LossyProxy:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(2)
-        for p in self.pairs:
-            p["client"].close()
-            p["up"].close()
-        self.sock.close()
