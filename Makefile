@@ -5,11 +5,13 @@ CORE_SRC   = src/sse_id.c src/sse_frame.c src/sse_route.c src/sse_registry.c \
              src/sse_removal.c src/sse_client.c src/sse_layout.c \
              src/sse_lock.c src/sse_repair.c src/sse_retired.c \
              src/sse_ring.c src/sse_report.c src/sse_timer.c \
-             src/sse_redis_conn.c src/sse_bus_apply.c src/sse_bus_redis.c
+             src/sse_redis_conn.c src/sse_bus_apply.c src/sse_bus_redis.c \
+             src/sse_bus_lua.c
 # what the core links against (t/sanitize.sh reads it too)
 CORE_LIBS  = -ljansson -lhiredis
 GLUE_SRC   = mod_sse_mgr.c mod_sse_state.c mod_sse_ops.c mod_sse_handler.c \
 	         mod_sse_dispatch.c mod_sse_wake.c mod_sse_stream.c mod_sse_park.c mod_sse_bus.c \
+	         mod_sse_bus_ops.c mod_sse_bus_threads.c \
 	         mod_sse_admit.c \
 	         mod_sse_status.c
 WARN      ?= -Wall -Wextra -Werror -Wdeclaration-after-statement

@@ -1,7 +1,8 @@
 /**
  * @file mod_sse_bus.h
- * @brief SSEBus in the glue (mod_sse_bus.c): the directive, each child's
- *        Redis connections, the ingest thread, and the operations of
+ * @brief SSEBus in the glue (mod_sse_bus.c, mod_sse_bus_ops.c,
+ *        mod_sse_bus_threads.c): the directive, each child's Redis
+ *        connections, the ingest thread, and the operations of
  *        mod_sse_ops.c when a bus is configured. Glue-internal.
  */
 #ifndef MOD_SSE_BUS_H
