@@ -6,7 +6,7 @@ CORE_SRC   = src/sse_id.c src/sse_frame.c src/sse_route.c src/sse_registry.c \
              src/sse_lock.c src/sse_repair.c src/sse_retired.c \
              src/sse_ring.c src/sse_report.c src/sse_timer.c \
              src/sse_redis_conn.c src/sse_bus_apply.c src/sse_bus_redis.c \
-             src/sse_bus_lua.c
+             src/sse_bus_lua.c src/sse_bus_read.c
 # what the core links against (t/sanitize.sh reads it too)
 CORE_LIBS  = -ljansson -lhiredis
 GLUE_SRC   = mod_sse_mgr.c mod_sse_state.c mod_sse_ops.c mod_sse_handler.c \
