@@ -247,10 +247,11 @@ static void apply(sse_ingest_t *in, sse_bus_reg_t *br,
     if (n_ended < 0) {
         sse_dispatch_wake_all(br->reg);
     }
+    /* the holders of what was applied were woken as the registry's mutex
+     * was released (sse_registry_set_waker) */
     for (i = 0; i < n_ended; i++) {
         sse_dispatch_wake_pid(ended[i]);
     }
-    sse_dispatch_wake(br->reg);
 }
 
 /* The cluster's dormant cleanup, and this host's copies of listeners

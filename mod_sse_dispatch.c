@@ -3,8 +3,11 @@
  * mod_sse_stream.c.
  *
  * Every child binds a wake-up socket (mod_sse_wake.c). A publisher in any
- * process appends to the ring, releases the lock, and sends one byte to
- * each child that holds streams. The woken dispatcher routes the
+ * process appends to the ring, raises the wake flag of each child that
+ * holds a target, releases the lock, and sends one byte to those whose
+ * flag was clear (sse_registry_set_waker). The dispatcher clears its flag
+ * before it reads the ring's head: until then no publisher sends it
+ * another byte, and what they append is in that read. It routes the
  * new ring entries once, under the lock, to this child's streams through
  * a local index (slot -> streams): it queues their sequence numbers and
  * wakes each target once the lock is released: a stream on its request's
@@ -43,12 +46,22 @@
 #include "mod_sse_park.h"
 
 #define SSE_TICK_MS     1000    /* safety net against a lost wake-up */
+#define SSE_COPIES      64      /* entries copied while routing, per pass
+                                   and registry */
 
 struct sse_local_t {
     sse_registry_t *reg;
     sse_stream_t **by_slot;
     apr_uint32_t nslots;
     apr_uint64_t cursor;        /* next ring entry to route */
+    apr_uint32_t wake_hint;     /* this child's entry in the registry's
+                                   child table, as last found */
+    /* the dispatcher thread's own: entries copied out while routing, for
+     * parked streams to write without taking the lock again (seq
+     * ascending; a copy is of its seq for good, so one from an earlier
+     * pass is as right as a new one) */
+    sse_event_t *copy;
+    int ncopies;
     int nstreams;               /* under disp.mu */
 };
 
@@ -92,11 +105,6 @@ static struct {
     ino_t pidfile_ino;
     apr_time_t next_check;      /* draining: next look at the server */
 } disp;
-void sse_dispatch_wake(sse_registry_t *reg)
-{
-    sse_wake_holders(reg, 0);
-}
-
 void sse_dispatch_wake_all(sse_registry_t *reg)
 {
     sse_wake_holders(reg, 1);
@@ -151,13 +159,70 @@ static void wake_listed(void)
     apr_thread_mutex_unlock(disp.mu);
 }
 
+/* Under the registry lock and disp.mu, on the dispatcher thread: copy
+ * @a ev for parked stream @a st, just queued, if it will write it in its
+ * first batch (not blocked, not catching up: sse_stream_serve writes
+ * that batch whole). @return 1 if it has a copy. */
+static int copy_for(sse_local_t *l, const sse_stream_t *st,
+                    const sse_event_t *ev)
+{
+    if (st->mode != SSE_MODE_PARKED || st->blocked || st->catch_up
+        || st->resync || st->ending || st->qlen > SSE_BATCH) {
+        return 0;
+    }
+    if (l->ncopies && l->copy[l->ncopies - 1].seq == ev->seq) {
+        return 1;               /* copied for another stream */
+    }
+    if (l->ncopies == SSE_COPIES) {
+        return 0;
+    }
+    l->copy[l->ncopies++] = *ev;
+    return 1;
+}
+
+static const sse_event_t *find_copy(const sse_local_t *l, apr_uint64_t seq)
+{
+    int lo = 0, hi = l->ncopies;
+
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (l->copy[mid].seq < seq) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    return (lo < l->ncopies && l->copy[lo].seq == seq) ? &l->copy[lo]
+                                                        : NULL;
+}
+
+int sse_dispatch_copies(const sse_stream_t *st, const apr_uint64_t *seqs,
+                        int n, sse_event_t *evs)
+{
+    const sse_event_t *e;
+    int i;
+
+    if (st->mode != SSE_MODE_PARKED) {
+        return 0;               /* another thread's: the copies are not */
+    }
+    for (i = 0; i < n; i++) {
+        if ((e = find_copy(st->local, seqs[i])) == NULL) {
+            return 0;
+        }
+        evs[i] = *e;
+    }
+    return 1;
+}
+
 /* Called under the registry lock: local work only, under disp.mu. */
-static void on_route(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
-                     const sse_event_t *ev)
+static int on_route(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
+                    const sse_event_t *ev)
 {
     sse_local_t *l = baton;
     apr_uint32_t i;
     sse_stream_t *st;
+    int took = 0;
 
     apr_thread_mutex_lock(disp.mu);
     for (i = (slot == SSE_SLOT_ALL) ? 0 : slot;
@@ -172,6 +237,7 @@ static void on_route(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
             }
             else if (st->qlen < SSE_QUEUE_LEN) {
                 st->queue[st->qlen++] = ev->seq;
+                took |= copy_for(l, st, ev);
             }
             else {
                 st->resync = 1;
@@ -180,6 +246,7 @@ static void on_route(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
         }
     }
     apr_thread_mutex_unlock(disp.mu);
+    return took;
 }
 
 static int trylock_for_a_while(void)
@@ -233,15 +300,22 @@ static int local_streams(sse_local_t *l)
 
 static void dispatch_local(sse_local_t *l)
 {
+    apr_uint64_t head;
+
+    /* the wake-up taken before the head is read: a publish after this
+     * wakes this child again, one before it is below the head */
+    sse_registry_wake_taken(l->reg, disp.pid, &l->wake_hint);
     /* head first: a stream indexed after the count below replays every
      * entry before this head itself */
-    apr_uint64_t head = sse_registry_head(l->reg);
+    head = sse_registry_head(l->reg);
 
     if (head != l->cursor && local_streams(l) == 0) {
         l->cursor = head;       /* nothing here to route to */
     }
     if (head != l->cursor) {
-        apr_uint64_t lost = sse_registry_route(l->reg, l->cursor, head,
+        apr_uint64_t lost;
+        l->ncopies = 0;
+        lost = sse_registry_route(l->reg, l->cursor, head,
                                                disp.pid, on_route, l);
         wake_listed();
         if (lost) {
@@ -559,6 +633,7 @@ static void make_locals(apr_pool_t *pchild, server_rec *s)
             l->reg = conf->reg;
             l->nslots = sse_registry_sizes(l->reg)->max_listeners;
             l->by_slot = apr_pcalloc(pchild, l->nslots * sizeof(*l->by_slot));
+            l->copy = apr_palloc(pchild, SSE_COPIES * sizeof(*l->copy));
             l->cursor = sse_registry_head(l->reg);
             disp.locals[disp.nlocals++] = l;
         }

@@ -14,8 +14,6 @@ apr_status_t sse_dispatch_child_init(apr_pool_t *pchild, server_rec *s);
 void sse_dispatch_child_stopping(apr_pool_t *pchild, int graceful);
 /** Parent, at start-up: log when httpd may stop children with streams. */
 void sse_dispatch_check_mpm(server_rec *s);
-/** Wake the processes holding streams of @a reg (after a publish). */
-void sse_dispatch_wake(sse_registry_t *reg);
 /** Wake every process that has held streams of @a reg (after a clear). */
 void sse_dispatch_wake_all(sse_registry_t *reg);
 /** Wake process @a pid (0: none), e.g. the holder of a stream just ended. */
@@ -37,6 +35,15 @@ void sse_dispatch_detach(sse_stream_t *st);
  */
 int sse_dispatch_take(sse_stream_t *st, apr_uint64_t *seqs, int *n,
                       int *resync);
+
+/**
+ * A parked stream's entries @a seqs (@a n of them) as the dispatcher
+ * copied them while routing (the registry counted them taken then), into
+ * @a evs. Dispatcher thread only.
+ * @return 1 if it had every one; 0: fetch them from the ring
+ */
+int sse_dispatch_copies(const sse_stream_t *st, const apr_uint64_t *seqs,
+                        int n, sse_event_t *evs);
 
 /** This child's pid, as streams register under it. */
 apr_uint32_t sse_dispatch_pid(void);

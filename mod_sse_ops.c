@@ -142,9 +142,6 @@ apr_status_t sse_op_complete(server_rec *s, const char *id,
             reg_of(s), id, taskid, pl ? pl->json : NULL, pl ? pl->len : 0,
             sse_now_ms(), &n);
     }
-    if (rv == APR_SUCCESS && n && !sse_bus_on()) {
-        sse_dispatch_wake(reg_of(s));
-    }
     if (delivered) {
         *delivered = n;
     }
@@ -178,9 +175,6 @@ apr_status_t sse_op_notify(server_rec *s, const char *key,
         rv = sse_registry_notify_key_payload(
             reg_of(s), key, pl ? pl->json : NULL, pl ? pl->len : 0,
             sse_now_ms(), &n);
-    }
-    if (rv == APR_SUCCESS && n && !sse_bus_on()) {
-        sse_dispatch_wake(reg_of(s));
     }
     if (delivered) {
         *delivered = n;
@@ -250,9 +244,6 @@ apr_status_t sse_op_cleanup(server_rec *s, int *removed)
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00026)
                  "cleanup: removed %d dormant listener(s)", n);
     if (rv == APR_SUCCESS && n) {
-        if (!sse_bus_on()) {
-            sse_dispatch_wake(reg_of(s));
-        }
         sse_op_changed(s);
     }
     if (removed) {

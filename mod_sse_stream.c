@@ -31,7 +31,6 @@
 #include "mod_sse_admit.h"
 #include "mod_sse_bus.h"
 
-#define SSE_BATCH       16      /* events copied per lock hold */
 
 /* ---- writing --------------------------------------------------------- */
 
@@ -215,7 +214,9 @@ static apr_status_t write_queued(sse_stream_t *st, const apr_uint64_t *seqs,
 
     for (i = 0; i < n && rv == APR_SUCCESS && !st->blocked; i += SSE_BATCH) {
         got = (n - i < SSE_BATCH) ? n - i : SSE_BATCH;
-        sse_registry_fetch(st->reg, &st->hold, seqs + i, evs, &got);
+        if (!sse_dispatch_copies(st, seqs + i, got, evs)) {
+            sse_registry_fetch(st->reg, &st->hold, seqs + i, evs, &got);
+        }
         rv = write_events(st, evs, got);
     }
     st->catch_up = st->blocked;

@@ -14,6 +14,8 @@
 #include "src/sse_timer.h"
 
 #define SSE_QUEUE_LEN   64      /* queued seqs per stream before resync */
+#define SSE_BATCH       16      /* events copied per lock hold, written
+                                   per flush */
 
 typedef struct sse_stream_t sse_stream_t;
 

@@ -4,10 +4,12 @@
  * (<DefaultRuntimeDir>/mod_sse_mgr, mode 0700, made by the parent): no
  * other local user can bind a child's name first, nor send to one. A
  * publisher in any process (the parent too, as root) sends one byte to
- * each child that holds streams. When that directory's path is too long
+ * the children it wakes (below). When that directory's path is too long
  * for a socket address, the names go to Linux's abstract namespace, with
  * a random word per httpd run: there they are listed in /proc/net/unix
- * and reachable by any local user (docs/security.md).
+ * and reachable by any local user (docs/security.md). A publish sends
+ * only to the children that hold its targets and whose wake flag was
+ * clear (the registry calls sse_wake_pid once its mutex is released).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -174,6 +176,9 @@ apr_status_t sse_wake_post_config(apr_pool_t *pconf, server_rec *s)
     if (rv == APR_SUCCESS) {
         make_wake_dir(pconf, s);
         rv = make_send_socket(pconf);
+    }
+    if (rv == APR_SUCCESS) {
+        sse_registry_set_waker(sse_wake_pid);
     }
     return rv;
 }

@@ -76,6 +76,7 @@ apr_uint64_t sse_registry_fingerprint(const sse_registry_sizes_t *sz)
         offsetof(sse_client_rec_t, idle_head), IDLE_LISTS,
         offsetof(sse_stats_t, reclaimed),
         sizeof(sse_child_t), offsetof(sse_child_t, streams),
+        offsetof(sse_child_t, wake), offsetof(sse_slot_t, holder_child),
         sizeof(sse_retired_t), offsetof(sse_retired_t, until_ms),
         sizeof(sse_event_t), offsetof(sse_event_t, prev),
         offsetof(sse_event_t, kind),

@@ -17,6 +17,143 @@ int sse_registry_lock_held(void)
     return locks_held > 0;
 }
 
+/* The children this thread's publishes raised the wake flag of (from
+ * clear), to be sent a wake-up once it holds no registry mutex. Each pid
+ * once; `all`: more than fit, wake every holder of that registry. */
+#define SSE_WAKE_MARKS 64
+static __thread struct {
+    int n;
+    sse_registry_t *all;
+    apr_uint32_t pid[SSE_WAKE_MARKS];
+} marks;
+
+static sse_waker_fn *waker;
+
+void sse_registry_set_waker(sse_waker_fn *fn)
+{
+    waker = fn;
+}
+
+static void mark_pid(sse_registry_t *reg, apr_uint32_t pid)
+{
+    int i;
+
+    for (i = 0; i < marks.n; i++) {
+        if (marks.pid[i] == pid) {
+            return;
+        }
+    }
+    if (marks.n < SSE_WAKE_MARKS) {
+        marks.pid[marks.n++] = pid;
+    }
+    else {
+        marks.all = reg;
+    }
+}
+
+/* Under the mutex, after the entry's commit: the exchange orders the
+ * commit before the flag, so a dispatcher that clears the flag after it
+ * (sse_registry_wake_taken, acquire) reads a head that includes it. */
+static void raise_flag(sse_registry_t *reg, sse_child_t *c)
+{
+    if (c->pid && __atomic_exchange_n(&c->wake, 1, __ATOMIC_SEQ_CST) == 0) {
+        mark_pid(reg, c->pid);
+    }
+}
+
+void sse_reg_target_add(sse_registry_t *reg, sse_targets_t *t,
+                        const sse_slot_t *sl)
+{
+    apr_uint32_t c1 = sl->holder_child;
+    int i;
+
+    if (sl->state != SLOT_CONNECTED || t->n < 0) {
+        return;
+    }
+    if (c1 == 0 || c1 > reg->h->sz.max_children
+        || reg->child[c1 - 1].pid != sl->holder_pid) {
+        t->n = -1;              /* cannot tell: every child */
+        return;
+    }
+    for (i = 0; i < t->n; i++) {
+        if (t->child[i] == c1) {
+            return;
+        }
+    }
+    if (t->n < SSE_TARGET_CHILDREN) {
+        t->child[t->n++] = c1;
+    }
+    else {
+        t->n = -1;
+    }
+}
+
+void sse_reg_wake_targets(sse_registry_t *reg, const sse_targets_t *t)
+{
+    apr_uint32_t i;
+    int k;
+
+    if (t->n >= 0) {
+        for (k = 0; k < t->n; k++) {
+            raise_flag(reg, &reg->child[t->child[k] - 1]);
+        }
+        return;
+    }
+    for (i = 0; i < reg->h->sz.max_children; i++) {
+        if (reg->child[i].streams) {
+            raise_flag(reg, &reg->child[i]);
+        }
+    }
+}
+
+/* Once this thread holds no registry mutex: send what its holds asked
+ * for. The marks are taken first: the waker may publish nothing, but a
+ * hold it caused would mark anew. */
+static void send_marks(void)
+{
+    apr_uint32_t pid[SSE_WAKE_MARKS], from = 0, more[SSE_WAKE_MARKS];
+    sse_registry_t *all = marks.all;
+    int i, n = marks.n;
+
+    memcpy(pid, marks.pid, sizeof(*pid) * (apr_size_t)n);
+    marks.n = 0;
+    marks.all = NULL;
+    if (waker == NULL) {
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        waker(pid[i]);
+    }
+    while (all && (n = sse_registry_holders(all, 0, &from, more,
+                                            SSE_WAKE_MARKS)) > 0) {
+        for (i = 0; i < n; i++) {
+            waker(more[i]);
+        }
+    }
+}
+
+void sse_registry_wake_taken(sse_registry_t *reg, apr_uint32_t pid,
+                             apr_uint32_t *hint)
+{
+    apr_uint32_t i = *hint, max = reg->h->sz.max_children;
+
+    if (i >= max || __atomic_load_n(&reg->child[i].pid, __ATOMIC_RELAXED)
+                    != pid) {
+        for (i = 0; i < max; i++) {
+            if (__atomic_load_n(&reg->child[i].pid, __ATOMIC_RELAXED)
+                == pid) {
+                break;
+            }
+        }
+        if (i == max) {
+            return;             /* no entry: no stream here to wake */
+        }
+        *hint = i;
+    }
+    /* a full barrier: the head is read after the flag is clear */
+    (void)__atomic_exchange_n(&reg->child[i].wake, 0, __ATOMIC_SEQ_CST);
+}
+
 /* Called around every hold of a registry mutex in this process. */
 static void (*guard_enter)(void);
 static void (*guard_leave)(void);
@@ -67,6 +204,9 @@ void sse_reg_unlock(sse_registry_t *reg, apr_status_t *rv)
     urv = apr_global_mutex_unlock(reg->lock);
     if (guard_leave) {
         guard_leave();
+    }
+    if (locks_held <= 0 && (marks.n || marks.all)) {
+        send_marks();           /* no I/O under the lock: only now */
     }
     if (urv != APR_SUCCESS) {
         if (reg->lock_error) {

@@ -107,6 +107,7 @@ static sse_slot_t *slot_alloc(sse_registry_t *reg, const char *id,
     sl->gen++;
     sl->state = SLOT_REGISTERED;
     sl->holder_pid = 0;
+    sl->holder_child = 0;
     sl->nkeys = 0;
     apr_cpystrn(sl->id, id, sizeof(sl->id));
     sl->name_len = (apr_uint32_t)name_len;
@@ -149,6 +150,9 @@ sse_child_t *sse_reg_child_entry(sse_registry_t *reg, apr_uint32_t pid,
     if (claim && free_entry) {
         free_entry->pid = pid;
         free_entry->streams = 0;
+        /* a flag the entry's last child left raised would keep every
+         * publisher from waking this one */
+        __atomic_store_n(&free_entry->wake, 0, __ATOMIC_SEQ_CST);
         return free_entry;
     }
     return NULL;
@@ -175,6 +179,7 @@ static void slot_unhold(sse_registry_t *reg, sse_slot_t *sl)
     sse_reg_client_drop(reg, s1);
     sl->state = SLOT_REGISTERED;
     sl->holder_pid = 0;
+    sl->holder_child = 0;
     reg->h->stats.connected--;
 }
 
@@ -295,6 +300,7 @@ apr_status_t sse_reg_hold_slot(sse_registry_t *reg, sse_slot_t *sl,
     c->streams++;
     sl->state = SLOT_CONNECTED;
     sl->holder_pid = pid;
+    sl->holder_child = (apr_uint32_t)(c - reg->child) + 1;
     sl->holder_gen++;
     reg->h->stats.connected++;
     hold->slot = slot_index(reg, sl);

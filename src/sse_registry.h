@@ -16,7 +16,8 @@
  *   uint32 retired_bucket[nbuckets]
  *   uint32 client_bucket[nbuckets]  client address -> client entry
  *   sse_retired_t retired[max_listeners]  ids refused for a while (ring)
- *   sse_child_t child[max_children]  pid, streams held: who to wake
+ *   sse_child_t child[max_children]  pid, streams held, wake flag:
+ *                      who to wake
  *   sse_client_rec_t client[2 * max_listeners]  per client address: the
  *                      listeners it made, the streams it holds, its idle
  *                      listeners (a slot references at most two entries:
@@ -49,6 +50,13 @@
  *   (acquire) to learn whether anything is new, never to read an entry.
  * - A ring entry is valid for seq s only while entry.seq == s and
  *   s < next_seq; readers copy it out under the mutex.
+ * - A child entry's `wake` flag is atomic and needs no mutex: a publisher
+ *   sets it (exchange, under the mutex, after the commit) for each child
+ *   that holds a target of the entry, and sends that child a wake-up
+ *   datagram (after releasing the mutex) only when the flag was clear;
+ *   the child's dispatcher clears it (exchange) before it reads next_seq.
+ *   So a publish either finds the flag clear and sends, or finds it set
+ *   and is seen by the dispatcher's next read (docs/design.md, Delivery).
  *
  * Chains through the ring, so that a read costs what it returns, not the
  * history: every SSE_EV_KEY entry links (prev) to the previous entry of
@@ -199,9 +207,12 @@ typedef struct {
  * @param slot       the listener's slot, or SSE_SLOT_ALL
  * @param holder_gen which stream of that slot
  * @param ev         the entry (kind, seq)
+ * @return 1 when the caller copied @a ev for that stream, which will
+ *         write it (the slot counts it taken, as sse_registry_fetch
+ *         does: the ring overwriting it is then no missed event); else 0
  */
-typedef void sse_route_fn(void *baton, apr_uint32_t slot,
-                          apr_uint32_t holder_gen, const sse_event_t *ev);
+typedef int sse_route_fn(void *baton, apr_uint32_t slot,
+                         apr_uint32_t holder_gen, const sse_event_t *ev);
 
 /** Bytes the segment needs for these sizes. */
 apr_size_t sse_registry_size(const sse_registry_sizes_t *sz);
@@ -326,6 +337,31 @@ int sse_registry_lock_held(void);
  * (the glue blocks them under prefork). NULL, NULL: none.
  */
 void sse_registry_set_lock_guard(void (*enter)(void), void (*leave)(void));
+
+/** Sends a wake-up datagram to child @a pid (the glue's; never called
+ * under a registry mutex). */
+typedef void sse_waker_fn(apr_uint32_t pid);
+
+/**
+ * Wake-ups: every publish (notify, completion, a stream told to end, a
+ * bus entry applied) raises the wake flag of the children that hold its
+ * targets; once the publishing thread releases its last registry mutex,
+ * @a fn is called for each of those whose flag was clear (and, should a
+ * hold have raised more flags than it can list, for every child that
+ * holds streams). NULL: none sent (the flags stay raised). Set once per
+ * process, before any publish.
+ */
+void sse_registry_set_waker(sse_waker_fn *fn);
+
+/**
+ * The dispatcher of child @a pid takes its wake-up: it clears the child's
+ * flag, and must read the ring's head (sse_registry_head) only after
+ * this, so that a publish after the clear sends a datagram and one before
+ * it is in what the read sees. @a hint caches the child's entry between
+ * calls (start it at 0). No mutex.
+ */
+void sse_registry_wake_taken(sse_registry_t *reg, apr_uint32_t pid,
+                             apr_uint32_t *hint);
 
 /**
  * Report every failure to take or release the mutex to @a fn (the glue

@@ -42,6 +42,8 @@ typedef struct {
     apr_uint32_t gen;           /* bumped each time the slot is reused */
     apr_uint32_t holder_pid;
     apr_uint32_t holder_gen;    /* bumped by every new stream */
+    apr_uint32_t holder_child;  /* the holder's child entry (index + 1)
+                                   while CONNECTED, else 0 */
     apr_uint32_t next_id;       /* chains: slot index + 1 */
     apr_uint32_t next_name;
     apr_uint32_t next_free;
@@ -93,6 +95,10 @@ typedef struct {
 typedef struct {
     apr_uint32_t pid;
     apr_uint32_t streams;
+    apr_uint32_t wake;          /* atomic, no mutex needed: 1 once a
+                                   publisher asked this child to wake,
+                                   until its dispatcher takes the wake-up
+                                   (sse_registry_wake_taken) */
 } sse_child_t;
 
 /* An id removed by disconnect or clear: register-listener answers 204
@@ -278,6 +284,26 @@ apr_uint64_t sse_reg_oldest_seq(const sse_registry_t *reg);
  * committed, or that a half-made slot or key inherited. Under the
  * mutex. */
 void sse_reg_repair_chains(sse_registry_t *reg);
+
+/* ---- wake-ups (sse_lock.c) ------------------------------------------ */
+
+/** The children an entry being appended is for: child entries, index + 1,
+ * each once; n == -1 when there are too many to list (every child with
+ * streams, then). */
+#define SSE_TARGET_CHILDREN 16
+typedef struct {
+    int n;
+    apr_uint32_t child[SSE_TARGET_CHILDREN];
+} sse_targets_t;
+
+/** Add the child that holds @a sl's stream, if it is CONNECTED. */
+void sse_reg_target_add(sse_registry_t *reg, sse_targets_t *t,
+                        const sse_slot_t *sl);
+
+/** After the entry's commit: raise the wake flag of each child of @a t;
+ * those whose flag was clear are sent a wake-up once this thread
+ * releases the mutex. Under the mutex. */
+void sse_reg_wake_targets(sse_registry_t *reg, const sse_targets_t *t);
 
 /* ---- shared by the publish paths of one host and of the bus -------- */
 

@@ -48,9 +48,11 @@ static void repair_slot(sse_registry_t *reg, apr_uint32_t i)
     if (c) {
         c->streams++;
         reg->h->stats.connected++;
+        sl->holder_child = (apr_uint32_t)(c - reg->child) + 1;
     }
     else {
         sl->state = SLOT_REGISTERED;    /* its holder is not known */
+        sl->holder_child = 0;
     }
 }
 

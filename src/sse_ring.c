@@ -142,9 +142,18 @@ void sse_reg_append_end(sse_registry_t *reg, apr_uint32_t slot,
     sse_event_t *e = ring_append(reg, slot == SSE_SLOT_ALL ? SSE_EV_END_ALL
                                                           : SSE_EV_END_SLOT,
                                  0);
+    sse_targets_t t = {0};
+
     e->slot = slot;
     e->holder_gen = holder_gen;
+    if (slot == SSE_SLOT_ALL) {
+        t.n = -1;
+    }
+    else if (reg->slot[slot].holder_gen == holder_gen) {
+        sse_reg_target_add(reg, &t, &reg->slot[slot]);
+    }
     ring_commit(reg, e);
+    sse_reg_wake_targets(reg, &t);
 }
 
 apr_uint64_t sse_reg_oldest_seq(const sse_registry_t *reg)
@@ -322,6 +331,16 @@ void sse_registry_fetch(sse_registry_t *reg, const sse_hold_t *hold,
     sse_reg_unlock(reg, &rv);
 }
 
+/* Hand @a e to the stream of @a sl; one that copied it took it. */
+static void route_to(sse_registry_t *reg, sse_slot_t *sl,
+                     const sse_event_t *e, sse_route_fn *fn, void *baton)
+{
+    if (fn(baton, slot_index(reg, sl), sl->holder_gen, e)
+        && e->seq > sl->taken_seq) {
+        sl->taken_seq = e->seq;
+    }
+}
+
 static void route_one(sse_registry_t *reg, const sse_event_t *e,
                       apr_uint32_t pid, sse_route_fn *fn, void *baton)
 {
@@ -334,7 +353,7 @@ static void route_one(sse_registry_t *reg, const sse_event_t *e,
             sl = &reg->slot[n1 - 1];
             if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid
                 && targets(e, sl)) {
-                fn(baton, n1 - 1, sl->holder_gen, e);
+                route_to(reg, sl, e, fn, baton);
             }
         }
         break;
@@ -343,14 +362,14 @@ static void route_one(sse_registry_t *reg, const sse_event_t *e,
             sl = &reg->slot[(n1 - 1) / SSE_MAX_KEYS];
             if (sl->state == SLOT_CONNECTED && sl->holder_pid == pid
                 && targets(e, sl)) {
-                fn(baton, (n1 - 1) / SSE_MAX_KEYS, sl->holder_gen, e);
+                route_to(reg, sl, e, fn, baton);
             }
         }
         break;
     case SSE_EV_NOP:
         break;
     default:    /* ends: the holder knows whether it has that stream */
-        fn(baton, e->slot, e->holder_gen, e);
+        (void)fn(baton, e->slot, e->holder_gen, e);
         break;
     }
 }
@@ -389,7 +408,8 @@ apr_uint64_t sse_registry_route(sse_registry_t *reg, apr_uint64_t from,
  * every entry of the key since it listened, so each head is that entry
  * or older); then every holder's head moves to @a e. The fence keeps a
  * process killed in between from leaving a head on @a e with no prev. */
-static void chain_key_entry(sse_registry_t *reg, sse_event_t *e)
+static void chain_key_entry(sse_registry_t *reg, sse_event_t *e,
+                            sse_targets_t *t)
 {
     apr_uint64_t seq = reg->h->next_seq, prev = 0;
     apr_uint64_t *bucket = &reg->key_head[bucket_of(reg, e->key_hash)];
@@ -400,6 +420,7 @@ static void chain_key_entry(sse_registry_t *reg, sse_event_t *e)
         if (node_at(reg, n1)->last > prev) {
             prev = node_at(reg, n1)->last;
         }
+        sse_reg_target_add(reg, t, &reg->slot[(n1 - 1) / SSE_MAX_KEYS]);
     }
     if (reg->bus && *bucket > prev) {
         prev = *bucket;         /* the bucket's chain: readers filter */
@@ -416,7 +437,8 @@ static void chain_key_entry(sse_registry_t *reg, sse_event_t *e)
 }
 
 /* The same for a completion and the tabs of its name. @return the tabs */
-static int chain_name_entry(sse_registry_t *reg, sse_event_t *e)
+static int chain_name_entry(sse_registry_t *reg, sse_event_t *e,
+                            sse_targets_t *t)
 {
     apr_uint64_t seq = reg->h->next_seq, prev = 0;
     apr_uint64_t *bucket = &reg->name_head[bucket_of(reg, e->key_hash)];
@@ -427,6 +449,7 @@ static int chain_name_entry(sse_registry_t *reg, sse_event_t *e)
         if (reg->slot[i1 - 1].name_last > prev) {
             prev = reg->slot[i1 - 1].name_last;
         }
+        sse_reg_target_add(reg, t, &reg->slot[i1 - 1]);
         count++;
     }
     if (reg->bus && *bucket > prev) {
@@ -584,6 +607,7 @@ int sse_reg_append_key(sse_registry_t *reg, const char *key,
     apr_uint32_t hash = hash_of(key, strlen(key));
     int count = count_holders(reg, key, hash);
     apr_size_t len = 0;
+    sse_targets_t t = {0};
     sse_event_t *e;
 
     /* with a bus the ring is the log's copy: every entry is kept */
@@ -597,8 +621,9 @@ int sse_reg_append_key(sse_registry_t *reg, const char *key,
     (void)sse_frame_data("notify", key, e->data, &len);
     e->len = (apr_uint32_t)len;
     payload_put(reg, e, payload, plen);
-    chain_key_entry(reg, e);
+    chain_key_entry(reg, e, &t);
     ring_commit(reg, e);
+    sse_reg_wake_targets(reg, &t);
     return count;
 }
 
@@ -649,6 +674,7 @@ int sse_reg_append_name(sse_registry_t *reg, const char *name,
 {
     /* one entry for the name; each stream frames it with its own id */
     sse_event_t *e = ring_append(reg, SSE_EV_NAME, now_ms);
+    sse_targets_t t = {0};
     int count;
 
     memcpy(e->key, name, name_len);
@@ -657,8 +683,9 @@ int sse_reg_append_name(sse_registry_t *reg, const char *name,
     e->len = (apr_uint32_t)strlen(taskid);
     memcpy(e->data, taskid, e->len + 1);
     payload_put(reg, e, payload, plen);
-    count = chain_name_entry(reg, e);
+    count = chain_name_entry(reg, e, &t);
     ring_commit(reg, e);
+    sse_reg_wake_targets(reg, &t);
     return count;
 }
 

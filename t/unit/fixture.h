@@ -80,8 +80,8 @@ int fx_holders(fx_t *fx, int any, apr_uint32_t *pids, int max);
 int fx_count_pid(const apr_uint32_t *pids, int n, apr_uint32_t pid);
 
 /** The route callback that appends to an fx_routed_t. */
-void fx_route_cb(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
-                 const sse_event_t *ev);
+int fx_route_cb(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
+                const sse_event_t *ev);
 
 /**
  * Clear @a r and sse_registry_route() the entries [@a from, @a to) for

@@ -266,14 +266,15 @@ static int holder_stop(holder_t *h)
 
 static int no_callback_calls;
 
-static void count_callback(void *baton, apr_uint32_t slot,
-                           apr_uint32_t holder_gen, const sse_event_t *ev)
+static int count_callback(void *baton, apr_uint32_t slot,
+                          apr_uint32_t holder_gen, const sse_event_t *ev)
 {
     (void)baton;
     (void)slot;
     (void)holder_gen;
     (void)ev;
     no_callback_calls++;
+    return 0;
 }
 
 UNIT_TEST(test_nonblocking_handle_is_ebusy_while_another_holds_the_mutex)

@@ -465,3 +465,44 @@ UNIT_TEST(test_completion_reaches_no_longer_name_that_shares_its_hash)
     CHECK_INT(1, fx_missed(&fx, l),
               "%s lost its one completion, not %s's", longer, shorter);
 }
+
+/* ---- route: a dispatcher that copies an entry while routing takes it -- */
+
+static int copy_cb(void *baton, apr_uint32_t slot, apr_uint32_t holder_gen,
+                   const sse_event_t *ev)
+{
+    (void)slot;
+    (void)holder_gen;
+    (void)ev;
+    return *(int *)baton;
+}
+
+static json_int_t missed_after_overwrite(int copies)
+{
+    fx_t fx;
+    sse_hold_t h, hb;
+    const char *a, *b;
+    apr_uint64_t head;
+    int i;
+
+    if (!fx_open(&fx, 4, 4, 2)) {
+        return -1;
+    }
+    a = fx_tab(&fx, "alice", PID_A, 1, NULL, &h);
+    b = fx_tab(&fx, "bob", PID_B, 1, NULL, &hb);
+    head = sse_registry_head(fx.reg);
+    fx_complete(&fx, a, "t0", 2);
+    sse_registry_route(fx.reg, head, head + 1, PID_A, copy_cb, &copies);
+    for (i = 0; i < 4; i++) {
+        fx_complete(&fx, b, "x", 3);    /* the ring goes round */
+    }
+    return fx_missed(&fx, a);
+}
+
+UNIT_TEST(test_an_entry_copied_while_routing_is_not_missed_when_overwritten)
+{
+    CHECK_INT(1, missed_after_overwrite(0), "routed but neither copied nor "
+              "fetched, then overwritten: missed");
+    CHECK_INT(0, missed_after_overwrite(1), "copied by the route callback: "
+              "taken, as a fetch takes it");
+}
