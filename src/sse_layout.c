@@ -87,6 +87,8 @@ apr_uint64_t sse_registry_fingerprint(const sse_registry_sizes_t *sz)
         offsetof(sse_stats_t, payload_written),
         offsetof(sse_slot_t, bus_serial), offsetof(sse_reg_header_t, bus),
         offsetof(sse_reg_header_t, bus_next), sizeof(sse_bus_stats_t),
+        offsetof(sse_reg_header_t, own_lock),
+        offsetof(sse_reg_header_t, own_mutex), SSE_OWN_MUTEX_WORDS,
         /* the chains are built with it: another one strands every entry */
         hash_of("sse-mgr layout", 14),
         sz->max_listeners, sz->history, sz->max_children, sz->payload_bytes,
@@ -206,6 +208,9 @@ apr_status_t sse_registry_attach(apr_pool_t *p, void *mem,
     reg = apr_pcalloc(p, sizeof(*reg));
     layout(reg, mem, sz);
     reg->lock = lock;
+    /* every process of a segment takes the same mutex: the segment says
+     * which (sse_registry_own_lock) */
+    reg->own = reg->h->own_lock ? (void *)reg->h->own_mutex : NULL;
     *out = reg;
     return APR_SUCCESS;
 }

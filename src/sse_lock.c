@@ -1,5 +1,7 @@
 /* The registry mutex: taking it (repairing after a holder that died in
  * it), releasing it, and knowing whether this thread holds one. */
+#include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +156,68 @@ void sse_registry_wake_taken(sse_registry_t *reg, apr_uint32_t pid,
     (void)__atomic_exchange_n(&reg->child[i].wake, 0, __ATOMIC_SEQ_CST);
 }
 
+/* ---- the registry's own mutex -------------------------------------- */
+
+/* APR's pthread mechanism makes every robust mutex priority-inheriting;
+ * this one is the same without it (sse_registry_own_lock). */
+typedef char sse_own_mutex_fits[sizeof(pthread_mutex_t)
+                                <= sizeof(((sse_reg_header_t *)0)->own_mutex)
+                                ? 1 : -1];
+
+apr_status_t sse_registry_own_lock(sse_registry_t *reg)
+{
+    pthread_mutex_t *mu = (pthread_mutex_t *)reg->h->own_mutex;
+    pthread_mutexattr_t attr;
+    int err;
+
+    if ((err = pthread_mutexattr_init(&attr)) != 0) {
+        return APR_FROM_OS_ERROR(err);
+    }
+    err = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    if (err == 0) {
+        err = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    }
+    if (err == 0) {
+        err = pthread_mutexattr_setprotocol(&attr, PTHREAD_PRIO_NONE);
+    }
+    if (err == 0) {
+        err = pthread_mutex_init(mu, &attr);
+    }
+    pthread_mutexattr_destroy(&attr);
+    if (err == 0) {
+        reg->h->own_lock = 1;
+        reg->own = mu;
+    }
+    return APR_FROM_OS_ERROR(err);
+}
+
+/* Take the mutex (try only, for a non-blocking handle). A holder that
+ * died in the own mutex leaves it to this thread, to be made consistent;
+ * the dirty mark then repairs what it left. */
+static apr_status_t take(sse_registry_t *reg)
+{
+    int err;
+
+    if (reg->own == NULL) {
+        return reg->nonblocking ? apr_global_mutex_trylock(reg->lock)
+                                : apr_global_mutex_lock(reg->lock);
+    }
+    err = reg->nonblocking ? pthread_mutex_trylock(reg->own)
+                           : pthread_mutex_lock(reg->own);
+    if (err == EOWNERDEAD) {
+        err = pthread_mutex_consistent(reg->own);
+    }
+    return err == EBUSY ? APR_EBUSY : APR_FROM_OS_ERROR(err);
+}
+
+static apr_status_t give(sse_registry_t *reg)
+{
+    if (reg->own == NULL) {
+        return apr_global_mutex_unlock(reg->lock);
+    }
+    return APR_FROM_OS_ERROR(pthread_mutex_unlock(reg->own));
+}
+
 /* Called around every hold of a registry mutex in this process. */
 static void (*guard_enter)(void);
 static void (*guard_leave)(void);
@@ -171,8 +235,7 @@ apr_status_t sse_reg_lock(sse_registry_t *reg)
     if (guard_enter) {
         guard_enter();
     }
-    rv = reg->nonblocking ? apr_global_mutex_trylock(reg->lock)
-                          : apr_global_mutex_lock(reg->lock);
+    rv = take(reg);
     if (rv != APR_SUCCESS && guard_leave) {
         guard_leave();
     }
@@ -201,7 +264,7 @@ void sse_reg_unlock(sse_registry_t *reg, apr_status_t *rv)
 
     reg->h->dirty = 0;
     locks_held--;
-    urv = apr_global_mutex_unlock(reg->lock);
+    urv = give(reg);
     if (guard_leave) {
         guard_leave();
     }

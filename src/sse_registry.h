@@ -8,7 +8,9 @@
  *
  *   sse_reg_header_t   stamp (magic, layout fingerprint, bytes, sizes),
  *                      sizes, secret, next_seq (atomic), stats,
- *                      free-list head, listener count
+ *                      free-list head, listener count, and the
+ *                      registry's own mutex (written once, when it is
+ *                      made: sse_registry_own_lock)
  *   uint32 id_bucket[nbuckets]     slot index + 1 of the first slot in the
  *   uint32 name_bucket[nbuckets]   id / name / listen-key hash chains
  *   uint32 key_bucket[nbuckets]    (key chains link key nodes:
@@ -261,6 +263,23 @@ apr_status_t sse_registry_attach(apr_pool_t *p, void *mem,
                                  const sse_registry_sizes_t *sz,
                                  apr_global_mutex_t *lock,
                                  sse_registry_t **out);
+
+/**
+ * Give a registry just made (sse_registry_create(), before any other
+ * process attaches) a mutex of its own in its segment, taken from then
+ * on by every process that attaches to it instead of the APR mutex: a
+ * robust, process-shared pthread mutex, as APR's pthread mechanism makes,
+ * but without priority inheritance. A contended priority-inheriting
+ * mutex is handed by the kernel to the waiter it wakes, and nobody may
+ * take it until that waiter runs: holds of a few microseconds then cost
+ * each waiter the scheduler's latency, milliseconds on a busy host, and
+ * a burst of streams opening keeps every worker thread waiting
+ * (docs/design.md, Shared state). This one is released on unlock; a
+ * holder that dies in it hands it on, and the dirty mark repairs, as
+ * with APR's.
+ * @return APR_SUCCESS, or the error of pthread_mutex_init()
+ */
+apr_status_t sse_registry_own_lock(sse_registry_t *reg);
 
 /** The sizes the registry was made with. */
 const sse_registry_sizes_t *sse_registry_sizes(const sse_registry_t *reg);

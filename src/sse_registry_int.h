@@ -28,6 +28,10 @@ enum { IDLE_FRESH = 0,          /* never delivered an event */
 
 #define ALIGN8(n) (((n) + 7) & ~(apr_size_t)7)
 
+/* Room in the header for a pthread_mutex_t (40 bytes on x86-64 glibc, 48
+ * on arm64; sse_lock.c checks it fits). */
+#define SSE_OWN_MUTEX_WORDS 8
+
 typedef struct {
     char key[SSE_TOKEN_MAX + 1];
     apr_uint32_t hash;
@@ -134,10 +138,16 @@ typedef struct {
     apr_uint64_t bus_next;      /* bus: the seq the log gives next as far
                                    as applied, or 0 before the first */
     sse_bus_stats_t bus;
+    apr_uint32_t own_lock;      /* 1: own_mutex is formatted, and every
+                                   process takes it, not the APR mutex */
+    apr_uint64_t own_mutex[SSE_OWN_MUTEX_WORDS];  /* a pthread_mutex_t:
+                                   robust, process-shared, no priority
+                                   inheritance (sse_lock.c) */
 } sse_reg_header_t;
 
 struct sse_registry_t {
-    apr_global_mutex_t *lock;
+    apr_global_mutex_t *lock;   /* unless own is set */
+    void *own;                  /* h->own_mutex when h->own_lock, or NULL */
     int nonblocking;            /* only try the mutex (the parent) */
     apr_uint32_t max_streams;   /* connect's bound on open streams; 0 */
     sse_lock_error_fn *lock_error;  /* or NULL */
