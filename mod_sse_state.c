@@ -4,6 +4,8 @@
  * so that `apachectl graceful` keeps every listener and queued event (the
  * way the MPMs keep the scoreboard). Not mod_slotmem_shm: it makes a new
  * segment per generation, and old-generation children still hold streams.
+ * With the pthread mechanism each registry takes a mutex of its own, in
+ * the segment, without APR's priority inheritance (docs/design.md).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -195,6 +197,11 @@ static apr_status_t make_segment(server_rec *s)
                                      (apr_uint64_t)apr_time_now(),
                                      retained->mutex, &reg);
         }
+        if (rv == APR_SUCCESS && apr_global_mutex_mech(retained->mutex)
+                                 == APR_LOCK_PROC_PTHREAD) {
+            /* the same mechanism, without priority inheritance */
+            rv = sse_registry_own_lock(reg);
+        }
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00012)
                  "shared memory: %d registries of %u listeners, %u events, "
@@ -325,7 +332,9 @@ apr_status_t sse_state_post_config(apr_pool_t *pconf, server_rec *s)
  * and APR drops the dead holder's reference once more. Once APR's count
  * of references reaches zero it destroys the mutex, which is kept across
  * restarts: every lock then fails (EINVAL, SSE00162) and nothing works.
- * So these signals wait while this thread holds the mutex. */
+ * The registries' own mutexes (pthread) have no such count, but a hold cut
+ * short would still leave a repair to the next holder. So these signals
+ * wait while this thread holds the mutex. */
 static __thread sigset_t guard_saved;
 
 static void guard_enter(void)
