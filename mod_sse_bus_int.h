@@ -87,6 +87,10 @@ apr_status_t sse_bus_replicated(server_rec *s, redisContext *c,
 /** Look at the master's replicas again on a pooled connection. */
 void sse_bus_refresh_replicas(void);
 
+/** How many replicas the master of @a c has, for sse_bus_replicated()
+ * (ROLE). 0: @a c failed. */
+int sse_bus_look_replicas(redisContext *c);
+
 /** How often a child refreshes its streams' records in Redis. */
 apr_interval_time_t sse_bus_touch_every(void);
 

@@ -70,10 +70,11 @@ struct sse_conn_t {
     sse_once_t once;            /* its name, and its count of publishes */
 };
 
-/* Redis's clock minus ours, in ms, from TIME (half a round trip off). */
+/* Redis's clock minus ours, in ms, from TIME: the smallest it can be
+ * (Redis read its clock at the latest when the answer came), so that a
+ * deadline in Redis's clock is never later than meant. */
 static int clock_offset(redisContext *c, apr_int64_t *offset)
 {
-    apr_int64_t before = sse_now_ms();
     redisReply *r = redisCommand(c, "TIME");
     int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2
              && r->element[0]->type == REDIS_REPLY_STRING
@@ -81,8 +82,7 @@ static int clock_offset(redisContext *c, apr_int64_t *offset)
 
     if (ok) {
         *offset = apr_atoi64(r->element[0]->str) * 1000
-                  + apr_atoi64(r->element[1]->str) / 1000
-                  - (before + sse_now_ms()) / 2;
+                  + apr_atoi64(r->element[1]->str) / 1000 - sse_now_ms();
     }
     freeReplyObject(r);
     return ok;
@@ -90,9 +90,7 @@ static int clock_offset(redisContext *c, apr_int64_t *offset)
 
 /* ---- replicas --------------------------------------------------------- */
 
-/* How many replicas the master has, for sse_bus_replicated(). 0: @a c
- * failed. */
-static int look_replicas(redisContext *c)
+int sse_bus_look_replicas(redisContext *c)
 {
     const char *err;
     int n;
@@ -108,7 +106,9 @@ static int look_replicas(redisContext *c)
  * so far)? What the ingest applies and what a publisher is told happened
  * must survive a failover to that replica. Without replicas there is
  * nothing to wait for; one that does not acknowledge within
- * BUS_REPLICA_MS is not waited for until the next look (a second). */
+ * BUS_REPLICA_MS, or a WAIT refused (an ACL, a proxy), is not waited for
+ * until the next look (a second). SSE_EBUS only when the connection
+ * failed (*unsure: after the WAIT went out). */
 apr_status_t sse_bus_replicated(server_rec *s, redisContext *c,
                                 const char *ns, int fence, const char **err,
                                 int *unsure)
@@ -121,11 +121,13 @@ apr_status_t sse_bus_replicated(server_rec *s, redisContext *c,
     }
     rv = sse_rbus_replicated(c, ns, fence, BUS_REPLICA_MS, &acked, err,
                              unsure);
-    if (rv == APR_SUCCESS && !acked) {
+    if (rv != APR_SUCCESS && c->err) {
+        return rv;
+    }
+    if (!acked) {
         __atomic_store_n(&replicas, 0, __ATOMIC_RELAXED);
     }
-    if (rv == APR_SUCCESS
-        && __atomic_exchange_n(&replica_late, !acked, __ATOMIC_RELAXED)
+    if (__atomic_exchange_n(&replica_late, !acked, __ATOMIC_RELAXED)
            != (apr_uint32_t)!acked) {
         ap_log_error(APLOG_MARK, acked ? APLOG_NOTICE : APLOG_WARNING, 0, s,
                      SSE_LOGNO(00216) "SSEBus %s: %s", sse_bus_glue.url->text,
@@ -135,7 +137,7 @@ apr_status_t sse_bus_replicated(server_rec *s, redisContext *c,
                        "until one does, a failover may lose or repeat "
                        "events");
     }
-    return rv;
+    return APR_SUCCESS;
 }
 
 /* A random name for a connection's publishes (sse_once_t). */
@@ -176,7 +178,7 @@ apr_status_t sse_bus_conn_make(void **res, void *params, apr_pool_t *p)
         return SSE_EBUS_DOWN;
     }
     came_up(s);
-    (void)look_replicas(c);
+    (void)sse_bus_look_replicas(c);
     conn->c = c;
     conn->once.n = 0;
     name_sender(conn->once.sender);
@@ -231,8 +233,8 @@ void sse_bus_refresh_replicas(void)
 {
     void *res;
 
-    if (may_try() && acquire(&res) == APR_SUCCESS) {
-        if (look_replicas(((sse_conn_t *)res)->c)) {
+    if (sse_bus_glue.conns && may_try() && acquire(&res) == APR_SUCCESS) {
+        if (sse_bus_look_replicas(((sse_conn_t *)res)->c)) {
             apr_reslist_release(sse_bus_glue.conns, res);
         }
         else {
@@ -300,8 +302,13 @@ typedef struct {
     apr_size_t plen;
 } sse_pub_t;
 
-/* Publish; answered once a replica has it (sse_bus_replicated()). */
-static apr_status_t pub_run(sse_call_t *k, const sse_pub_t *p, int *n)
+/* Publish; answered once a replica has it (sse_bus_replicated(); with
+ * @a fence for a resend, whose answer may come from the first run's record
+ * and so from no write of this connection). Once the script answered, it
+ * happened: only a connection lost after the WAIT went out (resend) makes
+ * it anything but success. */
+static apr_status_t pub_run(sse_call_t *k, const sse_pub_t *p, int fence,
+                            int *n)
 {
     apr_status_t rv;
 
@@ -312,9 +319,10 @@ static apr_status_t pub_run(sse_call_t *k, const sse_pub_t *p, int *n)
         rv = sse_rbus_complete(k->c, &k->b, p->id, p->taskid, p->payload,
                                p->plen, n);
     }
-    if (rv == APR_SUCCESS && *n > 0) {
-        rv = sse_bus_replicated(k->s, k->c, k->b.ns, 0, k->b.err,
-                                k->b.unsure);
+    if (rv == APR_SUCCESS && *n > 0
+        && sse_bus_replicated(k->s, k->c, k->b.ns, fence, k->b.err,
+                              k->b.unsure) != APR_SUCCESS && k->unsure) {
+        return SSE_EBUS;
     }
     return rv;
 }
@@ -347,8 +355,12 @@ static apr_status_t resend(server_rec *s, const sse_pub_t *p,
     while (sse_now_ms() < give_up && !sse_bus_glue.stopping) {
         past_deadline(since);
         if (sse_bus_call_begin(s, &k) == APR_SUCCESS) {
+            if (sse_now_ms() >= give_up) {
+                sse_bus_call_end(&k, APR_SUCCESS);  /* the record may be gone */
+                break;
+            }
             k.b.once = &once;
-            rv = pub_run(&k, p, n);
+            rv = pub_run(&k, p, 1, n);
             if (rv != SSE_EBUS) {
                 return sse_bus_call_end(&k, rv);
             }
@@ -378,7 +390,7 @@ static apr_status_t publish(server_rec *s, const sse_pub_t *p, int *n)
     once = k.conn->once;
     once.n = ++k.conn->once.n;
     k.b.once = &once;
-    rv = pub_run(&k, p, n);
+    rv = pub_run(&k, p, 0, n);
     if (rv == SSE_EBUS && k.unsure) {
         sse_bus_call_end(&k, rv);
         return resend(s, p, once, k.b.now_ms, n);

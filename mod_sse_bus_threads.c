@@ -419,6 +419,7 @@ static void *APR_THREAD_FUNC ingest_main(apr_thread_t *t, void *baton)
             continue;
         }
         backoff = apr_time_from_msec(250);
+        (void)sse_bus_look_replicas(c);     /* before applying anything */
         set_up(in, 1, (apr_uint32_t)getpid());
         ingest(in, c);
         redisFree(c);

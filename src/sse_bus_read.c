@@ -180,7 +180,7 @@ apr_status_t sse_rbus_replicated(redisContext *c, const char *ns, int fence,
 {
     redisReply *r = NULL;
     void *reply = NULL;
-    int ok = 1;
+    int ok = 1, fenced = 1;
 
     *acked = 0;
     if (fence) {
@@ -188,7 +188,10 @@ apr_status_t sse_rbus_replicated(redisContext *c, const char *ns, int fence,
     }
     redisAppendCommand(c, "WAIT 1 %d", timeout_ms);
     if (fence) {
+        /* a fence refused (OOM, MISCONF) makes the WAIT count from an
+         * older write: then nothing is acknowledged */
         ok = redisGetReply(c, &reply) == REDIS_OK;
+        fenced = ok && ((redisReply *)reply)->type == REDIS_REPLY_STATUS;
         freeReplyObject(reply);
         reply = NULL;
     }
@@ -203,7 +206,7 @@ apr_status_t sse_rbus_replicated(redisContext *c, const char *ns, int fence,
         freeReplyObject(r);
         return SSE_EBUS;
     }
-    *acked = r->integer >= 1;
+    *acked = fenced && r->integer >= 1;
     freeReplyObject(r);
     return APR_SUCCESS;
 }

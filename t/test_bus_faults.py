@@ -444,6 +444,28 @@ def test_a_replica_that_stops_acknowledging_slows_nothing_down_for_long(
                    "every completion, once")
 
 
+@pytest.mark.skipif(not have_sentinel(), reason=MISSING)
+def test_a_master_that_refuses_wait_still_publishes(make_cluster,
+                                                    make_sentinels):
+    """An ACL (or a proxy) that refuses WAIT: the publish ran, so it is
+    answered 200, never 503; the hosts say once that no replica
+    acknowledges, and the events arrive."""
+    ss = make_sentinels()
+    ss.master().cmd("ACL", "SETUSER", "default", "on", "nopass", "~*", "&*",
+                    "+@all", "-wait")
+    c = make_cluster(n=2, bus=ss)
+    c.expect_bus_trouble()
+    fs = followers(c, 2, "nowait")
+    c.wait_bus("up")
+    acked = {}
+    assert publish_all(c, fs, ["a", "b", "c"], acked) == []
+    wait_until(lambda: any("SSE00216" in h.read_log() for h in c), 10,
+               "a host saying no replica acknowledges")
+    for f in fs:
+        f.wait_for(lambda f: f.taskids() == ["a", "b", "c"], 10,
+                   "every completion, once")
+
+
 # -- a publish whose answer is lost ---------------------------------------------
 
 @pytest.fixture
