@@ -28,6 +28,19 @@ static void note_lock_error(void *baton, apr_status_t rv, const char *what)
     le->what = what;
 }
 
+/* A child process takes @a reg's mutex and dies holding it. */
+static int die_holding(sse_registry_t *reg)
+{
+    int status = 0;
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        sse_reg_lock(reg);
+        _exit(0);
+    }
+    return pid > 0 && waitpid(pid, &status, 0) == pid;
+}
+
 UNIT_TEST(test_failed_unlock_is_reported_and_returned)
 {
     fx_t fx;
@@ -62,8 +75,6 @@ UNIT_TEST(test_holder_dying_in_the_pthread_lock_hands_it_on_repaired)
     apr_shm_t *shm;
     sse_registry_t *reg, *parent;
     sse_stats_t st;
-    int status = 0;
-    pid_t pid;
 
     if (!fx_open(&fx, 4, 8, 2)) {
         return;
@@ -77,13 +88,7 @@ UNIT_TEST(test_holder_dying_in_the_pthread_lock_hands_it_on_repaired)
     REQUIRE_RV(APR_SUCCESS,
                sse_registry_create(fx.pool, apr_shm_baseaddr_get(shm), &sz,
                                    secret, 0, m, &reg), "create");
-    pid = fork();
-    if (pid == 0) {
-        sse_reg_lock(reg);
-        _exit(0);                   /* dies holding it */
-    }
-    REQUIRE(pid > 0, "fork");
-    waitpid(pid, &status, 0);
+    REQUIRE(die_holding(reg), "fork");
     /* only try the mutex, as the parent does: a lock that stayed taken
      * fails this test instead of hanging it */
     REQUIRE_RV(APR_SUCCESS,
@@ -150,19 +155,11 @@ UNIT_TEST(test_holder_dying_in_the_own_lock_hands_it_on_repaired)
     lock_errors_t le = {0, APR_SUCCESS, NULL};
     sse_registry_t *reg, *trier;
     sse_stats_t st;
-    int status = 0;
-    pid_t pid;
 
     if (!own_lock_registry(&fx, &reg, &trier)) {
         return;
     }
-    pid = fork();
-    if (pid == 0) {
-        sse_reg_lock(reg);
-        _exit(0);                   /* dies holding it */
-    }
-    REQUIRE(pid > 0, "fork");
-    waitpid(pid, &status, 0);
+    REQUIRE(die_holding(reg), "fork");
     sse_registry_set_lock_error(trier, note_lock_error, &le);
     CHECK_RV(APR_ENOENT, sse_registry_lookup(trier, "nobody"),
              "the mutex is handed on when its holder dies");
