@@ -66,6 +66,11 @@ def test_a_keep_alive_publisher_reaches_thousands_of_parked_streams(
                     "worker hold a thread per stream")
     env = make_httpd(directives={"SSEMaxListeners": "2100"},
                      extra_conf=PARKING)
+    # 2,000 stream requests at once against MaxRequestWorkers 150: while
+    # they wait for a worker to park them the MPM may warn that it nears
+    # its limit (any 2,000 requests would); reaching it (AH00484) still
+    # fails the test, and what it checks is below
+    env.expect_log(r"AH10159")
     api = env.api
     ka = KeepAlive(env.port)
     key = fresh_name("crowd")
