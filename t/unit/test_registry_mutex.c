@@ -28,6 +28,21 @@ static void note_lock_error(void *baton, apr_status_t rv, const char *what)
     le->what = what;
 }
 
+/* @a r takes the mutex its holder died in: no lock error, one repair. */
+static void check_taken_over(sse_registry_t *r)
+{
+    lock_errors_t le = {0, APR_SUCCESS, NULL};
+    sse_stats_t st;
+
+    sse_registry_set_lock_error(r, note_lock_error, &le);
+    CHECK_RV(APR_ENOENT, sse_registry_lookup(r, "nobody"),
+             "the mutex is handed on when its holder dies");
+    CHECK_INT(0, le.calls, "taking it over is not an error");
+    memset(&st, 0, sizeof(st));
+    sse_registry_stats(r, &st);
+    CHECK_INT(1, (int)st.repairs, "the dirty mark started one repair");
+}
+
 /* A child process takes @a reg's mutex and dies holding it. */
 static int die_holding(sse_registry_t *reg)
 {
@@ -68,13 +83,11 @@ UNIT_TEST(test_failed_unlock_is_reported_and_returned)
 UNIT_TEST(test_holder_dying_in_the_pthread_lock_hands_it_on_repaired)
 {
     fx_t fx;
-    lock_errors_t le = {0, APR_SUCCESS, NULL};
     sse_registry_sizes_t sz = {4, 8, 2, 4096};
     unsigned char secret[SSE_SECRET_LEN] = {0};
     apr_global_mutex_t *m;
     apr_shm_t *shm;
     sse_registry_t *reg, *parent;
-    sse_stats_t st;
 
     if (!fx_open(&fx, 4, 8, 2)) {
         return;
@@ -95,13 +108,7 @@ UNIT_TEST(test_holder_dying_in_the_pthread_lock_hands_it_on_repaired)
                sse_registry_attach(fx.pool, apr_shm_baseaddr_get(shm), &sz,
                                    m, &parent), "attach");
     sse_registry_set_nonblocking(parent);
-    sse_registry_set_lock_error(parent, note_lock_error, &le);
-    CHECK_RV(APR_ENOENT, sse_registry_lookup(parent, "nobody"),
-             "the mutex is handed on when its holder dies");
-    CHECK_INT(0, le.calls, "taking it over is not an error");
-    memset(&st, 0, sizeof(st));
-    sse_registry_stats(parent, &st);
-    CHECK_INT(1, (int)st.repairs, "the dirty mark started one repair");
+    check_taken_over(parent);
 }
 
 /* A registry in anonymous shared memory (fork shares it), with its own
@@ -152,21 +159,13 @@ UNIT_TEST(test_a_handle_attached_later_takes_the_registry_own_lock)
 UNIT_TEST(test_holder_dying_in_the_own_lock_hands_it_on_repaired)
 {
     fx_t fx;
-    lock_errors_t le = {0, APR_SUCCESS, NULL};
     sse_registry_t *reg, *trier;
-    sse_stats_t st;
 
     if (!own_lock_registry(&fx, &reg, &trier)) {
         return;
     }
     REQUIRE(die_holding(reg), "fork");
-    sse_registry_set_lock_error(trier, note_lock_error, &le);
-    CHECK_RV(APR_ENOENT, sse_registry_lookup(trier, "nobody"),
-             "the mutex is handed on when its holder dies");
-    CHECK_INT(0, le.calls, "taking it over is not an error");
-    memset(&st, 0, sizeof(st));
-    sse_registry_stats(trier, &st);
-    CHECK_INT(1, (int)st.repairs, "the dirty mark started one repair");
+    check_taken_over(trier);
     CHECK_RV(APR_ENOENT, sse_registry_lookup(reg, "nobody"),
              "and it stays usable");
 }
