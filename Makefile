@@ -10,7 +10,7 @@ CORE_SRC   = src/sse_id.c src/sse_frame.c src/sse_route.c src/sse_registry.c \
 # what the core links against (t/sanitize.sh reads it too)
 CORE_LIBS  = -ljansson -lhiredis
 GLUE_SRC   = mod_sse_mgr.c mod_sse_state.c mod_sse_ops.c mod_sse_handler.c \
-	         mod_sse_dispatch.c mod_sse_wake.c mod_sse_stream.c mod_sse_park.c mod_sse_bus.c \
+	         mod_sse_dispatch.c mod_sse_wake.c mod_sse_stream.c mod_sse_park.c mod_sse_own.c mod_sse_bus.c \
 	         mod_sse_bus_ops.c mod_sse_bus_threads.c \
 	         mod_sse_admit.c \
 	         mod_sse_status.c

@@ -586,6 +586,33 @@ static apr_status_t dispatcher_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+/* The event MPM ends a child that it told to stop once it counts no
+ * connection of the child's; streams the dispatcher owns are none of
+ * its. Draining, the child stays here, its dispatcher serving them,
+ * until their clients leave, or the server restarts or stops (ENDING).
+ * A dispatcher told to stop but not yet out of RUNNING moves on within
+ * its tick. Prefork, which runs this from a signal handler, parks
+ * nothing. */
+static apr_status_t keep_draining(void *data)
+{
+    (void)data;
+    while (disp.thread != NULL && !disp.done
+           && disp.state != SSE_DISP_ENDING && all_streams() > 0) {
+        apr_sleep(apr_time_from_msec(100));
+    }
+    return APR_SUCCESS;
+}
+
+void sse_dispatch_keep_draining(apr_pool_t *pchild)
+{
+    int async = 0;
+
+    if (disp.thread != NULL
+        && ap_mpm_query(AP_MPMQ_IS_ASYNC, &async) == APR_SUCCESS && async) {
+        apr_pool_pre_cleanup_register(pchild, NULL, keep_draining);
+    }
+}
+
 /* One epoll set for the wake-up socket and every parked stream: only the
  * dispatcher thread touches it, so no copies and no lock (NOCOPY). */
 static apr_status_t make_pollset(apr_pool_t *pchild)

@@ -12,6 +12,12 @@
 apr_status_t sse_dispatch_post_config(apr_pool_t *pconf, server_rec *s);
 apr_status_t sse_dispatch_child_init(apr_pool_t *pchild, server_rec *s);
 void sse_dispatch_child_stopping(apr_pool_t *pchild, int graceful);
+
+/** Event MPM: a draining child (told to stop while the server runs on)
+ * stays until the clients of its streams leave, even once the MPM
+ * counts no connection of its own (mod_sse_own.c); register after
+ * every other cleanup of the child pool that the streams need. */
+void sse_dispatch_keep_draining(apr_pool_t *pchild);
 /** Parent, at start-up: log when httpd may stop children with streams. */
 void sse_dispatch_check_mpm(server_rec *s);
 /** Wake every process that has held streams of @a reg (after a clear). */

@@ -410,6 +410,8 @@ static void sse_child_init(apr_pool_t *pchild, server_rec *s)
         sse_admit_child_init(s);
         sse_dispatch_child_init(pchild, s);
         sse_bus_child_init(pchild, s);
+        /* last registered, first run: before the bus stops */
+        sse_dispatch_keep_draining(pchild);
     }
 }
 

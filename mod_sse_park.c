@@ -6,6 +6,9 @@
  * connection to this child's dispatcher, which from then on writes its events and
  * heartbeats without blocking, watches its client, and closes it.
  *
+ * A second after it parked, a plain HTTP/1.x stream's socket is taken
+ * over by the dispatcher and its connection freed (mod_sse_own.c).
+ *
  * Everything below "the dispatcher's side" runs on the dispatcher
  * thread only, so the parked streams, their beat list and the scratch
  * pool need no lock of their own.
@@ -28,6 +31,7 @@
 #include "mod_sse_mgr_private.h"
 #include "mod_sse_park.h"
 #include "mod_sse_dispatch.h"
+#include "mod_sse_own.h"
 
 /* After the suspend hook returns, the event MPM still stores into the
  * connection (c->sbh, its own state): a stream is never closed sooner
@@ -46,6 +50,10 @@ static struct {
     sse_timer_t *beats;         /* parked streams by next_beat: O(log n)
                                    whatever their deadlines */
     sse_stream_t *closing;      /* ended, waiting out the grace */
+    /* parked, oldest first, until the grace is over: then owned if
+     * they may be (mod_sse_own.c). APR_RING's sentinel, computed from
+     * a static head, is what -Warray-bounds refuses. */
+    sse_stream_t *settle_first, *settle_last;
     int parked;
 } park;
 
@@ -115,6 +123,7 @@ static void park_suspend(conn_rec *c, request_rec *r)
     st->scratch = NULL;                 /* was the request's */
     st->out = c->output_filters;
     st->bb = apr_brigade_create(c->pool, c->bucket_alloc);
+    st->timeout = c->base_server->timeout;
     /* writes never block the dispatcher: sse_park_write() */
     apr_socket_timeout_set(ap_get_conn_socket(c), 0);
     sse_dispatch_adopt(st);
@@ -122,8 +131,9 @@ static void park_suspend(conn_rec *c, request_rec *r)
 
 /* The event MPM counts parked connections against ThreadsPerChild +
  * idle threads x AsyncRequestWorkerFactor per child, and refuses new
- * connections beyond (docs/design.md): say so at start-up when fewer streams
- * fit than SSEMaxListeners allows. */
+ * connections beyond (docs/design.md): TLS streams, and every stream
+ * until the dispatcher owns its socket. Say so at start-up when fewer
+ * of those fit than SSEMaxListeners allows. */
 void sse_park_check_capacity(server_rec *s, int max_listeners)
 {
     ap_directive_t *d;
@@ -146,8 +156,10 @@ void sse_park_check_capacity(server_rec *s, int max_listeners)
                      "the event MPM takes about %" APR_INT64_T_FMT " "
                      "connections (%d processes x %d threads x (1 + "
                      "AsyncRequestWorkerFactor %d)), fewer than "
-                     "SSEMaxListeners %d: raise AsyncRequestWorkerFactor "
-                     "to hold that many streams", fit, daemons, threads,
+                     "SSEMaxListeners %d: streams over TLS, and every "
+                     "stream in its first second, count against it; raise "
+                     "AsyncRequestWorkerFactor to hold that many", fit,
+                     daemons, threads,
                      factor, max_listeners);
     }
 }
@@ -239,11 +251,16 @@ static apr_status_t due_at(sse_stream_t *st, apr_time_t when)
     return beat_sync(st);
 }
 
-/* Without a FLUSH bucket the core output filter sets aside what the
- * socket does not take instead of waiting. Then the stream writes no
- * more (at most one batch is held) until the socket drains: the client
- * has Timeout to make progress, as httpd gives any response. */
-apr_status_t sse_park_write(sse_stream_t *st)
+/* Is something the socket did not take still held: in the core output
+ * filter, or kept by a stream the dispatcher owns? */
+static int held_back(const sse_stream_t *st)
+{
+    return st->owned ? st->kept != NULL : st->c->data_in_output_filters;
+}
+
+/* Pass the brigade through the connection's filters and send what the
+ * core output filter then holds, as far as the socket takes it. */
+static apr_status_t filter_write(sse_stream_t *st)
 {
     conn_rec *c = st->c;
     apr_status_t rv;
@@ -256,26 +273,49 @@ apr_status_t sse_park_write(sse_stream_t *st)
     if (rv == APR_SUCCESS && !c->aborted) {
         rv = push(c);
     }
-    if (rv == APR_SUCCESS && c->data_in_output_filters && !st->blocked) {
+    return rv;
+}
+
+/* Without a FLUSH bucket the core output filter sets aside what the
+ * socket does not take instead of waiting (an owned stream keeps it
+ * itself). Then the stream writes no more (at most one batch is held)
+ * until the socket drains: the client has Timeout to make progress, as
+ * httpd gives any response. */
+apr_status_t sse_park_write(sse_stream_t *st)
+{
+    apr_status_t rv = st->owned ? sse_own_write(st) : filter_write(st);
+
+    if (rv == APR_SUCCESS && held_back(st) && !st->blocked) {
         st->blocked = 1;
-        st->next_beat = apr_time_now() + c->base_server->timeout;
+        st->next_beat = apr_time_now() + st->timeout;
         rv = watch(st, APR_POLLIN | APR_POLLOUT);
     }
     return rv;
 }
 
+/* Send what is held back, as far as the socket takes it now. */
+static apr_status_t send_held(sse_stream_t *st)
+{
+    apr_status_t rv;
+
+    if (st->owned) {
+        return sse_own_drain(st);
+    }
+    rv = push(st->c);
+    return (rv == APR_SUCCESS && st->c->aborted) ? APR_ECONNABORTED : rv;
+}
+
 /* The socket took more: still full, a new Timeout; empty, write on. */
 static apr_status_t drained(sse_stream_t *st)
 {
-    conn_rec *c = st->c;
     apr_time_t now = apr_time_now();
-    apr_status_t rv = push(c);
+    apr_status_t rv = send_held(st);
 
-    if (rv != APR_SUCCESS || c->aborted) {
-        return rv != APR_SUCCESS ? rv : APR_ECONNABORTED;
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
-    if (c->data_in_output_filters) {
-        return due_at(st, now + c->base_server->timeout);
+    if (held_back(st)) {
+        return due_at(st, now + st->timeout);
     }
     st->blocked = 0;
     rv = due_at(st, now + sse_conf_heartbeat());
@@ -293,10 +333,33 @@ static apr_status_t drained(sse_stream_t *st)
 
 /* ---- the dispatcher's side: ending and closing ----------------------- */
 
+static void settle_append(sse_stream_t *st)
+{
+    st->settle_next = NULL;
+    st->settle_prev = park.settle_last;
+    *(park.settle_last ? &park.settle_last->settle_next
+                       : &park.settle_first) = st;
+    park.settle_last = st;
+    st->on_settle = 1;
+}
+
+static void settle_remove(sse_stream_t *st)
+{
+    if (!st->on_settle) {
+        return;
+    }
+    *(st->settle_prev ? &st->settle_prev->settle_next
+                      : &park.settle_first) = st->settle_next;
+    *(st->settle_next ? &st->settle_next->settle_prev
+                      : &park.settle_last) = st->settle_prev;
+    st->on_settle = 0;
+}
+
 static void park_end(sse_stream_t *st, apr_status_t rv)
 {
     apr_pollset_remove(park.ps, &st->pfd);
     beat_remove(st);
+    settle_remove(st);
     sse_stream_finish(st, rv);
     SSE_ASSERT(!st->on_closing);
     st->on_closing = 1;
@@ -307,12 +370,17 @@ static void park_end(sse_stream_t *st, apr_status_t rv)
 
 /* Push what the core output filter still buffers (never blocking), let
  * protocol modules say goodbye, and free the connection: its pool's
- * cleanups close the socket and tell the MPM it is gone. */
+ * cleanups close the socket and tell the MPM it is gone. An owned
+ * stream has no connection left: its socket closes. */
 static void park_close(sse_stream_t *st)
 {
     conn_rec *c = st->c;
 
     SSE_ASSERT(!sse_registry_lock_held());
+    if (st->owned) {
+        sse_own_close(st);
+        return;
+    }
     if (!c->aborted) {
         (void)push(c);
     }
@@ -335,7 +403,8 @@ static apr_interval_time_t close_due(apr_time_t now)
     sse_stream_t **link = &park.closing, *st;
 
     while ((st = *link) != NULL) {
-        if (mpm_let_go(st->c) && now - st->parked_at >= SSE_PARK_GRACE) {
+        if (st->owned || (mpm_let_go(st->c)
+                          && now - st->parked_at >= SSE_PARK_GRACE)) {
             *link = st->close_next;
             park_close(st);
         }
@@ -346,14 +415,74 @@ static apr_interval_time_t close_due(apr_time_t now)
     return park.closing ? SSE_CLOSE_POLL : -1;
 }
 
+/* ---- the dispatcher's side: owning sockets --------------------------- */
+
+/* Take over @a st's socket and free its connection (mod_sse_own.c); the
+ * pollset watches the new descriptor. One that cannot be taken stays a
+ * parked connection. */
+static void take_socket(sse_stream_t *st)
+{
+    apr_status_t rv;
+
+    apr_pollset_remove(park.ps, &st->pfd);
+    ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, st->c, SSE_LOGNO(00218)
+                  "the dispatcher takes the socket of %s's stream over",
+                  st->id);
+    rv = sse_own_take(st);
+    if (rv == APR_SUCCESS) {
+        st->pfd.p = apr_socket_pool_get(st->sock);
+        st->pfd.desc.s = st->sock;
+    }
+    else {
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, st->c, SSE_LOGNO(00217)
+                      "cannot take this stream's socket over: it stays "
+                      "a connection of the MPM's");
+    }
+    rv = apr_pollset_add(park.ps, &st->pfd);
+    if (rv != APR_SUCCESS) {
+        park_end(st, rv);
+    }
+}
+
+/* Streams parked a grace ago (in the order they parked), whose
+ * connection the MPM let go of: the dispatcher owns those it may.
+ * @return how long until the next is due, or -1: none waits. */
+static apr_interval_time_t settle_due(apr_time_t now)
+{
+    sse_stream_t *st;
+
+    while ((st = park.settle_first) != NULL) {
+        if (now - st->parked_at < SSE_PARK_GRACE) {
+            /* and those parked just after it with it */
+            return st->parked_at + SSE_PARK_GRACE - now + SSE_BEAT_SLACK;
+        }
+        if (!mpm_let_go(st->c)) {
+            return SSE_CLOSE_POLL;
+        }
+        settle_remove(st);
+        if (sse_own_possible(st)) {
+            take_socket(st);
+        }
+    }
+    return -1;
+}
+
 /* ---- the dispatcher's side: serving ---------------------------------- */
 
 apr_status_t sse_park_init(apr_pool_t *pchild, apr_pollset_t *ps)
 {
     apr_status_t rv = sse_timer_create(&park.beats, pchild, 1024);
 
-    park.ps = ps;
-    return rv == APR_SUCCESS ? apr_pool_create(&park.scratch, pchild) : rv;
+    if (rv == APR_SUCCESS) {
+        rv = apr_pool_create(&park.scratch, pchild);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = sse_own_init(pchild);
+    }
+    if (rv == APR_SUCCESS) {
+        park.ps = ps;           /* from now streams may park */
+    }
+    return rv;
 }
 
 void sse_park_serve(sse_stream_t *st)
@@ -385,6 +514,7 @@ void sse_park_adopted(sse_stream_t *st)
     st->pfd.reqevents = APR_POLLIN;
     st->pfd.client_data = st;
     park.parked++;
+    settle_append(st);
     sse_timer_entry_init(&st->beat);
     rv = beat_sync(st);
     if (rv == APR_SUCCESS) {
@@ -418,7 +548,7 @@ void sse_park_event(sse_stream_t *st, apr_int16_t ev)
 apr_interval_time_t sse_park_tick(apr_interval_time_t max)
 {
     apr_time_t now = apr_time_now();
-    apr_interval_time_t wait;
+    apr_interval_time_t wait, settle;
     apr_status_t rv;
     sse_stream_t *st;
 
@@ -439,6 +569,11 @@ apr_interval_time_t sse_park_tick(apr_interval_time_t max)
     if (wait < 0 || wait > max) {
         wait = max;
     }
+    settle = settle_due(now);
+    if (settle >= 0 && settle < wait) {
+        wait = settle;
+    }
+    st = beat_first();          /* settling may have ended one */
     if (st != NULL && st->beat.due - now < wait) {
         wait = st->beat.due - now;
     }

@@ -26,6 +26,7 @@
 #include "mod_sse_stream.h"
 #include "mod_sse_dispatch.h"
 #include "mod_sse_park.h"
+#include "mod_sse_own.h"
 #include "mod_sse_ops.h"
 #include "mod_sse_handler.h"
 #include "mod_sse_admit.h"
@@ -47,7 +48,7 @@ static apr_status_t put(sse_stream_t *st, const char *buf, apr_size_t len)
     }
     APR_BUCKET_INSERT_AFTER(APR_BRIGADE_LAST(st->bb),
                             apr_bucket_pool_create(buf, len, st->scratch,
-                                                   st->c->bucket_alloc));
+                                                   st->bb->bucket_alloc));
     return APR_SUCCESS;
 }
 
@@ -55,7 +56,7 @@ static apr_status_t put(sse_stream_t *st, const char *buf, apr_size_t len)
  * take the bytes; a parked one must not block its dispatcher. */
 static apr_status_t flush(sse_stream_t *st)
 {
-    conn_rec *c = st->c;
+    conn_rec *c = st->c;        /* NULL: owned, mod_sse_own.c */
     apr_status_t rv;
 
     SSE_ASSERT(!sse_registry_lock_held());   /* no I/O under the lock */
@@ -70,7 +71,7 @@ static apr_status_t flush(sse_stream_t *st)
     }
     apr_brigade_cleanup(st->bb);
     apr_pool_clear(st->scratch);
-    return (rv == APR_SUCCESS && c->aborted) ? APR_ECONNABORTED : rv;
+    return (rv == APR_SUCCESS && c && c->aborted) ? APR_ECONNABORTED : rv;
 }
 
 /* Record delivery; tell the client about events of its listener that the
@@ -87,7 +88,7 @@ static apr_status_t ack(sse_stream_t *st, int count)
     if (rv != APR_SUCCESS || to == 0) {
         return rv;
     }
-    ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, st->c, SSE_LOGNO(00047)
+    SSE_STREAM_LOG(st, APLOG_INFO, 0, SSE_LOGNO(00047)
                   "events %" APR_UINT64_T_FMT "..%" APR_UINT64_T_FMT " were "
                   "overwritten before this stream could send them: raise "
                   "SSEHistory", from, to);
@@ -129,7 +130,7 @@ static apr_status_t put_payload_event(sse_stream_t *st, const sse_event_t *ev)
     const char *b;
 
     if (rv == APR_EOF) {
-        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, st->c, SSE_LOGNO(00173)
+        SSE_STREAM_LOG(st, APLOG_INFO, 0, SSE_LOGNO(00173)
                       "the payload of event %" APR_UINT64_T_FMT " was "
                       "overwritten before this stream could send it: "
                       "raise SSEHistory", ev->seq);
@@ -259,24 +260,6 @@ static apr_status_t stream_open(sse_stream_t *st, const char *id)
 
 /* ---- what every stream does, on whichever thread runs it ------------ */
 
-/* Why the descriptor polled in error: the kernel ended the connection
- * (TCP_USER_TIMEOUT gives ETIMEDOUT when sent bytes stay unacknowledged:
- * a client that stopped reading or vanished), or the peer reset it. */
-static apr_status_t socket_error(conn_rec *c)
-{
-    apr_socket_t *sock = ap_get_conn_socket(c);
-    apr_os_sock_t fd;
-    int err = 0;
-    socklen_t len = sizeof(err);
-
-    if (sock == NULL || apr_os_sock_get(&fd, sock) != APR_SUCCESS
-        || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0
-        || err == 0) {
-        return APR_EOF;
-    }
-    return APR_FROM_OS_ERROR(err);
-}
-
 /* The client spoke: a non-blocking read tells "nothing" (a spurious
  * wake-up) from EOF or bytes. An EventSource never sends after its
  * request, so bytes are a client we do not serve further: end the stream
@@ -288,8 +271,15 @@ apr_status_t sse_stream_client_gone(sse_stream_t *st, apr_int16_t rtnevents)
     apr_bucket_brigade *in;
     apr_status_t rv;
 
+    if (st->owned) {
+        return sse_own_client_gone(st, rtnevents);
+    }
+    /* the kernel ended the connection (TCP_USER_TIMEOUT gives ETIMEDOUT
+     * when sent bytes stay unacknowledged: a client that stopped reading
+     * or vanished), or the peer reset it */
     if (rtnevents & (APR_POLLERR | APR_POLLNVAL)) {
-        return c->master ? APR_EOF : socket_error(c);
+        return c->master ? APR_EOF
+                         : sse_own_socket_error(ap_get_conn_socket(c));
     }
     in = apr_brigade_create(st->scratch, c->bucket_alloc);
     rv = ap_get_brigade(c->input_filters, in, AP_MODE_READBYTES,
@@ -350,7 +340,7 @@ void sse_stream_finish(sse_stream_t *st, apr_status_t rv)
     if (st->hold.serial) {
         sse_bus_release(st->server, st->id, &st->hold, st->written);
     }
-    ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, st->c, SSE_LOGNO(00045)
+    SSE_STREAM_LOG(st, APLOG_DEBUG, rv, SSE_LOGNO(00045)
                   "stream ended for %s after seq %" APR_UINT64_T_FMT
                   " (%d sent but not written)", st->id, st->written,
                   st->unconfirmed);
@@ -604,9 +594,12 @@ int sse_stream_run(request_rec *r, const char *id)
                                 "not dispatching here");
     }
     if (sse_park_possible(r)) {
-        /* outlives the request, which ends when the stream parks */
-        st = apr_pcalloc(r->connection->pool, sizeof(*st));
-        st->id = apr_pstrdup(r->connection->pool, id);
+        /* outlives the request, which ends when the stream parks, and
+         * may outlive the connection (mod_sse_own.c); the route took
+         * only ids of at most SSE_ID_MAX */
+        st = sse_own_record(r->connection);
+        st->id = st->id_buf;
+        apr_cpystrn(st->id_buf, id, sizeof(st->id_buf));
         st->mode = SSE_MODE_HANDOFF;
     }
     else if ((status = sse_admit_thread(r)) != OK) {

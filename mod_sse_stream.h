@@ -9,6 +9,7 @@
 
 #include <util_filter.h>
 #include <apr_poll.h>
+#include <http_log.h>
 
 #include "mod_sse_mgr_private.h"
 #include "src/sse_timer.h"
@@ -30,7 +31,7 @@ typedef enum {
 
 struct sse_stream_t {
     request_rec *r;             /* NULL once parked (the request ended) */
-    conn_rec *c;
+    conn_rec *c;                /* NULL once owned (the connection ended) */
     ap_filter_t *out;           /* r->output_filters, or c's when parked */
     const char *id;
     server_rec *server;         /* whose registry */
@@ -70,7 +71,32 @@ struct sse_stream_t {
     int on_closing;             /* ended, on park.closing by close_next:
                                    never served again */
     sse_stream_t *close_next;
+    apr_interval_time_t timeout;    /* how long a blocked stream waits */
+    int on_settle;              /* parked, on park.settling until it may
+                                   be owned */
+    sse_stream_t *settle_prev, *settle_next;
+    /* owned (mod_sse_own.c): the dispatcher took the socket and the
+     * MPM's connection is gone */
+    int owned;
+    apr_socket_t *sock;
+    apr_memnode_t *kept;        /* what the full socket did not take */
+    const char *kept_at;
+    apr_size_t kept_len;
+    sse_stream_t *free_next;    /* a spare record */
+    char id_buf[SSE_ID_MAX + 1];    /* st->id of a record of mod_sse_own */
 };
+
+/** Log about @a st: through its connection while it has one (the
+ * client's address), else its server's log. */
+#define SSE_STREAM_LOG(st, level, rv, ...)                                  \
+    do {                                                                   \
+        if ((st)->c) {                                                     \
+            ap_log_cerror(APLOG_MARK, level, rv, (st)->c, __VA_ARGS__);    \
+        }                                                                  \
+        else {                                                             \
+            ap_log_error(APLOG_MARK, level, rv, (st)->server, __VA_ARGS__);\
+        }                                                                  \
+    } while (0)
 
 
 /** Hold a stream for @a id on this request until it ends. */
