@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,6 +34,7 @@
 #include <mpm_common.h>
 #include <scoreboard.h>
 
+#include <apr_atomic.h>
 #include <apr_general.h>
 #include <apr_poll.h>
 #include <apr_signal.h>
@@ -104,6 +106,10 @@ static struct {
     const char *pidfile;        /* PidFile; NULL: cannot tell a stop */
     ino_t pidfile_ino;
     apr_time_t next_check;      /* draining: next look at the server */
+    int room;                   /* streams the descriptor limit leaves
+                                   room for; 0: no limit */
+    volatile apr_uint32_t full_said;    /* when SSE00219 was last said,
+                                           in seconds */
 } disp;
 void sse_dispatch_wake_all(sse_registry_t *reg)
 {
@@ -729,11 +735,56 @@ static void note_pidfile(apr_pool_t *pchild, server_rec *s)
     disp.pidfile = NULL;
 }
 
+/* Every stream holds a descriptor. The event MPM stops a child from
+ * accepting once the connections it counts reach its limit, but owned
+ * streams are no longer counted (mod_sse_own.c): without a bound of its
+ * own a child full of streams would accept until accept() fails with
+ * EMFILE, which makes the MPM stop the child. Leave a margin for its
+ * other descriptors (listeners, logs, requests, the bus). */
+static void note_fd_limit(void)
+{
+    struct rlimit rl;
+
+    disp.room = 0;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+        && rl.rlim_cur < (rlim_t)(1 << 30)) {
+        int cur = (int)rl.rlim_cur;
+        disp.room = cur - (64 + cur / 32);
+        if (disp.room < 1) {
+            disp.room = 1;
+        }
+    }
+}
+
+int sse_dispatch_room(server_rec *s)
+{
+    apr_uint32_t now, said;
+    int n;
+
+    if (disp.room == 0 || (n = all_streams()) < disp.room) {
+        return 1;
+    }
+    now = (apr_uint32_t)apr_time_sec(apr_time_now());
+    said = disp.full_said;
+    if (now - said >= 60
+        && apr_atomic_cas32(&disp.full_said, now, said) == said) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, SSE_LOGNO(00219)
+                     "this child holds %d streams, all that its descriptor "
+                     "limit leaves room for (RLIMIT_NOFILE less a margin): "
+                     "new streams here are told to reconnect, which lands "
+                     "them on another child. Raise the limit (ulimit -n, "
+                     "APACHE_ULIMIT_MAX_FILES, LimitNOFILE) or run more "
+                     "children", n);
+    }
+    return 0;
+}
+
 apr_status_t sse_dispatch_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
 
     disp.pid = (apr_uint32_t)getpid();
+    note_fd_limit();
     disp.state = SSE_DISP_RUNNING;
     note_pidfile(pchild, s);
     make_locals(pchild, s);

@@ -64,4 +64,9 @@ int sse_dispatch_ready(const sse_local_t *l);
  * A stream asked for now is sent elsewhere: reconnect, not fail. */
 int sse_dispatch_ending(void);
 
+/** Has this child room for one more stream within its descriptor limit
+ * (RLIMIT_NOFILE, less a margin for its other descriptors)? When not,
+ * it says so (notice SSE00219, at most once a minute). */
+int sse_dispatch_room(server_rec *s);
+
 #endif /* MOD_SSE_DISPATCH_H */

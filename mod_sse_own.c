@@ -133,7 +133,9 @@ static apr_socket_t *socket_for(apr_os_sock_t fd)
                [--own.spare_socks->nelts];
     }
     apr_os_sock_put(&sock, &fd, own.pool);
-    apr_socket_timeout_set(sock, 0);            /* never blocks */
+    /* never blocks: park_suspend set httpd's socket non-blocking, a flag
+     * of the open file the duplicate shares; this says so to APR */
+    apr_socket_timeout_set(sock, 0);
     return sock;
 }
 
@@ -285,8 +287,9 @@ void sse_own_close(sse_stream_t *st)
         apr_allocator_free(own.kept, st->kept);
         st->kept = NULL;
     }
-    apr_socket_close(st->sock);
-    APR_ARRAY_PUSH(own.spare_socks, apr_socket_t *) = st->sock;
+    if (apr_socket_close(st->sock) == APR_SUCCESS) {  /* else not reused */
+        APR_ARRAY_PUSH(own.spare_socks, apr_socket_t *) = st->sock;
+    }
     st->sock = NULL;
     record_back(st);
 }

@@ -43,6 +43,9 @@
  * dispatcher wakes a few times a second for them, not once a stream,
  * and never polls with a wait epoll would round down to 0 ms (a spin). */
 #define SSE_BEAT_SLACK      apr_time_from_msec(50)
+/* Sockets taken over per dispatcher pass, at most (each is a dup, two
+ * epoll changes and a connection freed) */
+#define SSE_TAKES_PER_PASS  256
 
 static struct {
     apr_pollset_t *ps;          /* the dispatcher's: wake-up + parked */
@@ -63,7 +66,10 @@ int sse_park_possible(request_rec *r)
 {
     int async = 0;
 
-    return park.ps != NULL && r->connection->master == NULL
+    /* not a subrequest or an internal redirect: httpd suspends only a
+     * request it runs itself (ap_process_async_request) */
+    return park.ps != NULL && r->main == NULL && r->prev == NULL
+        && r->connection->master == NULL
         && r->connection->cs != NULL
         && ap_mpm_query(AP_MPMQ_IS_ASYNC, &async) == APR_SUCCESS && async;
 }
@@ -393,7 +399,7 @@ static void park_close(sse_stream_t *st)
  * A connection whose sbh is still set is never freed, however long the
  * worker that parked it was held off the CPU; the grace covers the
  * store after it. */
-static int mpm_let_go(conn_rec *c)
+static int mpm_let_go(const conn_rec *c)
 {
     return *(void *volatile *)&c->sbh == NULL;
 }
@@ -445,13 +451,18 @@ static void take_socket(sse_stream_t *st)
 }
 
 /* Streams parked a grace ago (in the order they parked), whose
- * connection the MPM let go of: the dispatcher owns those it may.
+ * connection the MPM let go of: the dispatcher owns those it may, a
+ * few hundred a pass (a reconnect storm must not hold up deliveries).
  * @return how long until the next is due, or -1: none waits. */
 static apr_interval_time_t settle_due(apr_time_t now)
 {
     sse_stream_t *st;
+    int taken = 0;
 
     while ((st = park.settle_first) != NULL) {
+        if (taken++ == SSE_TAKES_PER_PASS) {
+            return apr_time_from_msec(1);
+        }
         if (now - st->parked_at < SSE_PARK_GRACE) {
             /* and those parked just after it with it */
             return st->parked_at + SSE_PARK_GRACE - now + SSE_BEAT_SLACK;
@@ -468,6 +479,15 @@ static apr_interval_time_t settle_due(apr_time_t now)
 }
 
 /* ---- the dispatcher's side: serving ---------------------------------- */
+
+/* After a stream's turn: what it framed but did not send (an error
+ * midway) must not go out with the next stream's bytes (owned streams
+ * share one brigade), and its scratch memory goes. */
+static void done_with(sse_stream_t *st)
+{
+    apr_brigade_cleanup(st->bb);
+    apr_pool_clear(park.scratch);
+}
 
 apr_status_t sse_park_init(apr_pool_t *pchild, apr_pollset_t *ps)
 {
@@ -499,7 +519,7 @@ void sse_park_serve(sse_stream_t *st)
     if (rv != APR_SUCCESS) {
         park_end(st, rv);
     }
-    apr_pool_clear(park.scratch);
+    done_with(st);
 }
 
 void sse_park_adopted(sse_stream_t *st)
@@ -538,11 +558,16 @@ void sse_park_event(sse_stream_t *st, apr_int16_t ev)
     }
     if (rv == APR_SUCCESS && (ev & APR_POLLOUT) && st->blocked) {
         rv = drained(st);
+        /* blocked when its grace ended: it may be owned now */
+        if (rv == APR_SUCCESS && !st->blocked && !st->owned
+            && !st->on_settle && sse_own_possible(st)) {
+            settle_append(st);
+        }
     }
     if (rv != APR_SUCCESS) {
         park_end(st, rv);
     }
-    apr_pool_clear(park.scratch);
+    done_with(st);
 }
 
 apr_interval_time_t sse_park_tick(apr_interval_time_t max)
@@ -563,7 +588,7 @@ apr_interval_time_t sse_park_tick(apr_interval_time_t max)
         if (rv != APR_SUCCESS) {
             park_end(st, rv);
         }
-        apr_pool_clear(park.scratch);
+        done_with(st);
     }
     wait = close_due(now);
     if (wait < 0 || wait > max) {

@@ -468,9 +468,10 @@ static int parse_last_id(request_rec *r, apr_uint64_t *out)
     return (*end == '\0' && errno == 0) ? 1 : -1;
 }
 
-/* This child is going (restart, stop): an empty stream, which an
- * EventSource answers by reconnecting after `retry:` (a 503 would make
- * it give up for good), to a child of the new generation. */
+/* This child is going (restart, stop), or has no descriptors to spare:
+ * an empty stream, which an EventSource answers by reconnecting after
+ * `retry:` (a 503 would make it give up for good), to a child of the new
+ * generation, or another. */
 static int reconnect_elsewhere(request_rec *r)
 {
     apr_size_t len;
@@ -585,7 +586,8 @@ int sse_stream_run(request_rec *r, const char *id)
         return sse_respond_text(r, HTTP_BAD_REQUEST,
                                 "Last-Event-ID must be a number");
     }
-    if (!sse_dispatch_ready(conf->local) && sse_dispatch_ending()) {
+    if ((!sse_dispatch_ready(conf->local) && sse_dispatch_ending())
+        || !sse_dispatch_room(r->server)) {
         return reconnect_elsewhere(r);
     }
     if (!sse_dispatch_ready(conf->local)) {

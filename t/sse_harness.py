@@ -7,6 +7,7 @@ child that died of a signal unless it declared it killed one.
 
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -177,7 +178,7 @@ class HttpdEnv:
 
     def __init__(self, mpm, workdir, extra_conf="", directives=None,
                  module=None, profile="test", shipped_conf=False,
-                 timeout=10):
+                 timeout=10, nofile=None):
         if mpm not in MPMS:
             raise ValueError("unknown MPM %r" % mpm)
         self.mpm = mpm
@@ -188,6 +189,9 @@ class HttpdEnv:
         self.mpm_conf = MPM_PROFILES[profile][mpm]
         self.shipped_conf = shipped_conf
         self.timeout = timeout
+        # RLIMIT_NOFILE (soft) httpd starts with, as `ulimit -n` or
+        # Debian's APACHE_ULIMIT_MAX_FILES sets it; None: this process's
+        self.nofile = nofile
         self.directives = dict(DEFAULT_DIRECTIVES)
         self.directives.update(directives or {})
         self.conf_file = os.path.join(self.root, "conf", "httpd.conf")
@@ -292,10 +296,15 @@ LogLevel warn sse_mgr:debug
         proc = subprocess.run([APACHE2, "-f", self.conf_file] + list(args),
                               stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=timeout,
-                              env=env)
+                              env=env, preexec_fn=self._limits)
         out = proc.stdout.decode("utf-8", "replace")
         self.last_stderr = out
         return proc.returncode, out
+
+    def _limits(self):
+        if self.nofile is not None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, hard))
 
     def check_config(self):
         """`apache2 -t`: (exit code, output)."""

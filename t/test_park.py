@@ -127,6 +127,68 @@ def test_plain_streams_leave_the_mpms_count_of_connections(mpm, make_httpd):
         s.close()
 
 
+# One child whose descriptor limit is 512 (`ulimit -n 512`): owned
+# streams are no connections of the MPM's, so its limit on connections
+# no longer bounds them. The child keeps a margin for its other
+# descriptors and sends streams beyond it to reconnect (EventSource does,
+# after `retry:`), never failing accept() with EMFILE (after which the
+# MPM stops the child).
+ONE_CHILD = """\
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 25
+MaxRequestWorkers 25
+MinSpareThreads 1
+MaxSpareThreads 25
+AsyncRequestWorkerFactor 70
+"""
+NOFILE = 512
+ROOM = NOFILE - (64 + NOFILE // 32)     # mod_sse_dispatch.c
+
+
+def test_a_child_keeps_descriptors_to_spare(mpm, make_httpd):
+    if mpm != "event":
+        pytest.skip("prefork and worker hold a thread per stream, which "
+                    "bounds their streams first")
+    env = make_httpd(directives={"SSEMaxListeners": "1000"},
+                     extra_conf=ONE_CHILD, nofile=NOFILE)
+    api = env.api
+    key = fresh_name("k")
+    ids = [api.make_id(fresh_name("fd")) for _ in range(ROOM + 40)]
+    opened, sent_away = [], []
+    for i in range(0, len(ids), 40):
+        batch = [api.stream(id, wait_headers=False) for id in ids[i:i + 40]]
+        for id, s in zip(ids[i:i + 40], batch):
+            s.wait_headers(10)
+            assert s.status == 200, (id, s.status)
+            try:
+                event = s.next_event(10)
+            except StreamClosed:
+                sent_away.append(s)
+                continue
+            assert event.payload() == "registered^" + id
+            opened.append((id, s))
+        time.sleep(1.2)         # past the grace: owned
+    assert len(opened) == ROOM and len(sent_away) == 40, (
+        "%d streams open, %d sent to reconnect; room for %d"
+        % (len(opened), len(sent_away), ROOM))
+    assert all(b"retry:" in s.raw_bytes for s in sent_away)
+    assert "SSE00219" in env.read_log()
+    # the child is well: it answers, publishes reach every open stream,
+    # and it is the same child (not stopped for want of descriptors)
+    child = env.children()
+    for id, _ in opened:
+        api.listen(id, key)
+    assert api.notify_listeners(key) == ROOM
+    for id, s in opened:
+        assert s.next_event(10).payload() == "notify^" + key, id
+    assert env.children() == child
+    log = env.read_log()
+    assert "Too many open files" not in log and "AH00052" not in log
+    for _, s in opened:
+        s.close()
+
+
 def test_a_parked_stream_whose_client_leaves_is_noticed(few_threads):
     api = few_threads.api
     ids = [api.make_id(fresh_name("g")) for _ in range(40)]
