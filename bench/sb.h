@@ -183,6 +183,7 @@ typedef struct sb_opts {
 typedef struct sb_lst {
     char id[SB_ID_MAX];
     int state;
+    int reopened;               /* sent to reconnect before registered */
 } sb_lst_t;
 
 typedef struct sb_shared {
@@ -192,6 +193,10 @@ typedef struct sb_shared {
     volatile int fan_cur;       /* the fan-out message being published */
     int ready, failed, dropped, bad, missed, dup;
     int replaced;               /* control connections that stalled */
+    int reopened;               /* streams a server sent to reconnect
+                                   (200, closed before any event), opened
+                                   again at once as EventSource does
+                                   after retry: */
     long long heartbeats;
     int fan_count[SB_MAX_MSGS];
     int tgt_count[3];           /* http, capi, http with a payload */

@@ -410,7 +410,8 @@ static void hold_level(int L, const sb_usage_t *base, int64_t *t_held)
            "rss_kb=%lld pss_kb=%lld base_rss_kb=%lld base_pss_kb=%lld "
            "rss_per_stream_kb=%.2f pss_per_stream_kb=%.2f procs=%d "
            "threads=%d fds=%d fds_per_stream=%.2f idle_cpu_ms=%.1f "
-           "idle_s=%d hb=%lld dropped=%d\n", L, SB_GET(sb->ready),
+           "idle_s=%d hb=%lld dropped=%d reopened=%d\n", L,
+           SB_GET(sb->ready),
            SB_GET(sb->failed), held, secs, u1.rss_kb, u1.pss_kb,
            base->rss_kb, base->pss_kb,
            held ? (double)(u1.rss_kb - base->rss_kb) / held : 0.0,
@@ -418,7 +419,7 @@ static void hold_level(int L, const sb_usage_t *base, int64_t *t_held)
            u1.procs, u1.threads, u1.fds,
            held ? (double)(u1.fds - base->fds) / held : 0.0,
            u2.cpu_ms - u1.cpu_ms, sb->o.idle_s, hb1 - hb0,
-           SB_GET(sb->dropped));
+           SB_GET(sb->dropped), SB_GET(sb->reopened));
     fflush(stdout);
 }
 
@@ -448,10 +449,10 @@ static void run_hold(void)
         idle_for((double)(t_end - sb_now()) / 1e9, -1);
     }
     printf("R drops level=%d held=%d dropped=%d over_s=%.1f bad=%d "
-           "missed=%d replaced=%d\n", top,
+           "missed=%d replaced=%d reopened=%d\n", top,
            SB_GET(sb->ready) - SB_GET(sb->dropped), SB_GET(sb->dropped),
            (double)(sb_now() - t_held) / 1e9, SB_GET(sb->bad),
-           SB_GET(sb->missed), SB_GET(sb->replaced));
+           SB_GET(sb->missed), SB_GET(sb->replaced), SB_GET(sb->reopened));
     fflush(stdout);
 }
 
@@ -460,8 +461,9 @@ static void run_hold(void)
 static void setup_line(double secs)
 {
     printf("R setup n=%d ready=%d failed=%d secs=%.2f workers=%d "
-           "replaced=%d\n", sb->o.n, SB_GET(sb->ready), SB_GET(sb->failed),
-           secs, sb->o.workers, SB_GET(sb->replaced));
+           "replaced=%d reopened=%d\n", sb->o.n, SB_GET(sb->ready),
+           SB_GET(sb->failed), secs, sb->o.workers, SB_GET(sb->replaced),
+           SB_GET(sb->reopened));
     fflush(stdout);
 }
 

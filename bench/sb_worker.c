@@ -31,6 +31,7 @@ static int inflight, ctrl_failures;
 static int64_t *last_at;                /* by i / W: last bytes, ns */
 
 #define LST(i) (&sb->lst[i])
+#define SB_MAX_REOPEN   20      /* per listener */
 
 static void settle(int i, int state)
 {
@@ -478,6 +479,12 @@ static void on_closed(sb_conn_t *c, int err)
         if (SB_GET(sb->phase) != SB_PH_STOP) {
             SB_ADD(sb->dropped, 1);
         }
+    }
+    else if (LST(i)->state == SB_L_STREAM && c->status == 200
+             && sb->o.flavor == SB_FL_SSE
+             && ++LST(i)->reopened <= SB_MAX_REOPEN) {
+        SB_ADD(sb->reopened, 1);        /* a child without room: again */
+        open_stream(i);
     }
     else if (LST(i)->state == SB_L_STREAM
              || LST(i)->state == SB_L_LISTEN) {
