@@ -5,6 +5,8 @@ a test fails on any [warn] or worse line it did not declare, and on any
 child that died of a signal unless it declared it killed one.
 """
 
+import http.client as httplib
+import json
 import os
 import re
 import resource
@@ -535,6 +537,32 @@ LogLevel warn sse_mgr:debug
 
 class WaitTimeout(AssertionError):
     """What wait_until() raises when the condition never held."""
+
+
+def notify_on_one_connection(env, key, count, delivered):
+    """count notify-listeners/key over one HTTP/1.1 keep-alive
+    connection, as a publisher sends them: each answered 200 with
+    {"delivered": delivered}, and the server never closes the
+    connection."""
+    conn = httplib.HTTPConnection("127.0.0.1", env.port, timeout=10)
+    conn.connect()
+    sock = conn.sock
+    try:
+        for i in range(count):
+            conn.request("POST", env.api.path("notify-listeners", key))
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == 200, (
+                "notify %d on the keep-alive connection: HTTP %d %r"
+                % (i, resp.status, body[:200]))
+            assert json.loads(body) == {"delivered": delivered}, (
+                "notify %d: every listener of the key: %r" % (i, body))
+            assert conn.sock is sock, (
+                "the server closed the publisher's keep-alive connection "
+                "after %d notifies (%s)" % (i + 1,
+                                            resp.getheader("Connection")))
+    finally:
+        conn.close()
 
 
 def wait_until(cond, timeout, what, interval=0.05):

@@ -4,15 +4,14 @@ The handler writes the opening and returns SUSPENDED; the child's
 dispatcher then owns the connection. These tests give httpd far fewer
 threads than streams, so they pass only if streams are parked."""
 
-import http.client
-import json
 import os
 import time
 
 import pytest
 
 from sse_client import StreamClosed, fresh_name, raw_request
-from sse_harness import STATUS_CONF, wait_status, wait_until
+from sse_harness import (STATUS_CONF, notify_on_one_connection,
+                         wait_status, wait_until)
 
 THREADS = 5
 CHILDREN = 2
@@ -104,19 +103,7 @@ def test_plain_streams_leave_the_mpms_count_of_connections(mpm, make_httpd):
         time.sleep(1.2)         # past the grace: no connection of the MPM's
     for id in ids:
         api.listen(id, key)
-    conn = http.client.HTTPConnection("127.0.0.1", env.port, timeout=10)
-    conn.connect()
-    sock = conn.sock
-    for i in range(OWNED_NOTIFIES):
-        conn.request("POST", api.path("notify-listeners", key))
-        resp = conn.getresponse()
-        body = resp.read()
-        assert resp.status == 200 and json.loads(body) == {
-            "delivered": OWNED_STREAMS}, (i, resp.status, body[:200])
-        assert conn.sock is sock, (
-            "the server closed the publisher's keep-alive connection after "
-            "%d notifies" % (i + 1))
-    conn.close()
+    notify_on_one_connection(env, key, OWNED_NOTIFIES, OWNED_STREAMS)
     for id, s in zip(ids, streams):
         events = s.next_events(OWNED_NOTIFIES, 30)
         assert [e.payload() for e in events] == \

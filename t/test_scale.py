@@ -4,12 +4,12 @@ list-registrants with the table at its default size of 10,000."""
 
 import concurrent.futures
 import http.client
-import json
 import threading
 
 import pytest
 
 from sse_client import StreamGroup, fresh_name, raw_request, raw_status
+from sse_harness import notify_on_one_connection
 
 PARKED = 2000
 NOTIFIES = 200
@@ -90,23 +90,7 @@ def test_a_keep_alive_publisher_reaches_thousands_of_parked_streams(
         assert "SSE00050" not in env.read_log()
 
         # the publisher: one HTTP/1.1 connection, reused for every notify
-        conn = http.client.HTTPConnection("127.0.0.1", env.port, timeout=10)
-        conn.connect()
-        sock = conn.sock
-        for i in range(NOTIFIES):
-            conn.request("POST", api.path("notify-listeners", key))
-            resp = conn.getresponse()
-            body = resp.read()
-            assert resp.status == 200, (
-                "notify %d on the keep-alive connection: HTTP %d %r"
-                % (i, resp.status, body[:200]))
-            assert json.loads(body) == {"delivered": PARKED}, (
-                "notify %d: every parked listener of the key: %r" % (i, body))
-            assert conn.sock is sock, (
-                "the server closed the publisher's keep-alive connection "
-                "after %d notifies (%s)" % (i + 1,
-                                            resp.getheader("Connection")))
-        conn.close()
+        notify_on_one_connection(env, key, NOTIFIES, PARKED)
 
         short = {}
         for id, s in zip(ids, streams):
