@@ -108,6 +108,9 @@ static struct {
     apr_time_t next_check;      /* draining: next look at the server */
     int room;                   /* streams the descriptor limit leaves
                                    room for; 0: no limit */
+    int own_max;                /* streams up to which sockets are taken
+                                   over (room less the MPM's connection
+                                   limit); 0: no limit, -1: none */
     volatile apr_uint32_t full_said;    /* when SSE00219 was last said,
                                            in seconds */
 } disp;
@@ -754,6 +757,19 @@ static void note_fd_limit(void)
             disp.room = 1;
         }
     }
+    disp.own_max = 0;
+    if (disp.room > 0) {
+        disp.own_max = disp.room - sse_park_mpm_connections();
+        if (disp.own_max <= 0) {
+            disp.own_max = -1;
+        }
+    }
+}
+
+int sse_dispatch_may_own(void)
+{
+    return disp.own_max == 0
+        || (disp.own_max > 0 && all_streams() < disp.own_max);
 }
 
 int sse_dispatch_room(server_rec *s)

@@ -69,4 +69,11 @@ int sse_dispatch_ending(void);
  * it says so (notice SSE00219, at most once a minute). */
 int sse_dispatch_room(server_rec *s);
 
+/** May the dispatcher take one more stream's socket over? Not once the
+ * child is within the MPM's own connection limit of its descriptor
+ * room: streams it accepts then stay connections of the MPM's, which
+ * stops accepting in this child at its limit, and new connections go
+ * to other children (the event MPM does not share them out evenly). */
+int sse_dispatch_may_own(void);
+
 #endif /* MOD_SSE_DISPATCH_H */

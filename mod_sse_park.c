@@ -140,23 +140,37 @@ static void park_suspend(conn_rec *c, request_rec *r)
  * connections beyond (docs/design.md): TLS streams, and every stream
  * until the dispatcher owns its socket. Say so at start-up when fewer
  * of those fit than SSEMaxListeners allows. */
-void sse_park_check_capacity(server_rec *s, int max_listeners)
+int sse_park_mpm_connections(void)
 {
     ap_directive_t *d;
-    int async = 0, threads = 0, daemons = 0, factor = 2;
-    apr_int64_t fit;
+    int async = 0, threads = 0, factor = 2;
 
     if (ap_mpm_query(AP_MPMQ_IS_ASYNC, &async) != APR_SUCCESS || !async
-        || ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS
-        || ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS) {
-        return;
+        || ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS) {
+        return 0;
     }
     for (d = ap_conftree; d; d = d->next) {
         if (strcasecmp(d->directive, "AsyncRequestWorkerFactor") == 0) {
             factor = atoi(d->args);
         }
     }
-    fit = (apr_int64_t)daemons * threads * (1 + (factor > 0 ? factor : 1));
+    return threads * (1 + (factor > 0 ? factor : 1));
+}
+
+void sse_park_check_capacity(server_rec *s, int max_listeners)
+{
+    int per_child = sse_park_mpm_connections();
+    int threads = 0, daemons = 0, factor;
+    apr_int64_t fit;
+
+    if (per_child == 0
+        || ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS
+        || ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS
+        || threads <= 0) {
+        return;
+    }
+    factor = per_child / threads - 1;
+    fit = (apr_int64_t)daemons * per_child;
     if (fit < max_listeners) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, SSE_LOGNO(00050)
                      "the event MPM takes about %" APR_INT64_T_FMT " "
@@ -457,7 +471,7 @@ static void take_socket(sse_stream_t *st)
 static apr_interval_time_t settle_due(apr_time_t now)
 {
     sse_stream_t *st;
-    int taken = 0;
+    int taken = 0, may_own = sse_dispatch_may_own();
 
     while ((st = park.settle_first) != NULL) {
         if (taken++ == SSE_TAKES_PER_PASS) {
@@ -471,7 +485,7 @@ static apr_interval_time_t settle_due(apr_time_t now)
             return SSE_CLOSE_POLL;
         }
         settle_remove(st);
-        if (sse_own_possible(st)) {
+        if (may_own && sse_own_possible(st)) {
             take_socket(st);
         }
     }

@@ -20,6 +20,10 @@ void sse_park_register_hooks(void);
  * blocked until it drains (or ended after Timeout). */
 apr_status_t sse_park_write(sse_stream_t *st);
 
+/** Connections the event MPM lets one child hold: ThreadsPerChild x
+ * (1 + AsyncRequestWorkerFactor); 0 under another MPM. */
+int sse_park_mpm_connections(void);
+
 /** Parent, at start-up: log when the MPM takes fewer streams than
  * @a max_listeners. */
 void sse_park_check_capacity(server_rec *s, int max_listeners);

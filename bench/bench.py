@@ -70,6 +70,13 @@ class Settings:
         self.pub_depth = env_int("BENCH_PUB_DEPTH", 1)
         self.client_procs = env_int("BENCH_CLIENT_PROCS", 0)
         self.step1_max = env_int("BENCH_SSE_STEP1_MAX_THREADS", 12000)
+        # parked streams: connections the event MPM lets a child hold
+        # (ThreadsPerChild x (1 + AsyncRequestWorkerFactor)). Owned
+        # streams do not count, so only streams in their first second
+        # (a storm) and a child's last ones before its descriptor limit
+        # (mod_sse_dispatch.c) need them. 0: as before the owned
+        # sockets, enough for every stream of a child
+        self.sse_conns = env_int("BENCH_SSE_CONNS_PER_CHILD", 2048)
         self.sse_extra = env_str("BENCH_SSE_EXTRA_CONF", "")
 
 
@@ -257,7 +264,10 @@ class SseServer(Server):
             t = math.ceil(n / c) + 32
         else:
             t = 64
-        f = max(2, math.ceil(n / c / t) + 2)
+        if self.model == "thread per stream" or S.sse_conns == 0:
+            f = max(2, math.ceil(n / c / t) + 2)
+        else:
+            f = max(2, math.ceil(S.sse_conns / t) - 1)
         return c, t, f
 
     def config(self, n, kind):

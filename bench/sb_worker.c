@@ -29,9 +29,15 @@ static sb_conn_t *ctrl[SB_CTRL_CONNS];
 static int *backlog, bl_head, bl_count, bl_cap;
 static int inflight, ctrl_failures;
 static int64_t *last_at;                /* by i / W: last bytes, ns */
+/* streams sent to reconnect, oldest first: each is opened again once
+ * its time comes (a ring of local_n: a listener is in it once at most) */
+static struct { int i; int64_t at; } *reopen_q;
+static int rq_head, rq_len;
 
 #define LST(i) (&sb->lst[i])
 #define SB_MAX_REOPEN   20      /* per listener */
+#define SB_REOPEN_NS    3000000000LL    /* EventSource waits retry: (the
+                                           module sends 3000 ms) */
 
 static void settle(int i, int state)
 {
@@ -484,11 +490,25 @@ static void on_closed(sb_conn_t *c, int err)
              && sb->o.flavor == SB_FL_SSE
              && ++LST(i)->reopened <= SB_MAX_REOPEN) {
         SB_ADD(sb->reopened, 1);        /* a child without room: again */
-        open_stream(i);
+        reopen_q[(rq_head + rq_len++) % local_n].i = i;
+        reopen_q[(rq_head + rq_len - 1) % local_n].at =
+            sb_now() + SB_REOPEN_NS;
     }
     else if (LST(i)->state == SB_L_STREAM
              || LST(i)->state == SB_L_LISTEN) {
         settle(i, SB_L_FAIL);
+    }
+}
+
+static void reopen_due(void)
+{
+    int64_t now = sb_now();
+
+    while (rq_len && reopen_q[rq_head].at <= now) {
+        int i = reopen_q[rq_head].i;
+        rq_head = (rq_head + 1) % local_n;
+        rq_len--;
+        open_stream(i);
     }
 }
 
@@ -536,10 +556,12 @@ void sb_worker_run(int w)
              (sb->o.src_base + me) / 250, (sb->o.src_base + me) % 250 + 1);
     streams = calloc((size_t)local_n, sizeof(*streams));
     last_at = calloc((size_t)local_n, sizeof(*last_at));
+    reopen_q = calloc((size_t)local_n, sizeof(*reopen_q));
     bl_cap = local_n + SB_CTRL_CONNS * SB_FIFO + 16;
     backlog = calloc((size_t)bl_cap, sizeof(*backlog));
     epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (streams == NULL || last_at == NULL || backlog == NULL || epfd < 0) {
+    if (streams == NULL || last_at == NULL || backlog == NULL
+        || reopen_q == NULL || epfd < 0) {
         _exit(2);
     }
     sb_conn_init(epfd, &hooks);
@@ -550,6 +572,7 @@ void sb_worker_run(int w)
             next += W;
         }
         replace_stalled();
+        reopen_due();
         pump();
         sb_conn_poll(20);
     }
