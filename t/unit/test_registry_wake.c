@@ -32,6 +32,24 @@ static int open_recording(fx_t *fx)
     return 1;
 }
 
+/* Exactly one wake-up since nwoken was reset, and to @a pid. */
+static void check_woken_once(apr_uint32_t pid, const char *why,
+                             const char *who)
+{
+    if (CHECK_INT(1, nwoken, why)) {
+        CHECK_INT(pid, woken[0], who);
+    }
+}
+
+/* open_recording(), then alice's tab on child A, with key @a key (or
+ * none); @return her id, or NULL when the registry did not open */
+static const char *open_with_alice(fx_t *fx, const char *key,
+                                   sse_hold_t *ha)
+{
+    return open_recording(fx) ? fx_tab(fx, "alice", PID_A, 1, key, ha)
+                              : NULL;
+}
+
 static void stop_recording(void)
 {
     sse_registry_set_waker(NULL);
@@ -45,16 +63,14 @@ UNIT_TEST(test_completion_wakes_only_the_child_holding_its_tab)
     sse_hold_t ha, hb;
     const char *a;
 
-    if (!open_recording(&fx)) {
+    if ((a = open_with_alice(&fx, NULL, &ha)) == NULL) {
         return;
     }
-    a = fx_tab(&fx, "alice", PID_A, 1, NULL, &ha);
     fx_tab(&fx, "bob", PID_B, 1, NULL, &hb);
     nwoken = 0;
     fx_complete(&fx, a, "t1", 2);
-    if (CHECK_INT(1, nwoken, "one wake-up for one tab")) {
-        CHECK_INT(PID_A, woken[0], "sent to alice's child, not bob's");
-    }
+    check_woken_once(PID_A, "one wake-up for one tab",
+                     "sent to alice's child, not bob's");
     stop_recording();
 }
 
@@ -66,10 +82,9 @@ UNIT_TEST(test_a_child_already_woken_is_not_sent_another_datagram)
     const char *a;
     int i;
 
-    if (!open_recording(&fx)) {
+    if ((a = open_with_alice(&fx, "k", &ha)) == NULL) {
         return;
     }
-    a = fx_tab(&fx, "alice", PID_A, 1, "k", &ha);
     nwoken = 0;
     for (i = 0; i < 5; i++) {
         fx_complete(&fx, a, "t", 2);
@@ -93,10 +108,9 @@ UNIT_TEST(test_wake_taken_by_another_child_leaves_this_flag_raised)
     apr_uint32_t hint = 0;
     const char *a;
 
-    if (!open_recording(&fx)) {
+    if ((a = open_with_alice(&fx, NULL, &ha)) == NULL) {
         return;
     }
-    a = fx_tab(&fx, "alice", PID_A, 1, NULL, &ha);
     fx_tab(&fx, "bob", PID_B, 1, NULL, &hb);
     nwoken = 0;
     fx_complete(&fx, a, "t1", 2);
@@ -138,15 +152,13 @@ UNIT_TEST(test_takeover_wakes_the_child_whose_stream_ends)
     sse_hold_t ha, hb;
     const char *a;
 
-    if (!open_recording(&fx)) {
+    if ((a = open_with_alice(&fx, NULL, &ha)) == NULL) {
         return;
     }
-    a = fx_tab(&fx, "alice", PID_A, 1, NULL, &ha);
     nwoken = 0;
     fx_connect(&fx, a, PID_B, 2, &hb);
-    if (CHECK_INT(1, nwoken, "the end entry wakes its old holder")) {
-        CHECK_INT(PID_A, woken[0], "A, whose stream ends");
-    }
+    check_woken_once(PID_A, "the end entry wakes its old holder",
+                     "A, whose stream ends");
     stop_recording();
 }
 
@@ -156,18 +168,16 @@ UNIT_TEST(test_a_reused_child_entry_starts_with_its_flag_clear)
     sse_hold_t ha, hb;
     const char *a;
 
-    if (!open_recording(&fx)) {
+    if ((a = open_with_alice(&fx, NULL, &ha)) == NULL) {
         return;
     }
-    a = fx_tab(&fx, "alice", PID_A, 1, NULL, &ha);
     fx_complete(&fx, a, "t1", 2);       /* A's flag raised, never taken */
     CHECK_RV(APR_SUCCESS, sse_registry_child_gone(fx.reg, PID_A, 3),
              "A dies");
     nwoken = 0;
     a = fx_tab(&fx, "carol", PID_C, 4, NULL, &hb);
     fx_complete(&fx, a, "t2", 5);
-    if (CHECK_INT(1, nwoken, "the child that took A's entry is woken")) {
-        CHECK_INT(PID_C, woken[0], "C");
-    }
+    check_woken_once(PID_C, "the child that took A's entry is woken",
+                     "C");
     stop_recording();
 }
