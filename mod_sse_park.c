@@ -138,8 +138,8 @@ static void park_suspend(conn_rec *c, request_rec *r)
 /* The event MPM counts parked connections against ThreadsPerChild +
  * idle threads x AsyncRequestWorkerFactor per child, and refuses new
  * connections beyond (docs/design.md): TLS streams, and every stream
- * until the dispatcher owns its socket. Say so at start-up when fewer
- * of those fit than SSEMaxListeners allows. */
+ * until the dispatcher owns its socket. With every thread idle that is
+ * ThreadsPerChild x (1 + the factor). */
 int sse_park_mpm_connections(void)
 {
     ap_directive_t *d;
@@ -157,6 +157,8 @@ int sse_park_mpm_connections(void)
     return threads * (1 + (factor > 0 ? factor : 1));
 }
 
+/* Say so at start-up when fewer of those fit than SSEMaxListeners
+ * allows. */
 void sse_park_check_capacity(server_rec *s, int max_listeners)
 {
     int per_child = sse_park_mpm_connections();
