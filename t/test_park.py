@@ -114,12 +114,12 @@ def test_plain_streams_leave_the_mpms_count_of_connections(mpm, make_httpd):
         s.close()
 
 
-# One child whose descriptor limit is 512 (`ulimit -n 512`): owned
-# streams are no connections of the MPM's, so its limit on connections
-# no longer bounds them. The child keeps a margin for its other
-# descriptors and sends streams beyond it to reconnect (EventSource does,
-# after `retry:`), never failing accept() with EMFILE (after which the
-# MPM stops the child).
+# One child whose descriptor limit is 512 (`ulimit -n 512`), below the
+# 25 x (1 + 70) connections its MPM would take (and owned streams, which
+# the MPM does not count at all, have no MPM bound). The child keeps a
+# margin for its other descriptors and sends streams beyond it to
+# reconnect (EventSource does, after `retry:`), never failing accept()
+# with EMFILE (after which the MPM stops the child).
 ONE_CHILD = """\
 StartServers 1
 ServerLimit 1
