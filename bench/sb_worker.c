@@ -489,10 +489,10 @@ static void on_closed(sb_conn_t *c, int err)
     else if (LST(i)->state == SB_L_STREAM && c->status == 200
              && sb->o.flavor == SB_FL_SSE
              && ++LST(i)->reopened <= SB_MAX_REOPEN) {
+        int slot = (rq_head + rq_len++) % local_n;
         SB_ADD(sb->reopened, 1);        /* a child without room: again */
-        reopen_q[(rq_head + rq_len++) % local_n].i = i;
-        reopen_q[(rq_head + rq_len - 1) % local_n].at =
-            sb_now() + SB_REOPEN_NS;
+        reopen_q[slot].i = i;
+        reopen_q[slot].at = sb_now() + SB_REOPEN_NS;
     }
     else if (LST(i)->state == SB_L_STREAM
              || LST(i)->state == SB_L_LISTEN) {
