@@ -26,6 +26,9 @@ if [ "$what" = test ]; then
     # Redis for the SSEBus tests (t/test_bus*.py, t/redis_harness.py):
     # servers, sentinels, and redis-cli for a person looking on
     PKGS="$PKGS redis-server redis-sentinel redis-tools"
+    # gdb: a child that crashes in a test leaves a core, and the failure
+    # shows its backtrace (sse_harness.HttpdEnv.core_backtraces)
+    PKGS="$PKGS gdb"
 fi
 missing=""
 for p in $PKGS; do

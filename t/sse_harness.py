@@ -205,8 +205,9 @@ class HttpdEnv:
         self._expected = []
         self._signals_expected = []
         self.last_stderr = ""
-        for sub in ("conf", "logs", "run", "htdocs"):
+        for sub in ("conf", "logs", "run", "htdocs", "cores"):
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
+        os.chmod(os.path.join(self.root, "cores"), 0o1777)
         self._make_traversable()
         self.write_config()
         HttpdEnv._all.append(self)
@@ -255,6 +256,10 @@ class HttpdEnv:
 ServerRoot "{r}"
 DefaultRuntimeDir "{r}/run"
 PidFile "{r}/run/httpd.pid"
+# a child that crashes leaves a core here: unexpected_log_lines() adds
+# its backtrace to the failure (httpd makes a child dumpable again only
+# where this is set)
+CoreDumpDirectory "{r}/cores"
 ErrorLog "{r}/logs/error_log"
 LogLevel warn
 LogFormat "%h %t \\"%r\\" %>s %b pid=%P tid=%{{tid}}P %D" sse
@@ -304,6 +309,8 @@ LogLevel warn sse_mgr:debug
         return proc.returncode, out
 
     def _limits(self):
+        hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+        resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
         if self.nofile is not None:
             hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
             resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, hard))
@@ -477,6 +484,7 @@ LogLevel warn sse_mgr:debug
             if CHILD_SIGNAL.search(line):
                 if not any(rx.search(line) for rx in self._signals_expected):
                     bad.append(line)
+                    bad.extend(self.core_backtraces())
                 continue
             m = LOG_LINE.match(line)
             if not m or m.group("level") not in BAD_LEVELS:
@@ -487,6 +495,29 @@ LogLevel warn sse_mgr:debug
         self._expected = []
         self._signals_expected = []
         return bad
+
+    def core_backtraces(self):
+        """From each core a child left (gdb): the crashing thread's
+        backtrace, then every thread's top frames; once: the cores are
+        removed after."""
+        out = []
+        cores = os.path.join(self.root, "cores")
+        for name in sorted(os.listdir(cores)):
+            path = os.path.join(cores, name)
+            out.append("%s:" % path)
+            try:
+                gdb = subprocess.run(
+                    ["gdb", "-batch", "-nx", "-ex", "bt 40",
+                     "-ex", "thread apply all bt 8",
+                     APACHE2, path], stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT, timeout=60)
+                text = gdb.stdout.decode("utf-8", "replace")
+                out.extend([l for l in text.splitlines()
+                            if l.startswith(("#", "Thread", "Program"))][:600])
+            except (OSError, subprocess.TimeoutExpired) as e:
+                out.append("  no backtrace: %s" % e)
+            os.unlink(path)
+        return out
 
     # -- which process holds a connection ---------------------------------
 
