@@ -82,11 +82,14 @@ int sse_park(sse_stream_t *st)
 
 /* Memory freed while the request was read (the socket's read buffer, a
  * spent pool) waits in the connection's allocator for reuse that will not
- * come: with max_free at its least (park_suspend), taking those blocks
- * and giving them back returns them to the system (Debian's APR maps
- * each block: this is 8 KB less resident per parked stream). From here
- * on nothing on the stream's path takes a block of its own: put()
- * in mod_sse_stream.c. */
+ * come: with max_free at its least, taking those blocks and giving them
+ * back returns them to the system (Debian's APR maps each block: this is
+ * 8 KB less resident per parked stream). From here on nothing on the
+ * stream's path takes a block of its own: put() in mod_sse_stream.c.
+ * A stream whose socket the dispatcher will own skips this: the whole
+ * allocator goes a second later, and taking blocks the free list does
+ * not hold maps new ones only to unmap them (perf: mmap and munmap were
+ * half of httpd's CPU while streams opened). */
 #define SSE_SPARE_BLOCKS    4
 
 static void release_spare_blocks(apr_allocator_t *a)
@@ -94,6 +97,7 @@ static void release_spare_blocks(apr_allocator_t *a)
     apr_memnode_t *node[SSE_SPARE_BLOCKS];
     int i;
 
+    apr_allocator_max_free_set(a, 1);
     for (i = 0; i < SSE_SPARE_BLOCKS; i++) {
         node[i] = apr_allocator_alloc(a, 1);    /* the smallest: 8 KB */
     }
@@ -118,15 +122,21 @@ static void park_suspend(conn_rec *c, request_rec *r)
         return;
     }
     ap_set_module_config(c->conn_config, &sse_mgr_module, NULL);
-    /* what the request frees is not kept for this connection's reuse */
-    apr_allocator_max_free_set(apr_pool_allocator_get(c->pool), 1);
+    st->trimmed = !(sse_own_possible(st) && sse_dispatch_may_own());
+    if (st->trimmed) {
+        /* what the request frees is not kept for this connection */
+        apr_allocator_max_free_set(apr_pool_allocator_get(c->pool), 1);
+    }
     ap_finalize_request_protocol(st->r);
     ap_process_request_after_handler(st->r);
-    release_spare_blocks(apr_pool_allocator_get(c->pool));
+    if (st->trimmed) {
+        release_spare_blocks(apr_pool_allocator_get(c->pool));
+    }
     /* ended in the MPM's eyes only when we close it: its counters */
     c->cs->state = CONN_STATE_SUSPENDED;
     st->r = NULL;
     st->scratch = NULL;                 /* was the request's */
+    st->scratch_lent = 0;
     st->out = c->output_filters;
     st->bb = apr_brigade_create(c->pool, c->bucket_alloc);
     st->timeout = c->base_server->timeout;
@@ -489,6 +499,10 @@ static apr_interval_time_t settle_due(apr_time_t now)
         settle_remove(st);
         if (may_own && sse_own_possible(st)) {
             take_socket(st);
+        }
+        if (st->c != NULL && !st->trimmed) {   /* not taken after all */
+            st->trimmed = 1;
+            release_spare_blocks(apr_pool_allocator_get(st->c->pool));
         }
     }
     return -1;

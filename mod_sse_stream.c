@@ -35,21 +35,36 @@
 
 /* ---- writing --------------------------------------------------------- */
 
-/* @a buf lives in st->scratch or is static. A parked stream sends it as a
- * POOL bucket: apr_brigade_write would take an 8 KB block from the
+/* @a buf lives in st->scratch or is static. A stream that parks sends it
+ * as a POOL bucket: apr_brigade_write would take an 8 KB block from the
  * connection's allocator for every write, and a parked connection keeps
  * none spare (Debian's APR: an mmap and a munmap each). Should the core
  * output filter still hold the bucket when scratch is cleared, APR copies
  * it then. */
 static apr_status_t put(sse_stream_t *st, const char *buf, apr_size_t len)
 {
-    if (st->mode != SSE_MODE_PARKED) {
+    if (st->mode == SSE_MODE_THREAD) {
         return apr_brigade_write(st->bb, NULL, NULL, buf, len);
     }
     APR_BUCKET_INSERT_AFTER(APR_BRIGADE_LAST(st->bb),
                             apr_bucket_pool_create(buf, len, st->scratch,
                                                    st->bb->bucket_alloc));
     return APR_SUCCESS;
+}
+
+/* A stream about to park frames its opening bytes in its request's pool,
+ * which goes at park time: a pool of its own would be one more block
+ * mapped and unmapped per stream. Only a backlog, flushed batch after
+ * batch, needs one it can clear. */
+static void scratch_done(sse_stream_t *st)
+{
+    if (st->scratch_lent == 0) {
+        apr_pool_clear(st->scratch);
+    }
+    else if (st->scratch_lent++ == 2) {
+        apr_pool_create(&st->scratch, st->r->pool);
+        st->scratch_lent = 0;
+    }
 }
 
 /* A stream on its own thread waits (up to Timeout) for the client to
@@ -70,7 +85,7 @@ static apr_status_t flush(sse_stream_t *st)
         rv = ap_fflush(st->out, st->bb);
     }
     apr_brigade_cleanup(st->bb);
-    apr_pool_clear(st->scratch);
+    scratch_done(st);
     return (rv == APR_SUCCESS && c && c->aborted) ? APR_ECONNABORTED : rv;
 }
 
@@ -425,12 +440,14 @@ static apr_status_t stream_setup(sse_stream_t *st)
     request_rec *r = st->r;
     apr_status_t rv = APR_SUCCESS;
 
-    apr_pool_create(&st->scratch, r->pool);
     st->bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     if (st->mode == SSE_MODE_THREAD) {
+        apr_pool_create(&st->scratch, r->pool);
         rv = thread_pollset(st);
     }
     else {
+        st->scratch = r->pool;          /* scratch_done() */
+        st->scratch_lent = 1;
         /* a parked stream's body ends with its connection: no chunking,
          * so the request can be finished at park time (docs/design.md) */
         r->connection->keepalive = AP_CONN_CLOSE;
@@ -660,6 +677,8 @@ int sse_stream_run(request_rec *r, const char *id)
         rv = stream_loop(st);
     }
     sse_stream_finish(st, rv);
-    apr_pool_destroy(st->scratch);
+    if (!st->scratch_lent) {
+        apr_pool_destroy(st->scratch);
+    }
     return OK;
 }

@@ -41,6 +41,10 @@ struct sse_stream_t {
     apr_pollset_t *ps;          /* THREAD mode only */
     apr_bucket_brigade *bb;
     apr_pool_t *scratch;        /* cleared after every batch */
+    int scratch_lent;           /* 1, 2: scratch is the request's pool
+                                   (a stream about to park): its first
+                                   flush leaves it, its second makes
+                                   a pool of its own (mod_sse_stream.c) */
     apr_uint64_t sent;          /* last seq handed to the filters */
     apr_uint64_t written;       /* last seq the socket took: delivered,
                                    and where the listener resumes */
@@ -78,6 +82,7 @@ struct sse_stream_t {
     /* owned (mod_sse_own.c): the dispatcher took the socket and the
      * MPM's connection is gone */
     int owned;
+    int trimmed;                /* its connection's spare blocks went */
     apr_socket_t *sock;
     apr_memnode_t *kept;        /* what the full socket did not take */
     const char *kept_at;
