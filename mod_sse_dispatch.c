@@ -99,6 +99,7 @@ static struct {
     int fd;                     /* this child's wake-up socket */
     volatile sse_disp_state_e state;
     volatile int end_now;       /* child_stopping, not graceful */
+    volatile int told;          /* child_stopping ran */
     volatile int exit;          /* the child pool goes: thread returns */
     volatile int done;          /* the dispatcher thread has finished */
     apr_uint32_t pid;
@@ -307,16 +308,14 @@ static int local_streams(sse_local_t *l)
     return n;
 }
 
+/* Route what the ring gained since this child's cursor. The wake-up is
+ * taken only when the dispatcher is about to sleep (take_wakes()): until
+ * then the child's flag stays raised and publishers send no datagram. */
 static void dispatch_local(sse_local_t *l)
 {
-    apr_uint64_t head;
-
-    /* the wake-up taken before the head is read: a publish after this
-     * wakes this child again, one before it is below the head */
-    sse_registry_wake_taken(l->reg, disp.pid, &l->wake_hint);
     /* head first: a stream indexed after the count below replays every
      * entry before this head itself */
-    head = sse_registry_head(l->reg);
+    apr_uint64_t head = sse_registry_head(l->reg);
 
     if (head != l->cursor && local_streams(l) == 0) {
         l->cursor = head;       /* nothing here to route to */
@@ -334,12 +333,35 @@ static void dispatch_local(sse_local_t *l)
     }
 }
 
-static int mpm_stopping(void)
+/* Before the dispatcher sleeps: clear each flag, then read the head (a
+ * publish after the clear sends a datagram; one before it is below the
+ * head read here). @return 1 if a publish came meanwhile: no sleep. */
+static int take_wakes(void)
 {
-    int state = AP_MPMQ_RUNNING;
+    int i, more = 0;
 
+    for (i = 0; i < disp.nlocals; i++) {
+        sse_local_t *l = disp.locals[i];
+        sse_registry_wake_taken(l->reg, disp.pid, &l->wake_hint);
+        more |= sse_registry_head(l->reg) != l->cursor;
+    }
+    return more;
+}
+
+/* Worker and event say STOPPING before they close their connections and
+ * run child_stopping, which tells a drain from an immediate stop: until
+ * that hook has run, the stop is not classified. Prefork runs the hook
+ * only as it exits, and stops gracefully without it. */
+static int told_to_stop(void)
+{
+    int state = AP_MPMQ_RUNNING, threaded = 0;
+
+    if (disp.told) {
+        return 1;
+    }
+    ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded);
     ap_mpm_query(AP_MPMQ_MPM_STATE, &state);
-    return state == AP_MPMQ_STOPPING;
+    return threaded == AP_MPMQ_NOT_SUPPORTED && state == AP_MPMQ_STOPPING;
 }
 
 /* Told to stop, does the whole server go (restart or stop), or only this
@@ -395,7 +417,7 @@ static void update_state(void)
         return;
     }
     now = apr_time_now();
-    if (!mpm_stopping()
+    if (!told_to_stop()
         || (disp.state == SSE_DISP_DRAINING && now < disp.next_check)) {
         return;
     }
@@ -468,15 +490,16 @@ static void run_to_serve(void)
     }
 }
 
-static void poll_once(void)
+static void poll_once(int busy)
 {
+    apr_interval_time_t timeout;
     const apr_pollfd_t *fds;
     apr_int32_t num = 0, i;
     char buf[64];
 
-    if (apr_pollset_poll(disp.ps, sse_park_tick(
-                             apr_time_from_msec(SSE_TICK_MS)),
-                         &num, &fds) != APR_SUCCESS) {
+    timeout = sse_park_tick(apr_time_from_msec(SSE_TICK_MS));
+    if (apr_pollset_poll(disp.ps, busy ? 0 : timeout, &num, &fds)
+        != APR_SUCCESS) {
         num = 0;
     }
     for (i = 0; i < num; i++) {
@@ -522,13 +545,13 @@ static void block_signals(void)
 
 static void *APR_THREAD_FUNC dispatcher(apr_thread_t *thd, void *data)
 {
-    int i;
+    int i, busy = 0;
 
     (void)thd;
     (void)data;
     block_signals();
     while (!disp.exit) {
-        poll_once();
+        poll_once(busy);
         update_state();
         /* ending: what is handed over or served now ends at once */
         run_adopted();
@@ -540,6 +563,7 @@ static void *APR_THREAD_FUNC dispatcher(apr_thread_t *thd, void *data)
         if (disp.state == SSE_DISP_ENDING) {
             (void)sse_park_end_all();
         }
+        busy = disp.state != SSE_DISP_ENDING && take_wakes();
     }
     end_everything();
     disp.done = 1;
@@ -556,6 +580,7 @@ void sse_dispatch_child_stopping(apr_pool_t *pchild, int graceful)
         if (!graceful) {
             disp.end_now = 1;
         }
+        disp.told = 1;
         sse_wake_pid(disp.pid);
     }
 }

@@ -363,6 +363,14 @@ void sse_stream_finish(sse_stream_t *st, apr_status_t rv)
 
 /* ---- THREAD mode: the request's thread holds the stream --------------- */
 
+/* An HTTP/2 stream has no descriptor to poll: mod_http2 marks its
+ * connection aborted when the client's connection goes (not when the
+ * client resets the stream: that shows at the next write). Looked at
+ * this often, the stream ends (and frees its h2 worker, and the client's
+ * connection, which mod_http2 holds until its streams are done) within
+ * this instead of at its next heartbeat. */
+#define SSE_ABORT_CHECK     apr_time_from_msec(250)
+
 static apr_status_t wait_once(sse_stream_t *st)
 {
     apr_interval_time_t timeout = st->next_beat - apr_time_now();
@@ -373,9 +381,13 @@ static apr_status_t wait_once(sse_stream_t *st)
     if (timeout <= 0) {
         return sse_stream_beat(st, apr_time_now());
     }
+    if (st->c->master != NULL && timeout > SSE_ABORT_CHECK) {
+        timeout = SSE_ABORT_CHECK;
+    }
     rv = apr_pollset_poll(st->ps, timeout, &num, &fds);
     if (APR_STATUS_IS_EINTR(rv) || APR_STATUS_IS_TIMEUP(rv)) {
-        return APR_SUCCESS;     /* woken, or a heartbeat is due */
+        /* woken, or a heartbeat is due */
+        return st->c->aborted ? APR_ECONNABORTED : APR_SUCCESS;
     }
     for (i = 0; rv == APR_SUCCESS && i < num; i++) {
         rv = sse_stream_client_gone(st, fds[i].rtnevents);

@@ -4,8 +4,10 @@ streams share one connection, each receives its own events, closing one
 stream ends only its SSE stream, and a fresh connection serves six streams
 at once (mod_http2's starting limit) and queues the rest until one ends,
 and each stream holds one of its child's H2MaxWorkers for its life.
-An HTTP/2 GET gives the module no client descriptor to poll: a closed
-stream shows at its next write (a heartbeat at the latest).
+An HTTP/2 GET gives the module no client descriptor to poll: when the
+client leaves, mod_http2 marks its streams aborted, which a stream looks
+at four times a second; a stream the client resets shows at its next
+write (a heartbeat at the latest).
 
 Where curl cannot say which frames go out, H2Client (python3-h2) does: a
 stream whose window stays shut while the server writes a burst to it, then
@@ -184,8 +186,9 @@ def test_closing_one_h2_stream_ends_only_that_sse_stream(h2tls, curl_h2):
     for id in ids:
         api.listen(id, "rst")
     assert api.notify_listeners("rst") == 3
-    # no descriptor to poll over h2: the reset shows at the next write,
-    # a heartbeat (SSEHeartbeat 1) at the latest
+    # no descriptor to poll over h2, and mod_http2 does not abort a reset
+    # stream that runs: the reset shows at the next write, a heartbeat
+    # (SSEHeartbeat 1) at the latest
     api.wait_disconnected(ids[0], timeout=6)
     regs = api.registrants()
     assert regs[ids[1]]["connected"] and regs[ids[2]]["connected"], (
@@ -201,6 +204,34 @@ def test_closing_one_h2_stream_ends_only_that_sse_stream(h2tls, curl_h2):
     # the listener of the reset stream was kept: it resumes
     with api.register(ids[0]) as s:
         assert s.next_event(5).payload() == "notify^rst"
+
+
+@pytest.fixture
+def h2tls_quiet(make_httpd, mpm):
+    """h2 over TLS with heartbeats far apart: nothing is written to an
+    idle stream for 30 s."""
+    need_h2(mpm)
+    if not os.path.exists(os.path.join(MODULES_DIR, "mod_ssl.so")):
+        pytest.skip("mod_ssl is not installed")
+    env = make_httpd(directives=dict(SERVE, SSEHeartbeat="30"), start=False,
+                     timeout=60)
+    return tls_server(make_httpd, extra_conf=H2_MODULE,
+                      vhost_conf="    Protocols h2 http/1.1\n", env=env)
+
+
+def test_h2_streams_end_with_their_connection_without_a_write(h2tls_quiet,
+                                                              curl_h2):
+    """Nothing is written to the streams after curl leaves, so no write
+    can fail: each stream must see mod_http2's abort by itself, and free
+    the h2 worker it holds (and the client's connection, which mod_http2
+    keeps until its streams are done)."""
+    api = TLSApi(h2tls_quiet)
+    ids = [api.make_id(fresh_name("h2ab")) for _ in range(2)]
+    curl = curl_h2(h2tls_quiet, api, ids, [3, 3])
+    wait_connected(api, ids, 2)
+    curl.finish()
+    for id in ids:
+        api.wait_disconnected(id, timeout=8)
 
 
 def test_a_fresh_h2_connection_serves_six_streams_and_queues_more(h2tls,
