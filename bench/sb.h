@@ -186,12 +186,20 @@ typedef struct sb_lst {
     int reopened;               /* sent to reconnect before registered */
 } sb_lst_t;
 
+/* Why a listener failed to be set up: its stream could not connect, was
+ * closed (or reset) before its head, answered other than 200, was closed
+ * after its head before it was registered, or a control request (make-id,
+ * listen) failed. */
+enum { SB_FAIL_CONNECT, SB_FAIL_CLOSED, SB_FAIL_STATUS, SB_FAIL_EARLY,
+       SB_FAIL_CTRL, SB_FAIL_KINDS };
+
 typedef struct sb_shared {
     sb_opts_t o;
     volatile int phase;
     volatile int target;        /* listeners to have opened by now */
     volatile int fan_cur;       /* the fan-out message being published */
     int ready, failed, dropped, bad, missed, dup;
+    int fail_why[SB_FAIL_KINDS];    /* failed, by why (sb_fail_names) */
     int replaced;               /* control connections that stalled */
     int reopened;               /* streams a server sent to reconnect
                                    (200, closed before any event), opened

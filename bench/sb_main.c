@@ -410,8 +410,9 @@ static void hold_level(int L, const sb_usage_t *base, int64_t *t_held)
            "rss_kb=%lld pss_kb=%lld base_rss_kb=%lld base_pss_kb=%lld "
            "rss_per_stream_kb=%.2f pss_per_stream_kb=%.2f procs=%d "
            "threads=%d fds=%d fds_per_stream=%.2f idle_cpu_ms=%.1f "
-           "idle_s=%d hb=%lld dropped=%d reopened=%d\n", L,
-           SB_GET(sb->ready),
+           "idle_s=%d hb=%lld dropped=%d reopened=%d "
+           "failed_why=connect:%d,closed:%d,status:%d,early:%d,ctrl:%d\n",
+           L, SB_GET(sb->ready),
            SB_GET(sb->failed), held, secs, u1.rss_kb, u1.pss_kb,
            base->rss_kb, base->pss_kb,
            held ? (double)(u1.rss_kb - base->rss_kb) / held : 0.0,
@@ -419,7 +420,12 @@ static void hold_level(int L, const sb_usage_t *base, int64_t *t_held)
            u1.procs, u1.threads, u1.fds,
            held ? (double)(u1.fds - base->fds) / held : 0.0,
            u2.cpu_ms - u1.cpu_ms, sb->o.idle_s, hb1 - hb0,
-           SB_GET(sb->dropped), SB_GET(sb->reopened));
+           SB_GET(sb->dropped), SB_GET(sb->reopened),
+           SB_GET(sb->fail_why[SB_FAIL_CONNECT]),
+           SB_GET(sb->fail_why[SB_FAIL_CLOSED]),
+           SB_GET(sb->fail_why[SB_FAIL_STATUS]),
+           SB_GET(sb->fail_why[SB_FAIL_EARLY]),
+           SB_GET(sb->fail_why[SB_FAIL_CTRL]));
     fflush(stdout);
 }
 

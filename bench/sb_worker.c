@@ -54,6 +54,12 @@ static void settle(int i, int state)
     }
 }
 
+static void fail(int i, int why)
+{
+    SB_ADD(sb->fail_why[why], 1);
+    settle(i, SB_L_FAIL);
+}
+
 static void open_stream(int i)
 {
     char req[512], name[SB_NAME_MAX];
@@ -87,7 +93,7 @@ static void open_stream(int i)
         if (c) {
             sb_conn_close(c, 0);
         }
-        settle(i, SB_L_FAIL);
+        fail(i, SB_FAIL_CONNECT);
         return;
     }
     streams[i / W] = c;
@@ -118,7 +124,7 @@ static int ctrl_pick(void)
 static void backlog_push(int kind, int i)
 {
     if (bl_count == bl_cap) {
-        settle(i, SB_L_FAIL);   /* cannot happen: sized for all */
+        fail(i, SB_FAIL_CTRL);  /* cannot happen: sized for all */
         return;
     }
     backlog[(bl_head + bl_count) % bl_cap] = i * 2 + kind;
@@ -205,7 +211,7 @@ static void on_response(sb_conn_t *c, const sb_req_t *req, int status,
         settle(i, SB_L_READY);
     }
     else if (LST(i)->state == SB_L_ID || LST(i)->state == SB_L_LISTEN) {
-        settle(i, SB_L_FAIL);
+        fail(i, SB_FAIL_CTRL);
         if (streams[i / W]) {
             sb_conn_close(streams[i / W], 0);
         }
@@ -463,17 +469,20 @@ static void on_closed(sb_conn_t *c, int err)
 {
     int i = c->idx, k;
 
-    (void)err;
     if (c->role == SB_CTRL) {
         ctrl[i] = NULL;
-        /* a keep-alive close: ask again; a refused connection: give up */
+        /* a keep-alive close: ask again; so for a connection replaced
+         * because its handshake had not completed within SB_STALE_NS (a
+         * full accept queue drops SYNs, which a browser's kernel sends
+         * again): a new connection asks; a refused one: give up */
         for (k = 0; k < c->fcount; k++) {
             const sb_req_t *r = &c->fifo[(c->fhead + k) % SB_FIFO];
-            if (c->connected && ++ctrl_failures < 100000) {
+            if ((c->connected || err == ETIMEDOUT)
+                && ++ctrl_failures < 100000) {
                 backlog_push(r->kind, r->idx);
             }
             else {
-                settle(r->idx, SB_L_FAIL);
+                fail(r->idx, SB_FAIL_CTRL);
             }
         }
         c->fcount = 0;
@@ -496,7 +505,8 @@ static void on_closed(sb_conn_t *c, int err)
     }
     else if (LST(i)->state == SB_L_STREAM
              || LST(i)->state == SB_L_LISTEN) {
-        settle(i, SB_L_FAIL);
+        fail(i, c->status == 0 ? SB_FAIL_CLOSED
+                : c->status != 200 ? SB_FAIL_STATUS : SB_FAIL_EARLY);
     }
 }
 
