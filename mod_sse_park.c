@@ -500,7 +500,8 @@ static apr_interval_time_t settle_due(apr_time_t now)
         if (may_own && sse_own_possible(st)) {
             take_socket(st);
         }
-        if (st->c != NULL && !st->trimmed) {   /* not taken after all */
+        if (st->c != NULL && !st->trimmed && !st->on_closing) {
+            /* not taken after all */
             st->trimmed = 1;
             release_spare_blocks(apr_pool_allocator_get(st->c->pool));
         }

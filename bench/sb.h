@@ -199,7 +199,7 @@ typedef struct sb_shared {
     volatile int target;        /* listeners to have opened by now */
     volatile int fan_cur;       /* the fan-out message being published */
     int ready, failed, dropped, bad, missed, dup;
-    int fail_why[SB_FAIL_KINDS];    /* failed, by why (sb_fail_names) */
+    int fail_why[SB_FAIL_KINDS];    /* failed, by why (SB_FAIL_*) */
     int replaced;               /* control connections that stalled */
     int reopened;               /* streams a server sent to reconnect
                                    (200, closed before any event), opened
