@@ -279,6 +279,11 @@ static apr_status_t attach_all(apr_pool_t *p, server_rec *s, int parent)
             return rv;
         }
         sse_registry_set_lock_error(regs[i], log_lock_error, s);
+        if (!parent && (rv = sse_registry_prefault(regs[i])) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00220)
+                         "registry %d: the kernel cannot populate its pages "
+                         "at once; they were touched one by one", i);
+        }
         /* with a bus, only the log writes the ring (mod_sse_bus.c) */
         sse_registry_set_bus(regs[i], sse_bus_on());
     }

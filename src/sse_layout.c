@@ -1,8 +1,12 @@
 /* The registry in shared memory: its size, its layout fingerprint, and
- * making or attaching one (the drawing is in sse_registry.h). */
+ * making or attaching one, and mapping its hot pages into a process
+ * (the drawing is in sse_registry.h). */
+#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <apr_strings.h>
 
@@ -230,3 +234,39 @@ void sse_registry_set_stream_bound(sse_registry_t *reg, apr_uint32_t max)
     reg->max_streams = max;
 }
 
+
+/* Populate the pages of [from, to) as writable. Without
+ * MADV_POPULATE_WRITE, an atomic add of zero to a byte of each page takes
+ * the write fault: other processes write these pages meanwhile. */
+static apr_status_t populate(const void *from, const void *to)
+{
+    apr_uintptr_t pg = (apr_uintptr_t)sysconf(_SC_PAGESIZE);
+    apr_uintptr_t a = (apr_uintptr_t)from & ~(pg - 1);
+    apr_uintptr_t b = (apr_uintptr_t)to;
+    apr_status_t rv = APR_ENOTIMPL;
+
+    if (b <= a) {
+        return APR_SUCCESS;
+    }
+#ifdef MADV_POPULATE_WRITE
+    if (madvise((void *)a, b - a, MADV_POPULATE_WRITE) == 0) {
+        return APR_SUCCESS;
+    }
+    rv = APR_FROM_OS_ERROR(errno);
+#endif
+    for (a = (apr_uintptr_t)from; a < b; a = (a & ~(pg - 1)) + pg) {
+        (void)__atomic_fetch_add((unsigned char *)a, 0, __ATOMIC_RELAXED);
+    }
+    return rv;
+}
+
+apr_status_t sse_registry_prefault(const sse_registry_t *reg)
+{
+    const sse_registry_sizes_t *sz = &reg->h->sz;
+    apr_status_t rv, rv2, rv3;
+
+    rv = populate(reg->h, reg->retired);
+    rv2 = populate(reg->child, reg->child + sz->max_children);
+    rv3 = populate(reg->ring, reg->payload + sz->payload_bytes);
+    return rv ? rv : rv2 ? rv2 : rv3;
+}

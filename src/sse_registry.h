@@ -281,6 +281,22 @@ apr_status_t sse_registry_attach(apr_pool_t *p, void *mem,
  */
 apr_status_t sse_registry_own_lock(sse_registry_t *reg);
 
+/**
+ * Map into this process's page tables, now, the parts of @a reg that
+ * every publish and every delivery touch whoever the listener: the header
+ * with the hash tables, the children's table, the ring and the payload
+ * bytes. A process that attached to a segment another made faults each
+ * page at its first touch (fork copies no page table of a shared
+ * mapping): a publish in a fresh child would otherwise pay a fault for
+ * every few ring entries it writes. The slots, clients and retired ids,
+ * which grow with SSEMaxListeners, are left to fault one listener at a
+ * time. The pages already exist (sse_registry_create() wrote them all):
+ * this takes no memory.
+ * @return APR_SUCCESS, or the error of madvise(MADV_POPULATE_WRITE) after
+ *         touching the pages one by one instead (a kernel before 5.14)
+ */
+apr_status_t sse_registry_prefault(const sse_registry_t *reg);
+
 /** The sizes the registry was made with. */
 const sse_registry_sizes_t *sse_registry_sizes(const sse_registry_t *reg);
 

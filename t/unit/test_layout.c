@@ -1,14 +1,20 @@
 /* The house rule that keeps the core server-independent: no file in src/
  * includes an httpd header (STYLE.md, "Layout and names"); and the shared
  * segment's layout fingerprint, which keeps a rebuilt module off a
- * segment laid out by another build. */
+ * segment laid out by another build; and the pages a child maps at
+ * start. */
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <apr_file_info.h>
 #include <apr_file_io.h>
+#include <apr_shm.h>
 #include <apr_strings.h>
 
 #include "fixture.h"
+#include "src/sse_registry_int.h"
 #include "unit.h"
 
 static const char *const httpd_headers[] = {
@@ -187,4 +193,75 @@ UNIT_TEST(test_fingerprint_follows_every_configured_size)
     b = a;
     b.payload_bytes++;
     CHECK(sse_registry_fingerprint(&b) != fa, "the payload ring");
+}
+
+/* In a process forked from the one that made @a reg in shared memory, as
+ * an httpd child is: the page faults taken by writing to every page of
+ * the ring (an atomic add of zero, as another writer may be there), after
+ * sse_registry_prefault() if @a prefault. -1 if that could not be run. */
+static long ring_faults_in_child(const sse_registry_t *reg, int prefault)
+{
+    apr_size_t pg = (apr_size_t)sysconf(_SC_PAGESIZE);
+    unsigned char *from = (unsigned char *)reg->ring;
+    unsigned char *to = (unsigned char *)(reg->ring + reg->h->sz.history);
+    int fd[2], status;
+    long faults = -1;
+    pid_t pid;
+
+    if (pipe(fd) != 0) {
+        return -1;
+    }
+    if ((pid = fork()) == 0) {
+        struct rusage before, after;
+        unsigned char *p;
+        if (prefault) {
+            (void)sse_registry_prefault(reg);
+        }
+        getrusage(RUSAGE_SELF, &before);
+        for (p = from; p < to; p += pg) {
+            (void)__atomic_fetch_add(p, 0, __ATOMIC_RELAXED);
+        }
+        getrusage(RUSAGE_SELF, &after);
+        faults = after.ru_minflt - before.ru_minflt;
+        _exit(write(fd[1], &faults, sizeof(faults)) == sizeof(faults)
+              ? 0 : 1);
+    }
+    close(fd[1]);
+    if (pid < 0 || read(fd[0], &faults, sizeof(faults)) != sizeof(faults)) {
+        faults = -1;
+    }
+    close(fd[0]);
+    if (pid > 0) {
+        waitpid(pid, &status, 0);
+    }
+    return faults;
+}
+
+UNIT_TEST(test_a_child_writes_the_ring_without_page_faults_after_prefault)
+{
+    sse_registry_sizes_t sz = {64, 512, 4, 65536};
+    unsigned char secret[SSE_SECRET_LEN] = {0};
+    long pages, cold, warm;
+    sse_registry_t *reg;
+    apr_shm_t *shm;
+    fx_t fx;
+
+    if (!fx_open(&fx, 4, 8, 2)) {
+        return;
+    }
+    REQUIRE_RV(APR_SUCCESS, apr_shm_create(&shm, sse_registry_size(&sz),
+                                           NULL, fx.pool),
+               "anonymous shared memory");
+    REQUIRE_RV(APR_SUCCESS,
+               sse_registry_create(fx.pool, apr_shm_baseaddr_get(shm), &sz,
+                                   secret, 0, fx.lock, &reg), "create");
+    pages = (long)(sz.history * sizeof(sse_event_t))
+            / sysconf(_SC_PAGESIZE);
+    cold = ring_faults_in_child(reg, 0);
+    warm = ring_faults_in_child(reg, 1);
+    REQUIRE(cold >= 0 && warm >= 0, "fork, pipe");
+    CHECK(cold >= pages, "without it, a fault per ring page: %ld of %ld",
+          cold, pages);
+    CHECK(warm <= 4, "after it, none (%ld; the child's own stack aside) "
+          "of %ld pages", warm, pages);
 }
