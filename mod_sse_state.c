@@ -282,7 +282,7 @@ static apr_status_t attach_all(apr_pool_t *p, server_rec *s, int parent)
         if (!parent && (rv = sse_registry_prefault(regs[i])) != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, SSE_LOGNO(00220)
                          "registry %d: the kernel cannot populate its pages "
-                         "at once; they were touched one by one", i);
+                         "at once; they were read one by one", i);
         }
         /* with a bus, only the log writes the ring (mod_sse_bus.c) */
         sse_registry_set_bus(regs[i], sse_bus_on());

@@ -236,8 +236,10 @@ void sse_registry_set_stream_bound(sse_registry_t *reg, apr_uint32_t max)
 
 
 /* Populate the pages of [from, to) as writable. Without
- * MADV_POPULATE_WRITE, an atomic add of zero to a byte of each page takes
- * the write fault: other processes write these pages meanwhile. */
+ * MADV_POPULATE_WRITE, a read of a byte of each page does it: a read
+ * fault maps a page of a shared writable mapping writable (shared memory
+ * needs no write notification), and its neighbours with it (fault-around),
+ * and a read cannot disturb what other processes write there. */
 static apr_status_t populate(const void *from, const void *to)
 {
     apr_uintptr_t pg = (apr_uintptr_t)sysconf(_SC_PAGESIZE);
@@ -255,7 +257,7 @@ static apr_status_t populate(const void *from, const void *to)
     rv = APR_FROM_OS_ERROR(errno);
 #endif
     for (a = (apr_uintptr_t)from; a < b; a = (a & ~(pg - 1)) + pg) {
-        (void)__atomic_fetch_add((unsigned char *)a, 0, __ATOMIC_RELAXED);
+        (void)*(const volatile unsigned char *)a;
     }
     return rv;
 }

@@ -293,7 +293,8 @@ apr_status_t sse_registry_own_lock(sse_registry_t *reg);
  * time. The pages already exist (sse_registry_create() wrote them all):
  * this takes no memory.
  * @return APR_SUCCESS, or the error of madvise(MADV_POPULATE_WRITE) after
- *         touching the pages one by one instead (a kernel before 5.14)
+ *         reading a byte of each page instead (a kernel before 5.14), which
+ *         maps them as well
  */
 apr_status_t sse_registry_prefault(const sse_registry_t *reg);
 

@@ -119,7 +119,7 @@ static sse_event_t *ring_append(sse_registry_t *reg, apr_uint32_t kind,
     if (e->seq) {
         evict(reg, e);
     }
-    /* the fields, not the strings' 450 bytes: every writer ends its
+    /* the fields, not the strings' 456 bytes: every writer ends its
      * strings, and nothing reads past their ends */
     memset(e, 0, offsetof(sse_event_t, key));
     e->key[0] = '\0';
