@@ -47,8 +47,8 @@ static int take_figures(sse_registry_t *reg, figure_t *f)
     FIG("Connected", "listeners with a stream open now", st.connected);
     FIG("Published", "ring entries written", st.published);
     FIG("Delivered", "events written to streams", st.delivered);
-    FIG("Missed", "events overwritten before their listener got them",
-        st.missed);
+    FIG("Missed", "events (or their payloads) overwritten before their "
+        "listener got them", st.missed);
     FIG("RejectedFull", "register-listener refused, table full (503)",
         st.rejected_full);
     FIG("Reclaimed", "listeners without a stream removed to make room "

@@ -140,7 +140,8 @@ apr_status_t sse_stream_written(sse_stream_t *st)
 static apr_status_t put_payload_event(sse_stream_t *st, const sse_event_t *ev)
 {
     char *payload = apr_palloc(st->scratch, ev->pay_len);
-    apr_status_t rv = sse_registry_payload(st->reg, ev, payload);
+    apr_status_t rv = sse_registry_payload(st->reg, &st->hold, ev,
+                                           payload);
     apr_size_t len = 0;
     const char *b;
 

@@ -516,12 +516,16 @@ apr_status_t sse_registry_notify_completion_payload(sse_registry_t *reg,
                                                     int *delivered);
 
 /**
- * Copy the payload of @a ev (pay_len bytes) into @a buf.
- * @return APR_SUCCESS; APR_EOF when newer payloads have overwritten it
- *         (the event is lost for a stream that had not sent it: missed)
+ * Copy the payload of @a ev (pay_len bytes) into @a buf, for the stream
+ * of @a hold.
+ * @return APR_SUCCESS; APR_EOF when newer payloads have overwritten it:
+ *         the event is lost for that stream, and counted missed, for its
+ *         listener while @a hold still holds it and in the registry's
+ *         stats, as an event the ring overwrote
  */
-apr_status_t sse_registry_payload(sse_registry_t *reg, const sse_event_t *ev,
-                                  char *buf);
+apr_status_t sse_registry_payload(sse_registry_t *reg,
+                                  const sse_hold_t *hold,
+                                  const sse_event_t *ev, char *buf);
 
 /**
  * The data line of entry @a ev for the stream of @a recipient: a key's

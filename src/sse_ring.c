@@ -574,11 +574,13 @@ static void payload_put(sse_registry_t *reg, sse_event_t *e,
     e->pay_len = (apr_uint32_t)plen;
 }
 
-apr_status_t sse_registry_payload(sse_registry_t *reg, const sse_event_t *ev,
-                                  char *buf)
+apr_status_t sse_registry_payload(sse_registry_t *reg,
+                                  const sse_hold_t *hold,
+                                  const sse_event_t *ev, char *buf)
 {
     apr_size_t size = reg->h->sz.payload_bytes, at, first;
     apr_status_t rv, rv2 = APR_EOF;
+    sse_slot_t *sl;
 
     if (ev->pay_len == 0 || size == 0) {
         return ev->pay_len ? APR_EOF : APR_SUCCESS;
@@ -593,6 +595,12 @@ apr_status_t sse_registry_payload(sse_registry_t *reg, const sse_event_t *ev,
         memcpy(buf, reg->payload + at, first);
         memcpy(buf + first, reg->payload, ev->pay_len - first);
         rv2 = APR_SUCCESS;
+    }
+    else {
+        reg->h->stats.missed++;
+        if ((sl = sse_reg_held(reg, hold)) != NULL) {
+            sl->missed++;
+        }
     }
     sse_reg_unlock(reg, &rv);
     return rv ? rv : rv2;

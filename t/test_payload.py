@@ -148,8 +148,11 @@ def test_payload_events_are_replayed_on_resume_in_order(httpd):
 def test_a_payload_overwritten_while_away_is_reported_missed(make_httpd):
     """SSEHistory 16 and SSEMaxMessage 4k: a 16 KB payload ring, so five
     payloads of 4000 bytes overwrite the first while all five events are
-    still in the event ring."""
-    env = make_httpd(directives={"SSEHistory": "16", "SSEMaxMessage": "4k"})
+    still in the event ring. The loss is counted where an administrator
+    looks: the listener's "missed" and server-status's Missed."""
+    from sse_harness import STATUS_CONF, status_auto
+    env = make_httpd(extra_conf=STATUS_CONF,
+                     directives={"SSEHistory": "16", "SSEMaxMessage": "4k"})
     api = env.api
     key = fresh_name("k")
     id, s = listener(api, key)
@@ -168,6 +171,9 @@ def test_a_payload_overwritten_while_away_is_reported_missed(make_httpd):
         rest = [again.next_event(5) for _ in range(4)]
     assert [json.loads(e.data)["data"][0] for e in rest] == list("1234")
     assert "SSE00173" in env.read_log()
+    listed = api.request("GET", "list-registrants").json()
+    assert listed[id]["missed"] == 1, listed[id]
+    assert status_auto(env)[0]["Missed"] == 1, status_auto(env)[0]
 
 
 def test_server_status_shows_the_payload_ring(make_httpd):

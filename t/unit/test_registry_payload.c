@@ -16,7 +16,7 @@ static int first_payload(fx_t *fx, const sse_hold_t *hold,
         || n != 1) {
         return -1;
     }
-    return sse_registry_payload(fx->reg, ev, buf) == APR_SUCCESS;
+    return sse_registry_payload(fx->reg, hold, ev, buf) == APR_SUCCESS;
 }
 
 UNIT_TEST(test_a_payload_travels_with_its_event)
@@ -54,10 +54,13 @@ UNIT_TEST(test_a_payload_wrapping_the_ring_end_comes_back_whole)
     fx_t fx;
     sse_hold_t h;
     sse_event_t ev;
+    sse_stats_t st;
     char big[1000], buf[1024];
+    const char *id;
     int i, delivered;
 
-    if (!fx_open(&fx, 8, 64, 4) || !fx_tab(&fx, "u", PID_A, 1, "k", &h)) {
+    if (!fx_open(&fx, 8, 64, 4) || !(id = fx_tab(&fx, "u", PID_A, 1, "k",
+                                                  &h))) {
         return;
     }
     /* 4096 bytes of ring: the fifth 1000-byte payload wraps */
@@ -70,8 +73,12 @@ UNIT_TEST(test_a_payload_wrapping_the_ring_end_comes_back_whole)
     REQUIRE(first_payload(&fx, &h, h.cursor + 4, &ev, buf) == 1,
             "the newest is there");
     CHECK(memcmp(buf, big, sizeof(big)) == 0, "whole across the wrap");
+    CHECK_INT(0, fx_missed(&fx, id), "none missed yet");
     CHECK_INT(0, first_payload(&fx, &h, h.cursor, &ev, buf),
               "the first was overwritten: lost, not torn");
+    CHECK_INT(1, fx_missed(&fx, id), "and counted missed for its listener");
+    sse_registry_stats(fx.reg, &st);
+    CHECK_INT(1, st.missed, "and in the registry's stats");
 }
 
 UNIT_TEST(test_a_payload_over_a_quarter_of_the_ring_is_refused)
