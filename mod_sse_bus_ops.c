@@ -37,7 +37,7 @@ static void went_down(server_rec *s, const char *why)
                      "until it is back", sse_bus_glue.url->text, why);
     }
     down = 1;
-    next_try = apr_time_now() + apr_time_from_sec(1);
+    next_try = sse_clock() + apr_time_from_sec(1);
     apr_thread_mutex_unlock(sse_bus_glue.state_mu);
 }
 
@@ -57,7 +57,7 @@ static int may_try(void)
     int ok;
 
     apr_thread_mutex_lock(sse_bus_glue.state_mu);
-    ok = !down || apr_time_now() >= next_try;
+    ok = !down || sse_clock() >= next_try;
     apr_thread_mutex_unlock(sse_bus_glue.state_mu);
     return ok;
 }
@@ -509,10 +509,10 @@ apr_status_t sse_bus_lookup(server_rec *s, const char *id)
  * moment behind the script that wrote it). */
 static int applied(sse_registry_t *reg, apr_uint64_t seq)
 {
-    apr_time_t until = apr_time_now() + apr_time_from_msec(BUS_WAIT_MS);
+    apr_time_t until = sse_clock() + apr_time_from_msec(BUS_WAIT_MS);
 
     while (sse_registry_bus_floor(reg) <= seq) {
-        if (apr_time_now() > until) {
+        if (sse_clock() > until) {
             return 0;
         }
         apr_sleep(apr_time_from_msec(1));

@@ -142,7 +142,7 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *t, void *baton)
 {
     sse_bus_stream_t *batch;
     apr_interval_time_t every = sse_bus_touch_every();
-    apr_time_t next_touch = apr_time_now() + every;
+    apr_time_t next_touch = sse_clock() + every;
     apr_time_t next_look = 0;
     server_rec *main_s = baton;
     apr_uint64_t gaps_seen = 0;
@@ -169,15 +169,15 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *t, void *baton)
             break;                      /* terminated: the child stops */
         }
         apr_sleep(apr_time_from_msec(BUS_WORKER_TICK_MS));
-        if (apr_time_now() >= next_look) {
+        if (sse_clock() >= next_look) {
             sse_bus_refresh_replicas();
-            next_look = apr_time_now() + apr_time_from_sec(1);
+            next_look = sse_clock() + apr_time_from_sec(1);
         }
-        due |= new_gap(main_s, &gaps_seen) || apr_time_now() >= next_touch;
+        due |= new_gap(main_s, &gaps_seen) || sse_clock() >= next_touch;
         /* one that failed (Redis away) is tried again at the next tick */
         if (due && touch_all(main_s, batch) == APR_SUCCESS) {
             due = 0;
-            next_touch = apr_time_now() + every;
+            next_touch = sse_clock() + every;
         }
     }
     free(batch);
@@ -205,9 +205,9 @@ typedef struct {
 
 static void nap(apr_interval_time_t t)
 {
-    apr_time_t until = apr_time_now() + t;
+    apr_time_t until = sse_clock() + t;
 
-    while (!sse_bus_glue.stopping && apr_time_now() < until) {
+    while (!sse_bus_glue.stopping && sse_clock() < until) {
         apr_sleep(apr_time_from_msec(100));
     }
 }
@@ -284,7 +284,7 @@ static apr_status_t cleanup(sse_ingest_t *in, redisContext *c,
 static apr_status_t periodic(sse_ingest_t *in, redisContext *c,
                              const char **err)
 {
-    apr_time_t now = apr_time_now();
+    apr_time_t now = sse_clock();
     apr_status_t rv = APR_SUCCESS;
     int i;
 

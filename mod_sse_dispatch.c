@@ -416,7 +416,7 @@ static void update_state(void)
         enter_ending();
         return;
     }
-    now = apr_time_now();
+    now = sse_clock();
     if (!told_to_stop()
         || (disp.state == SSE_DISP_DRAINING && now < disp.next_check)) {
         return;
@@ -805,7 +805,7 @@ int sse_dispatch_room(server_rec *s)
     if (disp.room == 0 || (n = all_streams()) < disp.room) {
         return 1;
     }
-    now = (apr_uint32_t)apr_time_sec(apr_time_now());
+    now = (apr_uint32_t)apr_time_sec(sse_clock());
     said = disp.full_said;
     if (now - said >= 60
         && apr_atomic_cas32(&disp.full_said, now, said) == said) {

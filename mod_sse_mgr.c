@@ -400,7 +400,7 @@ static int sse_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         sse_dispatch_check_mpm(s);
     }
     sse_admit_post_config(s);
-    last_cleanup = apr_time_now();
+    last_cleanup = sse_clock();
     return OK;
 }
 
@@ -495,7 +495,7 @@ static void report_repairs(server_rec *s, sse_registry_t *reg)
 /* Parent's maintenance loop: periodic dormant cleanup. */
 static int sse_monitor(apr_pool_t *p, server_rec *s)
 {
-    apr_time_t now = apr_time_now();
+    apr_time_t now = sse_clock();
     server_rec *vs;
 
     int due = now - last_cleanup >= conf_cleanup(), busy = 0;

@@ -9,6 +9,7 @@
 #include <http_config.h>
 #include <http_log.h>
 
+#include "src/sse_clock.h"
 #include "src/sse_registry.h"
 
 /* The newest httpd interface used: ap_get_pollfd_from_conn() (2.4.58).

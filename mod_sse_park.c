@@ -319,7 +319,7 @@ apr_status_t sse_park_write(sse_stream_t *st)
 
     if (rv == APR_SUCCESS && held_back(st) && !st->blocked) {
         st->blocked = 1;
-        st->next_beat = apr_time_now() + st->timeout;
+        st->next_beat = sse_clock() + st->timeout;
         rv = watch(st, APR_POLLIN | APR_POLLOUT);
     }
     return rv;
@@ -340,7 +340,7 @@ static apr_status_t send_held(sse_stream_t *st)
 /* The socket took more: still full, a new Timeout; empty, write on. */
 static apr_status_t drained(sse_stream_t *st)
 {
-    apr_time_t now = apr_time_now();
+    apr_time_t now = sse_clock();
     apr_status_t rv = send_held(st);
 
     if (rv != APR_SUCCESS) {
@@ -558,7 +558,7 @@ void sse_park_adopted(sse_stream_t *st)
     apr_status_t rv;
 
     st->scratch = park.scratch;
-    st->parked_at = apr_time_now();
+    st->parked_at = sse_clock();
     st->pfd.p = st->c->pool;
     st->pfd.desc_type = APR_POLL_SOCKET;
     st->pfd.desc.s = ap_get_conn_socket(st->c);
@@ -603,7 +603,7 @@ void sse_park_event(sse_stream_t *st, apr_int16_t ev)
 
 apr_interval_time_t sse_park_tick(apr_interval_time_t max)
 {
-    apr_time_t now = apr_time_now();
+    apr_time_t now = sse_clock();
     apr_interval_time_t wait, settle;
     apr_status_t rv;
     sse_stream_t *st;
@@ -643,6 +643,6 @@ int sse_park_end_all(void)
     while ((st = beat_first()) != NULL) {
         park_end(st, APR_EOF);
     }
-    close_due(apr_time_now());
+    close_due(sse_clock());
     return park.closing != NULL;
 }

@@ -76,7 +76,7 @@ static apr_status_t flush(sse_stream_t *st)
 
     SSE_ASSERT(!sse_registry_lock_held());   /* no I/O under the lock */
     if (!st->blocked) {
-        st->next_beat = apr_time_now() + sse_conf_heartbeat();
+        st->next_beat = sse_clock() + sse_conf_heartbeat();
     }
     if (st->mode == SSE_MODE_PARKED) {
         rv = sse_park_write(st);
@@ -374,13 +374,13 @@ void sse_stream_finish(sse_stream_t *st, apr_status_t rv)
 
 static apr_status_t wait_once(sse_stream_t *st)
 {
-    apr_interval_time_t timeout = st->next_beat - apr_time_now();
+    apr_interval_time_t timeout = st->next_beat - sse_clock();
     const apr_pollfd_t *fds;
     apr_int32_t num = 0, i;
     apr_status_t rv;
 
     if (timeout <= 0) {
-        return sse_stream_beat(st, apr_time_now());
+        return sse_stream_beat(st, sse_clock());
     }
     if (st->c->master != NULL && timeout > SSE_ABORT_CHECK) {
         timeout = SSE_ABORT_CHECK;

@@ -13,6 +13,7 @@
 #include <apr_strings.h>
 #include <apr_time.h>
 
+#include "sse_clock.h"
 #include "sse_redis_conn.h"
 
 #define REDIS_PORT    6379
@@ -339,7 +340,7 @@ static redisReply *command(redisContext *c, const char *what,
                            const char *at, int timeout_ms, int argc,
                            const char **argv, char *errbuf, apr_size_t errlen)
 {
-    apr_time_t deadline = apr_time_now() + apr_time_from_msec(timeout_ms);
+    apr_time_t deadline = sse_clock() + apr_time_from_msec(timeout_ms);
     void *reply = NULL;
     int done = 0, e;
 
@@ -365,7 +366,7 @@ static redisReply *command(redisContext *c, const char *what,
                          "%d bytes", what, at, argv[0], REPLY_MAX);
             return NULL;
         }
-        if (apr_time_now() >= deadline) {
+        if (sse_clock() >= deadline) {
             break;
         }
         if (redisBufferRead(c) != REDIS_OK) {

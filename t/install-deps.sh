@@ -29,6 +29,9 @@ if [ "$what" = test ]; then
     # gdb: a child that crashes in a test leaves a core, and the failure
     # shows its backtrace (sse_harness.HttpdEnv.core_backtraces)
     PKGS="$PKGS gdb"
+    # libfaketime: a test steps httpd's wall clock back, and only httpd's
+    # (t/test_stream.py, heartbeats across a clock step)
+    PKGS="$PKGS libfaketime"
 fi
 missing=""
 for p in $PKGS; do

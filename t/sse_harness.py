@@ -180,7 +180,7 @@ class HttpdEnv:
 
     def __init__(self, mpm, workdir, extra_conf="", directives=None,
                  module=None, profile="test", shipped_conf=False,
-                 timeout=10, nofile=None):
+                 timeout=10, nofile=None, environ=None):
         if mpm not in MPMS:
             raise ValueError("unknown MPM %r" % mpm)
         self.mpm = mpm
@@ -194,6 +194,8 @@ class HttpdEnv:
         # RLIMIT_NOFILE (soft) httpd starts with, as `ulimit -n` or
         # Debian's APACHE_ULIMIT_MAX_FILES sets it; None: this process's
         self.nofile = nofile
+        # more environment for apache2 (and its children) only
+        self.environ = dict(environ or {})
         self.directives = dict(DEFAULT_DIRECTIVES)
         self.directives.update(directives or {})
         self.conf_file = os.path.join(self.root, "conf", "httpd.conf")
@@ -300,6 +302,11 @@ LogLevel warn sse_mgr:debug
         preload = os.environ.get("SSE_TEST_PRELOAD")
         if preload:
             env["LD_PRELOAD"] = preload
+        if "LD_PRELOAD" in self.environ and preload:
+            env.update(self.environ)
+            env["LD_PRELOAD"] = preload + ":" + self.environ["LD_PRELOAD"]
+        else:
+            env.update(self.environ)
         proc = subprocess.run([APACHE2, "-f", self.conf_file] + list(args),
                               stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=timeout,

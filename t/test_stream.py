@@ -3,6 +3,7 @@ what, takeover, disconnect, resume, history overflow, a full table and
 cleanup of dormant listeners."""
 
 import json
+import os
 import re
 import time
 
@@ -80,6 +81,49 @@ def test_heartbeat_comment_arrives_on_an_idle_stream(api):
         second = s.wait_comment(2.5, after=1)
         assert second.at > first.at, (first, second)
         assert s.pending() == 0, "heartbeats are comments, not events"
+
+
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+
+
+@pytest.mark.skipif(not os.path.exists(FAKETIME),
+                    reason="libfaketime not installed (t/install-deps.sh)")
+def test_heartbeats_go_on_when_the_wall_clock_steps_back(make_httpd):
+    """NTP setting the clock at boot, or a virtual machine restored,
+    steps the wall clock; httpd's alone here, an hour back, through
+    libfaketime (the monotonic clock untouched). Heartbeats are due by
+    the monotonic clock, so they keep coming every SSEHeartbeat (1 s)
+    instead of stopping for the hour."""
+    env = make_httpd(start=False)
+    # in the server's root: the children, another user, read it too
+    offset = os.path.join(env.root, "faketime")
+    with open(offset, "w") as f:
+        f.write("+0\n")
+    os.chmod(offset, 0o644)
+    env.environ.update({
+        "LD_PRELOAD": FAKETIME,
+        "FAKETIME_TIMESTAMP_FILE": offset,
+        "FAKETIME_NO_CACHE": "1",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    })
+    env.start()
+    id, s = env.api.listener()
+    with s:
+        s.wait_comment(2.5, after=0)
+        with open(offset, "w") as f:
+            f.write("-3600\n")
+        seen = len(s.comments)
+        # the step lands between two beats: the next two come as before
+        s.wait_comment(2.5, after=seen)
+        last = s.wait_comment(2.5, after=seen + 1)
+        assert last.text == "heartbeat", last
+        # and the server's wall clock did step: a listener made now is
+        # registered an hour ago
+        other, s2 = env.api.listener()
+        with s2:
+            listed = env.api.request("GET", "list-registrants").json()
+        lag = time.time() * 1000 - listed[other]["registered-ts"]
+        assert 3500 * 1000 < lag < 3700 * 1000, listed[other]
 
 
 # -- who receives what --------------------------------------------------------
