@@ -152,6 +152,8 @@ apr_status_t sse_own_take(sse_stream_t *st)
     if (dup_fd < 0) {
         return APR_FROM_OS_ERROR(errno);        /* EMFILE: stays parked */
     }
+    /* for its log lines: the connection's address goes with its pool */
+    apr_snprintf(st->client, sizeof(st->client), "%pI", c->client_addr);
     st->sock = socket_for(dup_fd);
     st->timeout = c->base_server->timeout;
     st->owned = 1;

@@ -6,6 +6,7 @@
  * dispatcher that feeds it is mod_sse_dispatch.c.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -127,6 +128,20 @@ static apr_status_t confirm(sse_stream_t *st, int count)
     st->unconfirmed = 0;
     st->written = st->sent;
     return ack(st, count);
+}
+
+void sse_stream_log_owned(const char *file, int line, int module_index,
+                          int level, apr_status_t rv, const sse_stream_t *st,
+                          const char *fmt, ...)
+{
+    char msg[HUGE_STRING_LEN];
+    va_list ap;
+
+    va_start(ap, fmt);
+    apr_vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    ap_log_error_(file, line, module_index, level, rv, st->server,
+                  "[client %s] %s", st->client, msg);
 }
 
 apr_status_t sse_stream_written(sse_stream_t *st)

@@ -89,19 +89,28 @@ struct sse_stream_t {
     apr_size_t kept_len;
     sse_stream_t *free_next;    /* a spare record */
     char id_buf[SSE_ID_MAX + 1];    /* st->id of a record of mod_sse_own */
+    char client[64];            /* owned: its client's address and port,
+                                   for its log lines */
 };
 
-/** Log about @a st: through its connection while it has one (the
- * client's address), else its server's log. */
+/** Log about @a st: through its connection while it has one, else its
+ * server's log; either way with the client's address where httpd puts it
+ * (after the status, before the message). */
 #define SSE_STREAM_LOG(st, level, rv, ...)                                  \
     do {                                                                   \
         if ((st)->c) {                                                     \
             ap_log_cerror(APLOG_MARK, level, rv, (st)->c, __VA_ARGS__);    \
         }                                                                  \
-        else {                                                             \
-            ap_log_error(APLOG_MARK, level, rv, (st)->server, __VA_ARGS__);\
+        else if (APLOG_IS_LEVEL((st)->server, level)) {                    \
+            sse_stream_log_owned(APLOG_MARK, level, rv, st, __VA_ARGS__);  \
         }                                                                  \
     } while (0)
+
+/** SSE_STREAM_LOG of a stream without a connection (owned). */
+void sse_stream_log_owned(const char *file, int line, int module_index,
+                          int level, apr_status_t rv, const sse_stream_t *st,
+                          const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
 
 
 /** Hold a stream for @a id on this request until it ends. */

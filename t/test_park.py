@@ -189,6 +189,24 @@ def test_a_parked_stream_whose_client_leaves_is_noticed(few_threads):
         "closing 20 clients ended other parked streams")
 
 
+def test_an_owned_streams_log_lines_name_its_client(few_threads):
+    """Past the grace the dispatcher owns the socket and the connection is
+    gone; the stream's log lines still say which client, where httpd puts
+    it for a connection's lines."""
+    api = few_threads.api
+    id = api.make_id(fresh_name("o"))
+    s, = open_registered(api, [id])
+    time.sleep(1.5)             # past the grace: owned
+    port = s.local_port
+    s.close()
+    api.wait_disconnected(id)
+    wait_until(lambda: "SSE00045: stream ended for %s" % id
+               in few_threads.read_log(), 5, "the stream's end logged")
+    line = next(l for l in few_threads.read_log().splitlines()
+                if "SSE00045: stream ended for %s" % id in l)
+    assert "[client 127.0.0.1:%d] SSE00045" % port in line, line
+
+
 def test_parked_streams_end_on_graceful_and_resume_without_loss(few_threads):
     env, api = few_threads, few_threads.api
     ids = [api.make_id(fresh_name("r")) for _ in range(30)]
