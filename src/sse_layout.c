@@ -234,7 +234,6 @@ void sse_registry_set_stream_bound(sse_registry_t *reg, apr_uint32_t max)
     reg->max_streams = max;
 }
 
-
 /* Populate the pages of [from, to) as writable. Without
  * MADV_POPULATE_WRITE, a read of a byte of each page does it: a read
  * fault maps a page of a shared writable mapping writable (shared memory
