@@ -146,7 +146,14 @@ def test_one_address_flooding_register_listener_denies_no_one(make_httpd):
     assert set(codes) <= {200, 429}, (
         "the flood gets streams (or 429 for its own many streams), never "
         "a 503: %r" % codes)
-    assert codes.get(200, 0) > FLOOD // 2, codes
+    # its closed streams are noticed and given back to its own bound
+    # (STREAMS_PER_CLIENT at once): it gets a stream many times over. How
+    # often depends on how fast 8 threads' closes are seen on the loaded
+    # machine: 2,184-3,659 of 5,000 in 32 runs on 2 cores (2026-12-07;
+    # this build, the one before, and this one without its mutex spin
+    # alike), so half is no bound; a stream never given back would leave
+    # it about 27.
+    assert codes.get(200, 0) > FLOOD // 4, codes
     assert len(done) >= 3, "the other client got %d turns" % len(done)
     # the streams opened before the flood are all there, and still served
     assert not [s for s in before if s.closed()], "a live stream was ended"
