@@ -113,7 +113,8 @@ static struct {
                                    over (room less the MPM's connection
                                    limit); 0: no limit, -1: none */
     volatile apr_uint32_t full_said;    /* when SSE00219 was last said,
-                                           in seconds */
+                                           in seconds of sse_clock(); 0:
+                                           never */
 } disp;
 void sse_dispatch_wake_all(sse_registry_t *reg)
 {
@@ -359,9 +360,12 @@ static int told_to_stop(void)
     if (disp.told) {
         return 1;
     }
-    ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded);
     ap_mpm_query(AP_MPMQ_MPM_STATE, &state);
-    return threaded == AP_MPMQ_NOT_SUPPORTED && state == AP_MPMQ_STOPPING;
+    if (state != AP_MPMQ_STOPPING) {
+        return 0;               /* every pass until a stop: one query */
+    }
+    ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded);
+    return threaded == AP_MPMQ_NOT_SUPPORTED;
 }
 
 /* Told to stop, does the whole server go (restart or stop), or only this
@@ -807,7 +811,8 @@ int sse_dispatch_room(server_rec *s)
     }
     now = (apr_uint32_t)apr_time_sec(sse_clock());
     said = disp.full_said;
-    if (now - said >= 60
+    /* the monotonic clock may read under a minute (just booted) */
+    if ((said == 0 || now - said >= 60)
         && apr_atomic_cas32(&disp.full_said, now, said) == said) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, SSE_LOGNO(00219)
                      "this child holds %d streams, all that its descriptor "
