@@ -139,7 +139,7 @@ static apr_socket_t *socket_for(apr_os_sock_t fd)
     return sock;
 }
 
-apr_status_t sse_own_take(sse_stream_t *st)
+apr_status_t sse_own_leave(sse_stream_t *st)
 {
     conn_rec *c = st->c;
     apr_socket_t *csd = ap_get_conn_socket(c);
@@ -150,19 +150,38 @@ apr_status_t sse_own_take(sse_stream_t *st)
     }
     dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dup_fd < 0) {
-        return APR_FROM_OS_ERROR(errno);        /* EMFILE: stays parked */
+        return APR_FROM_OS_ERROR(errno);        /* EMFILE */
     }
     /* for its log lines: the connection's address goes with its pool */
     apr_snprintf(st->client, sizeof(st->client), "%pI", c->client_addr);
-    st->sock = socket_for(dup_fd);
+    st->own_fd = dup_fd;
     st->timeout = c->base_server->timeout;
-    st->owned = 1;
     st->c = NULL;
     st->out = NULL;
-    st->bb = own.bb;
-    /* the record stays; the connection goes: the MPM counts it gone, and
-     * its socket's close leaves the duplicate open */
+    st->bb = NULL;
+    /* the record stays; the connection goes, and its socket's close
+     * leaves the duplicate open */
     apr_pool_cleanup_kill(c->pool, st, record_back);
+    return APR_SUCCESS;
+}
+
+void sse_own_start(sse_stream_t *st)
+{
+    st->sock = socket_for(st->own_fd);
+    st->owned = 1;
+    st->bb = own.bb;
+}
+
+apr_status_t sse_own_take(sse_stream_t *st)
+{
+    conn_rec *c = st->c;
+    apr_status_t rv = sse_own_leave(st);
+
+    if (rv != APR_SUCCESS) {
+        return rv;                              /* stays parked */
+    }
+    sse_own_start(st);
+    /* the MPM counts it gone */
     ap_prep_lingering_close(c);
     apr_pool_destroy(c->pool);
     return APR_SUCCESS;

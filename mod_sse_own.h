@@ -17,16 +17,25 @@ apr_status_t sse_own_init(apr_pool_t *pchild);
  * dispatcher owns the stream by then (sse_own_close gives it back). */
 sse_stream_t *sse_own_record(conn_rec *c);
 
-/* The dispatcher thread's side */
-
 /** May the dispatcher own @a st's socket: nothing between the stream and
  * the socket but the core output filter (no TLS, no filter that changes
  * bytes), nothing held back, and a record of mod_sse_own? */
 int sse_own_possible(const sse_stream_t *st);
 
-/** Take @a st's socket (a duplicate descriptor) and free its connection:
- * the MPM counts it gone. On success st->c is NULL and st->sock the
- * socket to watch; on failure nothing changed. */
+/** The thread that holds @a st's connection, which is about to go: keep
+ * a duplicate of its descriptor (st->own_fd) and what the stream's log
+ * lines need, and keep the record from going with the connection's
+ * pool. On success st->c and st->bb are NULL; on failure nothing
+ * changed. */
+apr_status_t sse_own_leave(sse_stream_t *st);
+
+/* The dispatcher thread's side */
+
+/** After sse_own_leave: the stream writes and reads st->sock itself. */
+void sse_own_start(sse_stream_t *st);
+
+/** Take @a st's socket (sse_own_leave, sse_own_start) and free its
+ * connection: the MPM counts it gone. On failure nothing changed. */
 apr_status_t sse_own_take(sse_stream_t *st);
 
 /** Send st->bb; what the socket does not take is kept (st->kept). */

@@ -1,13 +1,15 @@
 /*
  * Parked streams (docs/design.md): on the event MPM a held stream costs
- * no worker thread. Its handler writes the opening and returns
- * SUSPENDED; the suspend_connection hook (on the same thread, once the
- * MPM has let go of the request) ends the request and hands the
- * connection to this child's dispatcher, which from then on writes its events and
- * heartbeats without blocking, watches its client, and closes it.
+ * no worker thread. Its handler writes the opening; then this child's
+ * dispatcher writes its events and heartbeats without blocking, watches
+ * its client, and closes it.
  *
- * A second after it parked, a plain HTTP/1.x stream's socket is taken
- * over by the dispatcher and its connection freed (mod_sse_own.c).
+ * A plain HTTP/1.x stream ends its request as any other, and as the MPM
+ * closes its connection the stream keeps the socket (park_pre_close,
+ * mod_sse_own.c). Any other (TLS) returns SUSPENDED: the
+ * suspend_connection hook (on the same thread, once the MPM has let go
+ * of the request) ends the request and hands the connection over; a
+ * second after it parked, one that may be owned by then is.
  *
  * Everything below "the dispatcher's side" runs on the dispatcher
  * thread only, so the parked streams, their beat list and the scratch
@@ -74,10 +76,75 @@ int sse_park_possible(request_rec *r)
         && ap_mpm_query(AP_MPMQ_IS_ASYNC, &async) == APR_SUCCESS && async;
 }
 
+/* The connection of a stream to be owned went without a close the
+ * MPM announced (park_pre_close): the stream ends with it. */
+static apr_status_t handoff_lost(void *data)
+{
+    sse_stream_t *st = data;
+
+    st->r = NULL;
+    sse_stream_finish(st, APR_ECONNABORTED);
+    return APR_SUCCESS;
+}
+
+/* A plain HTTP/1.x stream the dispatcher may own ends its request as
+ * any other (the access log line is written, the request's pool freed)
+ * and the MPM closes its connection as any other, recycling its pool:
+ * park_pre_close keeps the socket. Any other stream is parked as a
+ * connection: SUSPENDED, and park_suspend. */
 int sse_park(sse_stream_t *st)
 {
-    ap_set_module_config(st->c->conn_config, &sse_mgr_module, st);
+    conn_rec *c = st->c;
+
+    ap_set_module_config(c->conn_config, &sse_mgr_module, st);
+    if (sse_own_possible(st) && sse_dispatch_may_own()) {
+        st->own_at_close = 1;
+        apr_pool_cleanup_register(c->pool, st, handoff_lost,
+                                  apr_pool_cleanup_null);
+        return OK;
+    }
     return SUSPENDED;
+}
+
+static void say_taken(conn_rec *c, const char *id)
+{
+    ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, SSE_LOGNO(00218)
+                  "the dispatcher takes the socket of %s's stream over",
+                  id);
+}
+
+/* The MPM closes the connection of a stream that ended its request
+ * (sse_park): the stream leaves it with a duplicate of its descriptor,
+ * and the dispatcher owns it from there (mod_sse_own.c). Marked aborted,
+ * the connection is closed without the shutdown() of a lingering close
+ * (ap_start_lingering_close), which would end the stream too: the MPM
+ * closes its descriptor only, and counts the connection gone. */
+static int park_pre_close(conn_rec *c)
+{
+    sse_stream_t *st = ap_get_module_config(c->conn_config,
+                                            &sse_mgr_module);
+    apr_status_t rv;
+
+    if (st == NULL || !st->own_at_close) {
+        return OK;
+    }
+    ap_set_module_config(c->conn_config, &sse_mgr_module, NULL);
+    apr_pool_cleanup_kill(c->pool, st, handoff_lost);
+    st->own_at_close = 0;
+    st->r = NULL;                       /* the request ended */
+    st->scratch = NULL;
+    st->scratch_lent = 0;
+    rv = c->aborted ? APR_ECONNABORTED : sse_own_leave(st);
+    if (rv != APR_SUCCESS) {
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, c, SSE_LOGNO(00221)
+                      "cannot take this stream's socket over: it ends");
+        sse_stream_finish(st, rv);      /* the record goes with c->pool */
+        return OK;
+    }
+    say_taken(c, st->id);
+    c->aborted = 1;
+    sse_dispatch_adopt(st);
+    return OK;
 }
 
 /* Memory freed while the request was read (the socket's read buffer, a
@@ -86,10 +153,8 @@ int sse_park(sse_stream_t *st)
  * back returns them to the system (Debian's APR maps each block: this is
  * 8 KB less resident per parked stream). From here on nothing on the
  * stream's path takes a block of its own: put() in mod_sse_stream.c.
- * A stream whose socket the dispatcher will own skips this: the whole
- * allocator goes a second later, and taking blocks the free list does
- * not hold maps new ones only to unmap them (perf: mmap and munmap were
- * half of httpd's CPU while streams opened). */
+ * (A stream whose socket is owned at once, sse_park, never gets here:
+ * the MPM recycles its connection's pool whole.) */
 #define SSE_SPARE_BLOCKS    4
 
 static void release_spare_blocks(apr_allocator_t *a)
@@ -122,16 +187,11 @@ static void park_suspend(conn_rec *c, request_rec *r)
         return;
     }
     ap_set_module_config(c->conn_config, &sse_mgr_module, NULL);
-    st->trimmed = !(sse_own_possible(st) && sse_dispatch_may_own());
-    if (st->trimmed) {
-        /* what the request frees is not kept for this connection */
-        apr_allocator_max_free_set(apr_pool_allocator_get(c->pool), 1);
-    }
+    /* what the request frees is not kept for this connection */
+    apr_allocator_max_free_set(apr_pool_allocator_get(c->pool), 1);
     ap_finalize_request_protocol(st->r);
     ap_process_request_after_handler(st->r);
-    if (st->trimmed) {
-        release_spare_blocks(apr_pool_allocator_get(c->pool));
-    }
+    release_spare_blocks(apr_pool_allocator_get(c->pool));
     /* ended in the MPM's eyes only when we close it: its counters */
     c->cs->state = CONN_STATE_SUSPENDED;
     st->r = NULL;
@@ -147,8 +207,8 @@ static void park_suspend(conn_rec *c, request_rec *r)
 
 /* The event MPM counts parked connections against ThreadsPerChild +
  * idle threads x AsyncRequestWorkerFactor per child, and refuses new
- * connections beyond (docs/design.md): TLS streams, and every stream
- * until the dispatcher owns its socket. With every thread idle that is
+ * connections beyond (docs/design.md): TLS streams, and streams a child
+ * holds past its room for owned ones. With every thread idle that is
  * ThreadsPerChild x (1 + the factor). */
 int sse_park_mpm_connections(void)
 {
@@ -188,9 +248,9 @@ void sse_park_check_capacity(server_rec *s, int max_listeners)
                      "the event MPM takes about %" APR_INT64_T_FMT " "
                      "connections (%d processes x %d threads x (1 + "
                      "AsyncRequestWorkerFactor %d)), fewer than "
-                     "SSEMaxListeners %d: streams over TLS, and every "
-                     "stream in its first second, count against it; raise "
-                     "AsyncRequestWorkerFactor to hold that many", fit,
+                     "SSEMaxListeners %d: streams over TLS count against "
+                     "it; raise AsyncRequestWorkerFactor to hold that "
+                     "many", fit,
                      daemons, threads,
                      factor, max_listeners);
     }
@@ -199,6 +259,8 @@ void sse_park_check_capacity(server_rec *s, int max_listeners)
 void sse_park_register_hooks(void)
 {
     ap_hook_suspend_connection(park_suspend, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_close_connection(park_pre_close, NULL, NULL,
+                                 APR_HOOK_MIDDLE);
 }
 
 /* ---- the dispatcher's side: heartbeats in next_beat order ------------ */
@@ -457,9 +519,7 @@ static void take_socket(sse_stream_t *st)
     apr_status_t rv;
 
     apr_pollset_remove(park.ps, &st->pfd);
-    ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, st->c, SSE_LOGNO(00218)
-                  "the dispatcher takes the socket of %s's stream over",
-                  st->id);
+    say_taken(st->c, st->id);
     rv = sse_own_take(st);
     if (rv == APR_SUCCESS) {
         st->pfd.p = apr_socket_pool_get(st->sock);
@@ -499,11 +559,6 @@ static apr_interval_time_t settle_due(apr_time_t now)
         settle_remove(st);
         if (may_own && sse_own_possible(st)) {
             take_socket(st);
-        }
-        if (st->c != NULL && !st->trimmed && !st->on_closing) {
-            /* not taken after all */
-            st->trimmed = 1;
-            release_spare_blocks(apr_pool_allocator_get(st->c->pool));
         }
     }
     return -1;
@@ -559,21 +614,28 @@ void sse_park_adopted(sse_stream_t *st)
 
     st->scratch = park.scratch;
     st->parked_at = sse_clock();
-    st->pfd.p = st->c->pool;
+    if (st->c == NULL) {
+        sse_own_start(st);      /* it left its connection (park_pre_close) */
+        st->pfd.p = apr_socket_pool_get(st->sock);
+        st->pfd.desc.s = st->sock;
+    }
+    else {
+        st->pfd.p = st->c->pool;
+        st->pfd.desc.s = ap_get_conn_socket(st->c);
+        settle_append(st);
+    }
     st->pfd.desc_type = APR_POLL_SOCKET;
-    st->pfd.desc.s = ap_get_conn_socket(st->c);
     st->pfd.reqevents = APR_POLLIN;
     st->pfd.client_data = st;
     park.parked++;
-    settle_append(st);
     sse_timer_entry_init(&st->beat);
     rv = beat_sync(st);
     if (rv == APR_SUCCESS) {
         rv = apr_pollset_add(park.ps, &st->pfd);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, st->c, SSE_LOGNO(00049)
-                      "cannot watch a parked stream");
+        SSE_STREAM_LOG(st, APLOG_ERR, rv, SSE_LOGNO(00049)
+                       "cannot watch a parked stream");
         park_end(st, rv);
         return;
     }

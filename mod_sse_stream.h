@@ -82,7 +82,10 @@ struct sse_stream_t {
     /* owned (mod_sse_own.c): the dispatcher took the socket and the
      * MPM's connection is gone */
     int owned;
-    int trimmed;                /* its connection's spare blocks went */
+    int own_at_close;           /* its request ends as any other; the
+                                   socket is kept as the MPM closes
+                                   the connection (mod_sse_park.c) */
+    int own_fd;                 /* the duplicate, until sse_own_start */
     apr_socket_t *sock;
     apr_memnode_t *kept;        /* what the full socket did not take */
     const char *kept_at;

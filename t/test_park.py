@@ -1,7 +1,8 @@
 """Step 2 of the design (event MPM): a held stream costs no worker thread.
 
-The handler writes the opening and returns SUSPENDED; the child's
-dispatcher then owns the connection. These tests give httpd far fewer
+The handler writes the opening; the child's dispatcher then holds the
+stream: a plain HTTP/1.1 stream's socket as soon as its request ended,
+any other as a suspended connection. These tests give httpd far fewer
 threads than streams, so they pass only if streams are parked."""
 
 import os
@@ -81,11 +82,12 @@ def test_event_mpm_holds_many_more_streams_than_threads(few_threads):
 # the event MPM counts about 25 + 25 x 2 connections per child of 25
 # threads, so about 150 in the two children it starts (parked streams
 # keep threads idle: it starts no more), and it stops accepting beyond.
-# A plain HTTP/1.1 stream leaves the MPM's count a second after it parks
-# (mod_sse_own.c), so four times that many open batch by batch, and a
-# publisher's keep-alive connection is never closed.
+# A plain HTTP/1.1 stream's request ends as any other and the MPM closes
+# its connection as any other, the dispatcher keeping the socket
+# (mod_sse_own.c): four times that many streams open at once, as after a
+# restart every client reconnects, and a publisher's keep-alive
+# connection is never closed.
 OWNED_STREAMS = 600
-OWNED_BATCH = 50
 OWNED_NOTIFIES = 50
 
 
@@ -97,10 +99,9 @@ def test_plain_streams_leave_the_mpms_count_of_connections(mpm, make_httpd):
     api = env.api
     key = fresh_name("k")
     ids = [api.make_id(fresh_name("own")) for _ in range(OWNED_STREAMS)]
-    streams = []
-    for i in range(0, OWNED_STREAMS, OWNED_BATCH):
-        streams += open_registered(api, ids[i:i + OWNED_BATCH], timeout=10)
-        time.sleep(1.2)         # past the grace: no connection of the MPM's
+    # all at once; the MPM would let about 150 of them in at a time, a
+    # second apart, if each counted as a connection of its own
+    streams = open_registered(api, ids, timeout=5)
     for id in ids:
         api.listen(id, key)
     notify_on_one_connection(env, key, OWNED_NOTIFIES, OWNED_STREAMS)
@@ -155,7 +156,7 @@ def test_a_child_keeps_descriptors_to_spare(mpm, make_httpd):
                 continue
             assert event.payload() == "registered^" + id
             opened.append((id, s))
-        time.sleep(1.2)         # past the grace: owned
+        time.sleep(1.2)         # past the park grace
     assert len(opened) == ROOM and len(sent_away) == 40, (
         "%d streams open, %d sent to reconnect; room for %d"
         % (len(opened), len(sent_away), ROOM))
@@ -190,13 +191,14 @@ def test_a_parked_stream_whose_client_leaves_is_noticed(few_threads):
 
 
 def test_an_owned_streams_log_lines_name_its_client(few_threads):
-    """Past the grace the dispatcher owns the socket and the connection is
-    gone; the stream's log lines still say which client, where httpd puts
-    it for a connection's lines."""
+    """Once its request ended the dispatcher owns the socket and the
+    connection is gone; the stream's log lines still say which client,
+    where httpd puts it for a connection's lines."""
     api = few_threads.api
     id = api.make_id(fresh_name("o"))
     s, = open_registered(api, [id])
-    time.sleep(1.5)             # past the grace: owned
+    wait_until(lambda: "SSE00218: the dispatcher takes the socket of %s" % id
+               in few_threads.read_log(), 5, "the socket owned")
     port = s.local_port
     s.close()
     api.wait_disconnected(id)
@@ -289,43 +291,53 @@ def test_no_capacity_notice_when_streams_fit(mpm, make_httpd):
 STALL_EVENTS = 1000
 
 
+# How the stalled stream is held: a plain HTTP/1.1 stream's socket is
+# the dispatcher's as soon as its request ended (mod_sse_own.c keeps what
+# the socket does not take); in a child that may own none (its
+# descriptor room, less the MPM's own connection limit, leaves none), it
+# stays a connection of the MPM's, as a TLS stream does, and the core
+# output filter holds those bytes.
+HELD = {
+    "owned": ("", None, True),
+    "as-a-connection": (ONE_CHILD, NOFILE, False),
+}
+
+
 @pytest.fixture
 def stall_env(mpm, make_httpd):
-    def make(timeout):
+    def make(timeout, held):
         if mpm != "event":
             pytest.skip("the thread that holds a stream under prefork and "
                         "worker waits in a blocking write: test_status.py")
+        extra, nofile, _ = HELD[held]
         return make_httpd(directives={"SSEHistory": "4096"},
-                          extra_conf="Timeout %d\nSendBufferSize 8192\n%s"
-                          % (timeout, STATUS_CONF))
+                          extra_conf="Timeout %d\nSendBufferSize 8192\n%s%s"
+                          % (timeout, STATUS_CONF, extra), nofile=nofile)
     return make
 
 
-# A client stalls at once, while its stream is still a connection of the
-# MPM's (the core output filter holds what the socket does not take), or
-# later, as clients do, once the dispatcher owns its socket
-# (mod_sse_own.c keeps those bytes itself).
-STALLS = {"at-once": 0, "later": 1.5}
-
-
-def stalled_stream(api, key, stall):
+def stalled_stream(env, key, held):
+    api = env.api
     id = api.make_id(fresh_name("stall"))
     s = api.stream(id, wait_headers=False, rcvbuf=2048, paused=True)
     wait_until(lambda: api.registrants().get(id, {}).get("connected"), 10,
                "the stream opening")
-    time.sleep(STALLS[stall])
     api.listen(id, key)
     for _ in range(STALL_EVENTS):
         assert api.notify_listeners(key) == 1
+    owned = "SSE00218: the dispatcher takes the socket of %s" % id
+    assert (owned in env.read_log()) == HELD[held][2], (
+        "the stream is held %s" % held)
     return id, s
 
 
-@pytest.mark.parametrize("stall", sorted(STALLS))
+@pytest.mark.parametrize("held", sorted(HELD))
 def test_a_reader_that_stalls_briefly_keeps_its_stream_and_every_event(
-        stall_env, stall):
-    api = stall_env(timeout=30).api
+        stall_env, held):
+    env = stall_env(timeout=30, held=held)
+    api = env.api
     key = "k" * 64
-    id, s = stalled_stream(api, key, stall)
+    id, s = stalled_stream(env, key, held)
     time.sleep(1)       # the client stalls a while, well within Timeout
     s.resume_reading()
     assert s.next_event(10).payload() == "registered^" + id
@@ -340,11 +352,11 @@ def test_a_reader_that_stalls_briefly_keeps_its_stream_and_every_event(
     assert s.next_event(10).payload() == "notify^" + key
 
 
-@pytest.mark.parametrize("stall", sorted(STALLS))
-def test_a_reader_stalled_for_timeout_is_ended_and_counted(stall_env, stall):
-    env = stall_env(timeout=3)
+@pytest.mark.parametrize("held", sorted(HELD))
+def test_a_reader_stalled_for_timeout_is_ended_and_counted(stall_env, held):
+    env = stall_env(timeout=3, held=held)
     api = env.api
-    id, s = stalled_stream(api, "k" * 64, stall)
+    id, s = stalled_stream(env, "k" * 64, held)
     assert api.registrants()[id]["connected"], (
         "a full socket does not end the stream at once")
     fig = wait_status(env, lambda f: f["Connected"] == 0,
