@@ -133,10 +133,29 @@ static apr_socket_t *socket_for(apr_os_sock_t fd)
                [--own.spare_socks->nelts];
     }
     apr_os_sock_put(&sock, &fd, own.pool);
-    /* never blocks: park_suspend set httpd's socket non-blocking, a flag
-     * of the open file the duplicate shares; this says so to APR */
+    /* the descriptor is non-blocking (sse_own_leave); this says so to
+     * APR, which makes no system call for a reused one */
     apr_socket_timeout_set(sock, 0);
     return sock;
+}
+
+/* Make sure @a fd never blocks. O_NONBLOCK is a flag of the open file,
+ * which the duplicate shares with httpd's descriptor: APR set it there
+ * with the connection's timeout (any timeout of 0 or more), so this
+ * costs a system call only for a socket APR thinks blocking. */
+static apr_status_t never_blocks(apr_socket_t *csd, int fd)
+{
+    apr_interval_time_t t = -1;
+    int flags;
+
+    if (apr_socket_timeout_get(csd, &t) == APR_SUCCESS && t >= 0) {
+        return APR_SUCCESS;
+    }
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        return APR_FROM_OS_ERROR(errno);
+    }
+    return APR_SUCCESS;
 }
 
 apr_status_t sse_own_leave(sse_stream_t *st)
@@ -144,6 +163,7 @@ apr_status_t sse_own_leave(sse_stream_t *st)
     conn_rec *c = st->c;
     apr_socket_t *csd = ap_get_conn_socket(c);
     apr_os_sock_t fd, dup_fd;
+    apr_status_t rv;
 
     if (csd == NULL || apr_os_sock_get(&fd, csd) != APR_SUCCESS) {
         return APR_EBADF;
@@ -151,6 +171,10 @@ apr_status_t sse_own_leave(sse_stream_t *st)
     dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dup_fd < 0) {
         return APR_FROM_OS_ERROR(errno);        /* EMFILE */
+    }
+    if ((rv = never_blocks(csd, dup_fd)) != APR_SUCCESS) {
+        close(dup_fd);
+        return rv;
     }
     /* for its log lines: the connection's address goes with its pool */
     apr_snprintf(st->client, sizeof(st->client), "%pI", c->client_addr);

@@ -77,7 +77,9 @@ int sse_park_possible(request_rec *r)
 }
 
 /* The connection of a stream to be owned went without a close the
- * MPM announced (park_pre_close): the stream ends with it. */
+ * MPM announced (park_pre_close): the stream ends with it. This runs
+ * where the MPM clears the pool: on its error paths (a failed
+ * apr_pollset_add), the listener thread. */
 static apr_status_t handoff_lost(void *data)
 {
     sse_stream_t *st = data;
@@ -134,7 +136,11 @@ static int park_pre_close(conn_rec *c)
     st->r = NULL;                       /* the request ended */
     st->scratch = NULL;
     st->scratch_lent = 0;
-    rv = c->aborted ? APR_ECONNABORTED : sse_own_leave(st);
+    /* bytes the socket did not take before the MPM gave up on the
+     * connection (its write completion timed out) would be lost: the
+     * client resumes instead */
+    rv = c->aborted ? APR_ECONNABORTED
+       : c->data_in_output_filters ? APR_TIMEUP : sse_own_leave(st);
     if (rv != APR_SUCCESS) {
         ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, c, SSE_LOGNO(00221)
                       "cannot take this stream's socket over: it ends");
