@@ -762,6 +762,18 @@ Listen 127.0.0.1:{env.tls_port} https
 
 
 H2_MODULE = "LoadModule http2_module %s/mod_http2.so\n" % MODULES_DIR
+H2_VHOST = "    Protocols h2 http/1.1\n"
+
+
+def h2_tls_server(make_httpd, mpm, extra_conf="", directives=None, env=None):
+    """tls_server() whose TLS virtual host speaks h2 (and http/1.1);
+    skips the test where HTTP/2 over TLS cannot be tested."""
+    import pytest
+    need_h2(mpm)
+    if not os.path.exists(os.path.join(MODULES_DIR, "mod_ssl.so")):
+        pytest.skip("mod_ssl is not installed")
+    return tls_server(make_httpd, extra_conf=H2_MODULE + extra_conf,
+                      vhost_conf=H2_VHOST, directives=directives, env=env)
 
 
 def need_h2(mpm):

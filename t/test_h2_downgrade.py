@@ -13,19 +13,15 @@ import pytest
 from h2_client import H2Client
 from sse_client import TLS_HOST as HOST
 from sse_client import TLSApi, fresh_name, http
-from sse_harness import (H2_MODULE, MODULES_DIR, STATUS_CONF, need_h2,
-                         tls_server, wait_until)
+from sse_harness import (H2_MODULE, STATUS_CONF, h2_tls_server, need_h2,
+                         wait_until)
 
 HTTP_1_1_REQUIRED = 0xd
 
 
 @pytest.fixture
 def h2tls(make_httpd, mpm):
-    need_h2(mpm)
-    if not os.path.exists(os.path.join(MODULES_DIR, "mod_ssl.so")):
-        pytest.skip("mod_ssl is not installed")
-    return tls_server(make_httpd, extra_conf=H2_MODULE + STATUS_CONF,
-                      vhost_conf="    Protocols h2 http/1.1\n")
+    return h2_tls_server(make_httpd, mpm, extra_conf=STATUS_CONF)
 
 
 def url(env, api, *parts):
@@ -143,10 +139,7 @@ def test_streams_beside_page_requests_on_one_h2_connection(h2tls, mpm,
 
 
 def test_serve_logs_what_it_costs_at_start_up(make_httpd, mpm):
-    need_h2(mpm)
-    env = tls_server(make_httpd, extra_conf=H2_MODULE,
-                     vhost_conf="    Protocols h2 http/1.1\n",
-                     directives={"SSEHTTP2": "serve"})
+    env = h2_tls_server(make_httpd, mpm, directives={"SSEHTTP2": "serve"})
     assert "SSE00166" in env.read_log(), env.read_log()[-2000:]
 
 

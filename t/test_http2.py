@@ -24,8 +24,7 @@ import pytest
 from sse_client import TLS_HOST as HOST
 from h2_client import H2Client
 from sse_client import TLSApi, fresh_name
-from sse_harness import (H2_MODULE, MODULES_DIR, need_h2, tls_server,
-                         wait_until)
+from sse_harness import H2_MODULE, h2_tls_server, need_h2, wait_until
 
 
 # These tests are about streams held over HTTP/2, which the default
@@ -42,12 +41,7 @@ def h2env(make_httpd, mpm):
 
 @pytest.fixture
 def h2tls(make_httpd, mpm):
-    need_h2(mpm)
-    if not os.path.exists(os.path.join(MODULES_DIR, "mod_ssl.so")):
-        pytest.skip("mod_ssl is not installed")
-    return tls_server(make_httpd, extra_conf=H2_MODULE,
-                      vhost_conf="    Protocols h2 http/1.1\n",
-                      directives=SERVE)
+    return h2_tls_server(make_httpd, mpm, directives=SERVE)
 
 
 def connected(regs, ids):
@@ -210,13 +204,9 @@ def test_closing_one_h2_stream_ends_only_that_sse_stream(h2tls, curl_h2):
 def h2tls_quiet(make_httpd, mpm):
     """h2 over TLS with heartbeats far apart: nothing is written to an
     idle stream for 30 s."""
-    need_h2(mpm)
-    if not os.path.exists(os.path.join(MODULES_DIR, "mod_ssl.so")):
-        pytest.skip("mod_ssl is not installed")
     env = make_httpd(directives=dict(SERVE, SSEHeartbeat="30"), start=False,
                      timeout=60)
-    return tls_server(make_httpd, extra_conf=H2_MODULE,
-                      vhost_conf="    Protocols h2 http/1.1\n", env=env)
+    return h2_tls_server(make_httpd, mpm, env=env)
 
 
 def test_h2_streams_end_with_their_connection_without_a_write(h2tls_quiet,
@@ -253,10 +243,8 @@ def test_a_fresh_h2_connection_serves_six_streams_and_queues_more(h2tls,
 
 
 def test_h2_streams_hold_their_childs_h2_workers(make_httpd, mpm, curl_h2):
-    need_h2(mpm)
     # one child, so that every connection meets the same h2 workers
-    env = tls_server(make_httpd, vhost_conf="    Protocols h2 http/1.1\n",
-                     extra_conf=H2_MODULE + """
+    env = h2_tls_server(make_httpd, mpm, extra_conf="""
 StartServers 1
 ServerLimit 1
 MaxRequestWorkers 25
@@ -320,11 +308,9 @@ STUCK_WINDOW = 4096
 @pytest.fixture
 def h2big(make_httpd, mpm):
     """h2 over TLS with a history that holds a whole burst."""
-    need_h2(mpm)
     pytest.importorskip("h2", reason="python3-h2 drives the h2 frames")
-    return tls_server(make_httpd, extra_conf=H2_MODULE,
-                      vhost_conf="    Protocols h2 http/1.1\n",
-                      directives=dict(SERVE, SSEHistory="4096"))
+    return h2_tls_server(make_httpd, mpm,
+                         directives=dict(SERVE, SSEHistory="4096"))
 
 
 def notifies(s, key):
